@@ -1,0 +1,128 @@
+"""The visitor API: what the widget calls from the site's pages."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from relay.errors import InvalidToken, NotFound
+from relay.inputs import (
+    MAX_NAME_CHARS,
+    MAX_PAGE_CHARS,
+    MAX_PAGE_MESSAGES,
+    bearer,
+    client_id,
+    message_body,
+    optional_text,
+    query_since,
+    read_json,
+    seq_value,
+)
+from relay.limits import Check, enforce, refund
+from relay.models import Author, Site, Thread, Via
+from relay.origins import check_origin
+from relay.services import Services, client_ip, services
+
+
+async def site_config(request: Request) -> Response:
+    site = await _site(request, request.path_params["site"])
+    return JSONResponse(site.public_config(), headers={"cache-control": "public, max-age=60"})
+
+
+async def start_thread(request: Request) -> Response:
+    s = services(request)
+    site = await _site(request, request.path_params["site"])
+    data = await read_json(request, s.config.max_request_bytes)
+    body = message_body(data, s.config.max_body_chars)
+    cid = client_id(data)
+    name = optional_text(data, "name", MAX_NAME_CHARS)
+    page = optional_text(data, "page", MAX_PAGE_CHARS)
+    ip = client_ip(request)
+    taken = enforce(
+        (s.limits.threads_by_ip, ip, "new conversations from this address"),
+        (s.limits.messages_by_ip, ip, "messages from this address"),
+    )
+    started = await s.store.start_thread(site.id, body=body, client_id=cid, name=name, page=page)
+    if not started.created:  # a retry of a start that already succeeded
+        refund(taken)
+    return JSONResponse(
+        {
+            "token": s.tokens.visitor_token(started.visitor, site.id),
+            "thread": started.thread.to_json(),
+            "message": started.message.to_json(),
+        },
+        status_code=201 if started.created else 200,
+    )
+
+
+async def get_thread(request: Request) -> Response:
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    since = query_since(request)
+    messages = await s.store.thread_messages(thread.id, since, MAX_PAGE_MESSAGES)
+    return JSONResponse(
+        {
+            "thread": thread.to_json(),
+            "messages": [m.to_json() for m in messages],
+            "more": len(messages) == MAX_PAGE_MESSAGES,
+        }
+    )
+
+
+async def post_message(request: Request) -> Response:
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    data = await read_json(request, s.config.max_request_bytes)
+    body = message_body(data, s.config.max_body_chars)
+    cid = client_id(data)
+    taken = visitor_send_limits(s, thread, client_ip(request))
+    message, created = await s.store.add_message(
+        thread.id, author=Author.VISITOR, body=body, via=Via.WIDGET, client_id=cid
+    )
+    if not created:
+        refund(taken)
+    return JSONResponse(message.to_json(), status_code=201 if created else 200)
+
+
+async def mark_read(request: Request) -> Response:
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    data = await read_json(request, s.config.max_request_bytes)
+    await s.store.mark_read(thread.id, Author.VISITOR, seq_value(data.get("seq"), "seq"))
+    return Response(status_code=204)
+
+
+def visitor_send_limits(s: Services, thread: Thread, ip: str) -> list[Check]:
+    return enforce(
+        (s.limits.messages_by_visitor, thread.visitor, "messages from this visitor"),
+        (s.limits.messages_by_ip, ip, "messages from this address"),
+    )
+
+
+async def _site(request: Request, site_id: str) -> Site:
+    site = await services(request).store.get_site(site_id)
+    if site is None:
+        raise NotFound(f"no site {site_id!r}")
+    check_origin(request.headers.get("origin"), site)
+    return site
+
+
+async def visitor_thread(request: Request, s: Services) -> Thread:
+    """The thread of the visitor whose token came with the request, seen from an allowed page."""
+    claim = s.tokens.read_visitor(bearer(request))
+    site = await s.store.get_site(claim.site)
+    thread = await s.store.visitor_thread(claim.visitor)
+    if site is None or thread is None or thread.site != site.id:
+        raise InvalidToken("this token's conversation no longer exists")
+    check_origin(request.headers.get("origin"), site)
+    return thread
+
+
+routes = [
+    Route("/v1/sites/{site}/config", site_config, methods=["GET"]),
+    Route("/v1/sites/{site}/threads", start_thread, methods=["POST"]),
+    Route("/v1/thread", get_thread, methods=["GET"]),
+    Route("/v1/thread/messages", post_message, methods=["POST"]),
+    Route("/v1/thread/read", mark_read, methods=["POST"]),
+]

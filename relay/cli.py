@@ -1,0 +1,377 @@
+"""The `porch` command. Every subcommand has --help; every error is one line and a
+non-zero exit, naming the bad value."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from relay.assets import asset_dir
+from relay.config import FIELDS, Config, env_var, flag
+from relay.errors import ConfigError
+from relay.models import Site
+from relay.origins import normalize_origin
+from relay.store import Store
+from relay.tokens import Tokens, new_secret_key
+
+DEMO_SITE = "demo"
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+LANGUAGES = ("en", "fr")
+SECRET_FILE = "secret_key"  # inside the demo's data dir
+
+
+class CommandError(Exception):
+    """A one-line failure the user can act on (exit 1)."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        sys.exit(2)
+    try:
+        args.run(args)
+    except ConfigError as error:
+        print(f"porch: {error}", file=sys.stderr)
+        sys.exit(2)
+    except CommandError as error:
+        print(f"porch: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="porch",
+        description="Porch: persistent website messaging for small businesses.",
+        epilog="Every setting can also come from its PORCH_* environment variable.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    settings = settings_parser()
+
+    def command(
+        name: str,
+        run: Callable[[argparse.Namespace], None],
+        help: str,
+        parent: Any = commands,
+        with_settings: bool = True,
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(
+            name, help=help, description=help, parents=[settings] if with_settings else []
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    command(
+        "keygen", run_keygen, "Print a new secret key for PORCH_SECRET_KEYS.", with_settings=False
+    )
+    command("serve", run_serve, "Run the relay (needs PORCH_SECRET_KEYS).")
+    command("demo", run_demo, "Run the relay with a demo bakery site; prints the URL.")
+
+    site = commands.add_parser(
+        "site", help="Register and list sites.", description="Register and list sites."
+    )
+    site_commands = site.add_subparsers(title="commands", metavar="COMMAND")
+    add = command(
+        "add", run_site_add, "Register a site and print its <script> snippet.", parent=site_commands
+    )
+    add.add_argument("--name", required=True, help="The business's name, shown in the widget.")
+    add.add_argument(
+        "--origin",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="An origin whose pages embed the widget (repeatable).",
+    )
+    add.add_argument(
+        "--owner-email",
+        action="append",
+        required=True,
+        metavar="EMAIL",
+        help="An address that receives and answers messages (repeatable).",
+    )
+    add.add_argument("--id", help="Public id used in the snippet (default: from the name).")
+    add.add_argument("--greeting", default="", help="First line visitors see.")
+    add.add_argument("--language", default="en", choices=LANGUAGES, help="Default language.")
+    add.add_argument("--color", default="#2f6f4e", help="Accent colour, #rrggbb.")
+    command("list", run_site_list, "List registered sites.", parent=site_commands)
+
+    owner = commands.add_parser(
+        "owner", help="Owner credentials.", description="Owner credentials."
+    )
+    owner_commands = owner.add_subparsers(title="commands", metavar="COMMAND")
+    token = command(
+        "token",
+        run_owner_token,
+        "Print an owner token for a site's owner API.",
+        parent=owner_commands,
+    )
+    token.add_argument("--site", required=True, help="The site's id.")
+
+    threads = command("threads", run_threads, "List conversations, latest first.")
+    threads.add_argument("--site", help="Only this site's.")
+
+    reply = command(
+        "reply", run_reply, "Reply to a thread as the owner, through the running relay."
+    )
+    reply.add_argument("thread", help="The thread id (see `porch threads`).")
+    reply.add_argument("text", help="The reply.")
+    return parser
+
+
+def settings_parser() -> argparse.ArgumentParser:
+    """A --flag for every Config field, with its help, env variable and default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("settings")
+    for name, f in FIELDS.items():
+        shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        group.add_argument(
+            flag(name),
+            dest=f"setting_{name}",
+            metavar=name.upper(),
+            help=f"{f.metadata['help']} [{env_var(name)}; default: {shown or 'none'}]",
+        )
+    return parser
+
+
+def load_config(args: argparse.Namespace, **extra: Any) -> Config:
+    overrides = {name: getattr(args, f"setting_{name}", None) for name in FIELDS}
+    overrides.update({k: v for k, v in extra.items() if overrides.get(k) is None})
+    return Config.load(os.environ, **overrides)
+
+
+def with_store(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        store = Store(config.database_path, synchronous=config.sqlite_synchronous)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def run_keygen(args: argparse.Namespace) -> None:
+    print(new_secret_key())
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    require_secret(config)
+    serve(config)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    if not config.secret_keys:
+        config = dataclasses.replace(config, secret_keys=(demo_secret(config.data_dir),))
+    origins = demo_origins(config)
+    site = Site(
+        id=DEMO_SITE,
+        name="Boulangerie Dupont",
+        owner_emails=("owner@dupont.example",),
+        origins=origins,
+        settings={
+            "greeting": "Bonjour! Ask us about today's bread or a special order.",
+            "language": "en",
+            "color": "#9a4d1c",
+        },
+    )
+    with_store(config, lambda store: store.add_site(site, replace=True))
+    owner_token = Tokens(config.secret_keys).owner_token(DEMO_SITE)
+    banner = (
+        f"Porch demo running: {config.base_url}/\n"
+        f"  site id: {DEMO_SITE}, data in {config.data_dir}/\n"
+        f"  owner token: {owner_token}\n"
+        f"  reply to a visitor: porch reply THREAD 'text' --data-dir {config.data_dir}"
+    )
+    serve(config, site_dir=asset_dir("site"), banner=banner)
+
+
+def run_site_add(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    try:
+        origins = tuple(dict.fromkeys(normalize_origin(o) for o in args.origin))
+    except ValueError as error:
+        raise CommandError(f"--origin: {error}") from None
+    for email in args.owner_email:
+        if not EMAIL.match(email):
+            raise CommandError(
+                f"--owner-email: expected an address like owner@shop.example, got {email!r}"
+            )
+    if not COLOR.match(args.color):
+        raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
+    if args.id is not None and not SITE_ID.match(args.id):
+        raise CommandError(
+            f"--id: expected 2-40 lowercase letters, digits and dashes, got {args.id!r}"
+        )
+    name = " ".join(args.name.split())
+    if not name:
+        raise CommandError("--name: expected the business's name, got nothing")
+
+    async def add(store: Store) -> Site:
+        site_id = args.id or await free_site_id(store, name)
+        if args.id and await store.get_site(args.id):
+            raise CommandError(f"--id: a site {args.id!r} already exists")
+        site = Site(
+            id=site_id,
+            name=name,
+            owner_emails=tuple(args.owner_email),
+            origins=origins,
+            settings={"greeting": args.greeting, "language": args.language, "color": args.color},
+        )
+        return await store.add_site(site)
+
+    site = with_store(config, add)
+    print(f"Registered site {site.id!r} ({site.name}) for {', '.join(site.origins)}.")
+    print("Paste this into every page, just before </body>:\n")
+    print(snippet(config, site.id))
+
+
+def run_site_list(args: argparse.Namespace) -> None:
+    sites = with_store(load_config(args), lambda store: store.list_sites())
+    if not sites:
+        print("No sites yet: add one with `porch site add`.")
+    for site in sites:
+        print(f"{site.id}\t{site.name}\t{' '.join(site.origins)}\t{' '.join(site.owner_emails)}")
+
+
+def run_owner_token(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    require_secret(config)
+    if with_store(config, lambda store: store.get_site(args.site)) is None:
+        raise CommandError(f"--site: no site {args.site!r} (see `porch site list`)")
+    print(Tokens(config.secret_keys).owner_token(args.site))
+
+
+def run_threads(args: argparse.Namespace) -> None:
+    summaries = with_store(load_config(args), lambda store: store.list_threads(args.site))
+    if not summaries:
+        print("No conversations yet.")
+    for summary in summaries:
+        last = summary.last_message.body if summary.last_message else ""
+        last = " ".join(last.split())
+        print(
+            f"{summary.thread.id}\t{summary.thread.site}\t{summary.thread.updated_at}\t"
+            f"{summary.visitor_name or 'visitor'}\tunread {summary.unread}\t"
+            f"{last[:60] + ('…' if len(last) > 60 else '')}"
+        )
+
+
+def run_reply(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    require_secret(config)
+    thread = with_store(config, lambda store: store.get_thread(args.thread))
+    if thread is None:
+        raise CommandError(f"no thread {args.thread!r} (see `porch threads`)")
+    token = Tokens(config.secret_keys).owner_token(thread.site)
+    url = f"{config.base_url}/v1/owner/threads/{thread.id}/messages"
+    try:
+        response = httpx.post(
+            url, json={"body": args.text}, headers={"authorization": f"Bearer {token}"}, timeout=10
+        )
+    except httpx.HTTPError as error:
+        raise CommandError(
+            f"cannot reach the relay at {config.base_url} ({error}); "
+            "is `porch serve` running there? (--public-url)"
+        ) from None
+    if response.status_code != 201:
+        raise CommandError(f"the relay refused the reply: {response.status_code} {response.text}")
+    print(f"Sent as message {response.json()['seq']} of {thread.id}.")
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def require_secret(config: Config) -> None:
+    if not config.secret_keys:
+        raise ConfigError(
+            f"{env_var('secret_keys')} is not set: make a key with `porch keygen` and run "
+            f"`export {env_var('secret_keys')}=<key>` (comma-separate older keys after it)"
+        )
+
+
+def demo_secret(data_dir: Path) -> str:
+    """The demo's own key, made once and kept (0600) so tokens survive restarts."""
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = new_secret_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
+def demo_origins(config: Config) -> tuple[str, ...]:
+    origin = normalize_origin(config.base_url)
+    also = origin.replace("://127.0.0.1", "://localhost")
+    return tuple(dict.fromkeys((origin, also)))
+
+
+async def free_site_id(store: Store, name: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:36].strip("-") or "site"
+    candidate, n = base, 2
+    while await store.get_site(candidate) is not None:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def snippet(config: Config, site_id: str) -> str:
+    return f'<script src="{config.base_url}/widget.js" data-site="{site_id}" async></script>'
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, printing our banner once the port is really bound."""
+
+    banner = ""
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.banner:
+            print(self.banner, flush=True)
+
+
+def serve(config: Config, *, site_dir: Path | None = None, banner: str = "") -> None:
+    from relay.app import create_app  # keeps `porch keygen` and `--help` fast
+
+    app = create_app(config, site_dir=site_dir)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            ws_max_size=config.ws_max_frame_bytes,
+            # Per-message deflate costs ~300 KiB per socket; chat frames are tiny.
+            ws_per_message_deflate=False,
+            proxy_headers=bool(config.forwarded_allow_ips),
+            forwarded_allow_ips=config.forwarded_allow_ips or None,
+            lifespan="on",
+        )
+    )
+    server.banner = banner or f"Porch relay running: {config.base_url}/"
+    server.run()
+    if not server.started:
+        raise CommandError(
+            f"could not start on {config.host}:{config.port} (is the port in use? try --port)"
+        )

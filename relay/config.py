@@ -1,0 +1,135 @@
+"""One frozen Config, declared once: each setting has a default, a help line, an
+environment variable (PORCH_<NAME>) and a CLI flag (--name-with-dashes).
+
+The README's settings table is checked against SETTINGS by tests/test_config.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relay.errors import ConfigError
+
+
+def setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = setting(
+        Path("porch-data"), "Directory for the SQLite database and demo files."
+    )
+    database: Path | None = setting(None, "SQLite file; default DATA_DIR/porch.sqlite3.")
+    host: str = setting("127.0.0.1", "Interface the relay listens on.")
+    port: int = setting(8000, "TCP port the relay listens on.")
+    public_url: str = setting("", "URL visitors reach the relay at; default http://HOST:PORT.")
+    secret_keys: tuple[str, ...] = setting(
+        (), "Comma-separated signing keys, newest first; older ones still verify."
+    )
+    max_body_chars: int = setting(4000, "Longest message body accepted, in characters.")
+    max_request_bytes: int = setting(65536, "Largest HTTP request body accepted, in bytes.")
+    ws_max_frame_bytes: int = setting(65536, "Largest WebSocket frame accepted, in bytes.")
+    visitor_messages_per_minute: int = setting(20, "Messages one visitor may send per minute.")
+    ip_messages_per_minute: int = setting(60, "Messages one IP address may send per minute.")
+    threads_per_ip_per_hour: int = setting(10, "New conversations one IP may start per hour.")
+    forwarded_allow_ips: str = setting(
+        "", "Proxy addresses trusted for X-Forwarded-For (comma-separated, '*' for any)."
+    )
+    sqlite_synchronous: str = setting(
+        "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes."
+    )
+    log_level: str = setting("info", "Log level: debug, info, warning, error.")
+
+    @property
+    def database_path(self) -> Path:
+        return self.database or self.data_dir / "porch.sqlite3"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], **overrides: Any) -> Config:
+        """Build from PORCH_* variables, then overrides (CLI flags, tests) on top.
+
+        Every value is checked; the error names the setting and the bad value.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            env_name = env_var(f.name)
+            if env_name in environ:
+                values[f.name] = parse_value(f, environ[env_name], env_name)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            f = FIELDS[name]
+            values[name] = parse_value(f, value, flag(name)) if isinstance(value, str) else value
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in (
+            "port",
+            "max_body_chars",
+            "max_request_bytes",
+            "ws_max_frame_bytes",
+            "visitor_messages_per_minute",
+            "ip_messages_per_minute",
+            "threads_per_ip_per_hour",
+        ):
+            value = getattr(self, name)
+            if value < 0 or (value == 0 and name != "port") or value > 2**31:
+                raise ConfigError(f"{env_var(name)}: expected a positive number, got {value!r}")
+        if self.port > 65535:
+            raise ConfigError(f"{env_var('port')}: expected a port up to 65535, got {self.port}")
+        if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ConfigError(
+                f"{env_var('sqlite_synchronous')}: expected FULL, NORMAL or EXTRA, "
+                f"got {self.sqlite_synchronous!r}"
+            )
+        if self.log_level not in {"debug", "info", "warning", "error"}:
+            raise ConfigError(
+                f"{env_var('log_level')}: expected debug, info, warning or error, "
+                f"got {self.log_level!r}"
+            )
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{env_var('public_url')}: expected an http(s) URL, got {self.public_url!r}"
+            )
+        for key in self.secret_keys:
+            if len(key) < 32:
+                raise ConfigError(
+                    f"{env_var('secret_keys')}: each key needs at least 32 characters, "
+                    f"got one of {len(key)}; make one with `porch keygen`"
+                )
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def env_var(name: str) -> str:
+    return "PORCH_" + name.upper()
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parse_value(f: dataclasses.Field[Any], raw: str, source: str) -> Any:
+    kind = str(f.type)
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: expected a whole number, got {raw!r}") from None
+    if kind.startswith("Path"):
+        return Path(raw) if raw else None
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw

@@ -1,0 +1,62 @@
+"""The errors a client can cause, each with an HTTP status and a stable code.
+
+One handler (relay/app.py) renders them as {"error": code, "message": text};
+the live socket closes with 4000 + status and the message as reason.
+"""
+
+from __future__ import annotations
+
+
+class PorchError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def close_code(self) -> int:
+        # 4400 for every malformed frame, whatever HTTP would have said (400 or 422).
+        return 4400 if self.status == 422 else 4000 + self.status
+
+
+class InvalidRequest(PorchError):
+    status = 400
+    code = "invalid_request"
+
+
+class UnprocessableRequest(InvalidRequest):
+    """Well-formed JSON whose fields have the wrong type or value."""
+
+    status = 422
+
+
+class InvalidToken(PorchError):
+    status = 401
+    code = "invalid_token"
+
+
+class ForbiddenOrigin(PorchError):
+    status = 403
+    code = "forbidden_origin"
+
+
+class NotFound(PorchError):
+    status = 404
+    code = "not_found"
+
+
+class TooLarge(PorchError):
+    status = 413
+    code = "too_large"
+
+
+class RateLimited(PorchError):
+    status = 429
+    code = "rate_limited"
+
+
+class ConfigError(Exception):
+    """Bad setting or CLI argument: the CLI prints the message and exits 2."""

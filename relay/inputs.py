@@ -1,0 +1,117 @@
+"""Parsing what clients send. Each function returns a clean value or raises the
+PorchError that says what was expected and what came."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+
+from starlette.requests import HTTPConnection, Request
+
+from relay.errors import InvalidRequest, InvalidToken, TooLarge, UnprocessableRequest
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# Control characters other than newline and tab have no place in a chat message;
+# CR is folded into LF so every client sees the same text.
+_CONTROL = {c for c in range(32) if c not in (9, 10)} | {127}
+MAX_NAME_CHARS = 80
+MAX_PAGE_CHARS = 2000
+# Enough for any realistic history page; more is asked for with a higher `since`.
+MAX_PAGE_MESSAGES = 1000
+
+
+async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(f"the request body is {declared} bytes; the limit is {max_bytes}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(f"the request body is over the limit of {max_bytes} bytes")
+    return parse_json_object(bytes(body))
+
+
+def parse_json_object(raw: bytes | str) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequest("expected a JSON object, got an empty body")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidRequest(f"expected a JSON object, got malformed JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def message_body(data: dict[str, Any], max_chars: int) -> str:
+    raw = data.get("body")
+    if not isinstance(raw, str):
+        raise UnprocessableRequest(f"'body' must be a string, got {_kind(raw)}")
+    text = clean_text(raw)
+    if not text:
+        raise UnprocessableRequest("'body' is empty")
+    if len(text) > max_chars:
+        raise TooLarge(f"'body' has {len(text)} characters; the limit is {max_chars}")
+    return text
+
+
+def clean_text(raw: str) -> str:
+    """NFC, LF line ends, no control characters, no surrounding blank space."""
+    text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.translate(dict.fromkeys(_CONTROL)).strip()
+
+
+def client_id(data: dict[str, Any]) -> str | None:
+    raw = data.get("client_id")
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not CLIENT_ID.match(raw):
+        raise UnprocessableRequest(
+            f"'client_id' must be 1-64 letters, digits or _.:- , got {_short(raw)}"
+        )
+    return raw
+
+
+def optional_text(data: dict[str, Any], key: str, max_chars: int) -> str | None:
+    raw = data.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise UnprocessableRequest(f"'{key}' must be a string, got {_kind(raw)}")
+    text = " ".join(clean_text(raw).split())
+    if len(text) > max_chars:
+        raise UnprocessableRequest(f"'{key}' has {len(text)} characters; the limit is {max_chars}")
+    return text or None
+
+
+def seq_value(raw: Any, name: str) -> int:
+    """A cursor: a non-negative integer, from JSON or a query string."""
+    if isinstance(raw, str) and raw.isdigit():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0 or raw > 2**63 - 1:
+        raise UnprocessableRequest(f"'{name}' must be a whole number >= 0, got {_short(raw)}")
+    return raw
+
+
+def query_since(request: Request) -> int:
+    return seq_value(request.query_params.get("since", "0"), "since")
+
+
+def bearer(connection: HTTPConnection) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("expected 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

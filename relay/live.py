@@ -1,0 +1,256 @@
+"""The live WebSocket, /v1/live.
+
+Protocol (JSON text frames):
+  client → {"type": "hello", "token": T, "since": N}        first frame, within HELLO_TIMEOUT
+  relay  → {"type": "message", "message": {...}}           every message with seq > N, in order
+  relay  → {"type": "ready", "seq": N}                      replay done; live from here on
+  client → {"type": "send", "body", "client_id"[, "thread"]} relay → {"type": "ack", ...}
+  client → {"type": "typing"[, "thread"]}, {"type": "read", "seq"[, "thread"]}, {"type": "ping"}
+  relay  → {"type": "typing"|"read"|"pong"|"error", ...}
+"thread" is for owner sockets, which watch every thread of their site.
+
+No gaps, no duplicates: the socket subscribes to the bus *before* it reads the replay
+from the store, then skips any bus message whose seq it already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from relay.api import visitor_send_limits
+from relay.bus import Subscription
+from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
+from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
+from relay.models import Author, Event, MessageAdded, Thread, Typing, Via
+from relay.origins import check_origin
+from relay.services import Services, client_ip, services
+from relay.tokens import VisitorClaim
+
+log = logging.getLogger("porch.live")
+
+HELLO_TIMEOUT = 10.0  # seconds a new socket may stay silent before it is closed
+TYPING_INTERVAL = 2.0  # at most one typing event per socket per this many seconds
+# Frames of any kind one socket may send per minute: far above a person typing
+# (typing events are throttled client-side too), far below a flood.
+FRAMES_PER_MINUTE = 300
+CLOSE_TOO_SLOW = 1013  # "try again later": the client resumes from its last seq
+CLOSE_REASON_BYTES = 123  # RFC 6455 5.5: control frame payload 125 bytes, 2 for the code
+
+
+class Session:
+    """One authenticated socket: a visitor on their thread, or an owner on their site."""
+
+    __slots__ = (
+        "ws",
+        "s",
+        "role",
+        "site",
+        "thread",
+        "last_seq",
+        "_send_lock",
+        "_typing_at",
+        "_frames",
+        "_window",
+    )
+
+    def __init__(
+        self, ws: WebSocket, s: Services, role: Author, site: str, thread: Thread | None, since: int
+    ) -> None:
+        self.ws = ws
+        self.s = s
+        self.role = role
+        self.site = site
+        self.thread = thread  # the visitor's thread; None for an owner
+        self.last_seq = since
+        self._send_lock = asyncio.Lock()
+        self._typing_at = 0.0
+        self._frames = 0
+        self._window = time.monotonic()
+
+    def subscribe(self) -> Any:
+        if self.thread is not None:
+            return self.s.bus.watch_thread(self.thread.id)
+        return self.s.bus.watch_site(self.site)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+
+    async def replay(self) -> None:
+        while True:
+            if self.thread is not None:
+                page = await self.s.store.thread_messages(
+                    self.thread.id, self.last_seq, MAX_PAGE_MESSAGES
+                )
+            else:
+                page = await self.s.store.site_messages(self.site, self.last_seq, MAX_PAGE_MESSAGES)
+            for message in page:
+                await self.send({"type": "message", "message": message.to_json()})
+                self.last_seq = message.seq
+            if len(page) < MAX_PAGE_MESSAGES:
+                return
+
+    async def stream(self, subscription: Subscription) -> None:
+        while True:
+            event = await subscription.queue.get()
+            if subscription.overflowed:
+                await _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
+                return
+            frame = self._frame_for(event)
+            if frame is not None:
+                await self.send(frame)
+
+    def _frame_for(self, event: Event) -> dict[str, Any] | None:
+        if isinstance(event, MessageAdded):
+            if event.message.seq <= self.last_seq:
+                return None  # already sent in the replay
+            self.last_seq = event.message.seq
+        elif isinstance(event, Typing) and event.author is self.role:
+            return None  # one's own typing, from another tab or this one
+        return event.to_frame()
+
+    async def receive(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            self._count_frame()
+            text = message.get("text")
+            if text is None:
+                raise InvalidRequest("expected text frames carrying JSON, got binary")
+            frame = parse_json_object(text)
+            kind = frame.get("type")
+            if kind == "send":
+                await self._on_send(frame)
+            elif kind == "typing":
+                await self._on_typing(frame)
+            elif kind == "read":
+                thread = await self._target(frame)
+                await self.s.store.mark_read(
+                    thread.id, self.role, seq_value(frame.get("seq"), "seq")
+                )
+            elif kind == "ping":
+                await self.send({"type": "pong"})
+            else:
+                raise InvalidRequest(
+                    f"unknown frame type {kind!r}; expected send, typing, read or ping"
+                )
+
+    def _count_frame(self) -> None:
+        now = time.monotonic()
+        if now - self._window >= 60:
+            self._window, self._frames = now, 0
+        self._frames += 1
+        if self._frames > FRAMES_PER_MINUTE:
+            raise RateLimited(
+                f"more than {FRAMES_PER_MINUTE} frames in a minute",
+                retry_after=max(1, int(60 - (now - self._window))),
+            )
+
+    async def _on_send(self, frame: dict[str, Any]) -> None:
+        cid = client_id(frame)
+        thread = await self._target(frame)
+        try:
+            body = message_body(frame, self.s.config.max_body_chars)
+        except PorchError as error:  # this message is refused, the socket is fine
+            await self.send(
+                {"type": "error", "client_id": cid, "error": error.code, "message": error.message}
+            )
+            return
+        if self.role is Author.VISITOR:
+            visitor_send_limits(self.s, thread, client_ip(self.ws))
+        via = Via.WIDGET if self.role is Author.VISITOR else Via.INBOX
+        message, _ = await self.s.store.add_message(
+            thread.id, author=self.role, body=body, via=via, client_id=cid
+        )
+        await self.send({"type": "ack", "client_id": cid, "seq": message.seq, "thread": thread.id})
+
+    async def _on_typing(self, frame: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self._typing_at < TYPING_INTERVAL:
+            return
+        self._typing_at = now
+        thread = await self._target(frame)
+        self.s.bus.publish(Typing(self.site, thread.id, self.role))
+
+    async def _target(self, frame: dict[str, Any]) -> Thread:
+        """The thread a frame is about: the visitor's own, or the one an owner names."""
+        if self.thread is not None:
+            return self.thread
+        thread_id = frame.get("thread")
+        if not isinstance(thread_id, str):
+            raise InvalidRequest("an owner frame needs 'thread'")
+        thread = await self.s.store.get_thread(thread_id)
+        if thread is None or thread.site != self.site:
+            raise NotFound(f"no thread {thread_id!r} on this site")
+        return thread
+
+
+async def live(ws: WebSocket) -> None:
+    s = services(ws)
+    await ws.accept()
+    try:
+        session = await _hello(ws, s)
+        with session.subscribe() as subscription:
+            await session.replay()
+            await session.send({"type": "ready", "seq": session.last_seq})
+            await _until_first_done(session.receive(), session.stream(subscription))
+    except PorchError as error:
+        await _close(ws, error.close_code, error.message)
+    except (WebSocketDisconnect, OSError):  # the client left
+        pass
+    else:
+        await _close(ws, 1000, "")
+
+
+async def _hello(ws: WebSocket, s: Services) -> Session:
+    try:
+        message = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
+    except TimeoutError:
+        raise InvalidRequest(f"expected a hello frame within {HELLO_TIMEOUT:g} s") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    frame = parse_json_object(message.get("text") or "")
+    if frame.get("type") != "hello":
+        raise InvalidRequest(f"expected a hello frame first, got type {frame.get('type')!r}")
+    token = frame.get("token")
+    if not isinstance(token, str):
+        raise InvalidToken("the hello frame needs a 'token'")
+    since = seq_value(frame.get("since", 0), "since")
+    claim = s.tokens.read(token)
+    site = await s.store.get_site(claim.site)
+    if site is None:
+        raise InvalidToken("this token's site no longer exists")
+    if isinstance(claim, VisitorClaim):
+        thread = await s.store.visitor_thread(claim.visitor)
+        if thread is None or thread.site != site.id:
+            raise InvalidToken("this token's conversation no longer exists")
+        check_origin(ws.headers.get("origin"), site)
+        return Session(ws, s, Author.VISITOR, site.id, thread, since)
+    return Session(ws, s, Author.OWNER, site.id, None, since)
+
+
+async def _until_first_done(*coroutines: Any) -> None:
+    """Run side by side; when one returns or fails, cancel the others and re-raise."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    encoded = reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
+    with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
+        await ws.close(code, encoded)

@@ -1,0 +1,283 @@
+"""The OpenAPI description served at /v1/openapi.json.
+
+Written out rather than generated: the routes are few and their JSON shapes are the
+contract. tests/test_openapi.py fails when a route is missing here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay import __version__
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    code: {"$ref": f"#/components/responses/{name}"}
+    for code, name in [
+        ("400", "InvalidRequest"),
+        ("401", "InvalidToken"),
+        ("403", "ForbiddenOrigin"),
+        ("404", "NotFound"),
+        ("413", "TooLarge"),
+        ("422", "InvalidRequest"),
+        ("429", "RateLimited"),
+    ]
+}
+SINCE = {
+    "name": "since",
+    "in": "query",
+    "description": "Return messages with seq greater than this (the resume cursor).",
+    "schema": {"type": "integer", "minimum": 0, "default": 0},
+}
+THREAD_ID = {"name": "thread", "in": "path", "required": True, "schema": {"type": "string"}}
+SITE_ID = {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}
+SEND = {"required": True, "content": {"application/json": {"schema": _ref("Send")}}}
+READ = {"required": True, "content": {"application/json": {"schema": _ref("Read")}}}
+VISITOR: list[dict[str, list[str]]] = [{"visitor": []}]
+OWNER: list[dict[str, list[str]]] = [{"owner": []}]
+HISTORY = _json(_ref("History"), "The thread and its messages after `since`, in seq order.")
+STORED = {
+    "201": _json(_ref("Message"), "Stored (committed)."),
+    "200": _json(_ref("Message"), "This client_id was already stored: the same message."),
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Porch relay",
+            "version": __version__,
+            "description": "Persistent website messaging. Live updates: WebSocket /v1/live "
+            "(see README). Errors are JSON {error, message}.",
+        },
+        "paths": {
+            "/v1/sites/{site}/config": {
+                "get": {
+                    "summary": "Public widget configuration of a site",
+                    "parameters": [SITE_ID],
+                    "responses": {"200": _json(_ref("SiteConfig"), "The config."), **ERRORS},
+                }
+            },
+            "/v1/sites/{site}/threads": {
+                "post": {
+                    "summary": "Start a conversation: visitor, thread and first message",
+                    "parameters": [SITE_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Start")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Started"), "Created; keep the token."),
+                        "200": _json(_ref("Started"), "A retry of a start already stored."),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/v1/thread": {
+                "get": {
+                    "summary": "The visitor's thread and its messages",
+                    "security": VISITOR,
+                    "parameters": [SINCE],
+                    "responses": {"200": HISTORY, **ERRORS},
+                }
+            },
+            "/v1/thread/messages": {
+                "post": {
+                    "summary": "Send a message as the visitor (idempotent by client_id)",
+                    "security": VISITOR,
+                    "requestBody": SEND,
+                    "responses": {**STORED, **ERRORS},
+                }
+            },
+            "/v1/thread/read": {
+                "post": {
+                    "summary": "Move the visitor's read cursor",
+                    "security": VISITOR,
+                    "requestBody": READ,
+                    "responses": {"204": {"description": "Recorded."}, **ERRORS},
+                }
+            },
+            "/v1/owner/threads": {
+                "get": {
+                    "summary": "Every thread of the owner's site, latest activity first",
+                    "security": OWNER,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "threads": {"type": "array", "items": _ref("ThreadSummary")}
+                                },
+                            },
+                            "The threads.",
+                        ),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/v1/owner/threads/{thread}": {
+                "get": {
+                    "summary": "One thread and its messages",
+                    "security": OWNER,
+                    "parameters": [THREAD_ID, SINCE],
+                    "responses": {"200": HISTORY, **ERRORS},
+                }
+            },
+            "/v1/owner/threads/{thread}/messages": {
+                "post": {
+                    "summary": "Reply as the owner (idempotent by client_id)",
+                    "security": OWNER,
+                    "parameters": [THREAD_ID],
+                    "requestBody": SEND,
+                    "responses": {**STORED, **ERRORS},
+                }
+            },
+            "/v1/owner/threads/{thread}/read": {
+                "post": {
+                    "summary": "Move the owner's read cursor",
+                    "security": OWNER,
+                    "parameters": [THREAD_ID],
+                    "requestBody": READ,
+                    "responses": {"204": {"description": "Recorded."}, **ERRORS},
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "The process is up", "responses": {"200": {"description": "OK"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "The store answers",
+                    "responses": {
+                        "200": {"description": "Ready"},
+                        "503": {"description": "Store unreachable"},
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "visitor": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token returned when the conversation started.",
+                },
+                "owner": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`porch owner token --site ID`.",
+                },
+            },
+            "responses": {
+                name: _json(_ref("Error"), text)
+                for name, text in [
+                    ("InvalidRequest", "Malformed JSON, wrong types or values."),
+                    ("InvalidToken", "Missing, altered or unknown token."),
+                    ("ForbiddenOrigin", "The page's origin is not registered for the site."),
+                    ("NotFound", "No such site or thread."),
+                    ("TooLarge", "Body or message over the limit."),
+                    ("RateLimited", "Too many requests; see the Retry-After header."),
+                ]
+            },
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": _STR, "message": _STR},
+    },
+    "SiteConfig": {
+        "type": "object",
+        "properties": {
+            "site": _STR,
+            "name": _STR,
+            "greeting": _STR,
+            "language": _STR,
+            "color": _STR,
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["seq", "thread", "author", "body", "via", "client_id", "created_at"],
+        "properties": {
+            "seq": _INT,
+            "thread": _STR,
+            "author": {"enum": ["visitor", "owner", "system"]},
+            "body": _STR,
+            "via": {"enum": ["widget", "email", "inbox", "api"]},
+            "client_id": _NULLABLE_STR,
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Thread": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "site": _STR,
+            "status": {"enum": ["open", "closed"]},
+            "created_at": _STR,
+            "updated_at": _STR,
+            "last_seq": _INT,
+            "owner_read_seq": _INT,
+            "visitor_read_seq": _INT,
+        },
+    },
+    "ThreadSummary": {
+        "allOf": [
+            _ref("Thread"),
+            {
+                "type": "object",
+                "properties": {
+                    "page": _NULLABLE_STR,
+                    "unread": _INT,
+                    "visitor": {
+                        "type": "object",
+                        "properties": {"id": _STR, "name": _NULLABLE_STR, "email": _NULLABLE_STR},
+                    },
+                    "last_message": {"oneOf": [_ref("Message"), {"type": "null"}]},
+                },
+            },
+        ]
+    },
+    "History": {
+        "type": "object",
+        "properties": {
+            "thread": _ref("Thread"),
+            "messages": {"type": "array", "items": _ref("Message")},
+            "more": {"type": "boolean", "description": "More after the last one: ask again."},
+        },
+    },
+    "Start": {
+        "type": "object",
+        "required": ["body"],
+        "properties": {"body": _STR, "client_id": _STR, "name": _STR, "page": _STR},
+    },
+    "Started": {
+        "type": "object",
+        "properties": {"token": _STR, "thread": _ref("Thread"), "message": _ref("Message")},
+    },
+    "Send": {
+        "type": "object",
+        "required": ["body"],
+        "properties": {
+            "body": _STR,
+            "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+        },
+    },
+    "Read": {"type": "object", "required": ["seq"], "properties": {"seq": _INT}},
+}

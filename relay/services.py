@@ -1,0 +1,49 @@
+"""What every route shares, built once per app and kept on app.state.services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from relay.bus import Bus
+from relay.config import Config
+from relay.limits import RateLimiter
+from relay.store import Store
+from relay.tokens import Tokens
+
+MINUTE = 60.0
+HOUR = 3600.0
+
+
+@dataclass
+class Limits:
+    messages_by_visitor: RateLimiter
+    messages_by_ip: RateLimiter
+    threads_by_ip: RateLimiter
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        return cls(
+            messages_by_visitor=RateLimiter(config.visitor_messages_per_minute, MINUTE),
+            messages_by_ip=RateLimiter(config.ip_messages_per_minute, MINUTE),
+            threads_by_ip=RateLimiter(config.threads_per_ip_per_hour, HOUR),
+        )
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    tokens: Tokens
+    bus: Bus
+    limits: Limits
+
+
+def services(connection: HTTPConnection) -> Services:
+    return connection.app.state.services  # type: ignore[no-any-return]
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    # uvicorn already replaced this with X-Forwarded-For for trusted proxies.
+    return connection.client.host if connection.client else "unknown"

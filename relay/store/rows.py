@@ -1,0 +1,52 @@
+"""Turning SQLite rows into records, and new ids."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+
+from relay.models import Author, Message, Site, Thread, ThreadStatus, Via
+
+
+def new_id(prefix: str) -> str:
+    """Unguessable (96 random bits) and URL-safe, with a prefix a person can read."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+def site_from_row(row: sqlite3.Row) -> Site:
+    return Site(
+        id=row["id"],
+        name=row["name"],
+        owner_emails=tuple(json.loads(row["owner_emails"])),
+        origins=tuple(json.loads(row["origins"])),
+        settings=json.loads(row["settings"]),
+        created_at=row["created_at"],
+    )
+
+
+def thread_from_row(row: sqlite3.Row) -> Thread:
+    return Thread(
+        id=row["id"],
+        site=row["site_id"],
+        visitor=row["visitor_id"],
+        status=ThreadStatus(row["status"]),
+        page=row["page"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_seq=row["last_seq"],
+        owner_read_seq=row["owner_read_seq"],
+        visitor_read_seq=row["visitor_read_seq"],
+    )
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    return Message(
+        seq=row["seq"],
+        thread=row["thread_id"],
+        author=Author(row["author"]),
+        body=row["body"],
+        via=Via(row["via"]),
+        client_id=row["client_id"],
+        created_at=row["created_at"],
+    )

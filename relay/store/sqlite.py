@@ -1,0 +1,428 @@
+"""The SQLite store: one write connection with group commit, one read connection.
+
+Every write is a plain function run inside one `BEGIN IMMEDIATE` transaction on the
+writer's thread. Writes that arrive while a commit is in flight are batched into the
+next transaction (group commit: one fsync for many messages), each in its own
+SAVEPOINT so one failing write does not undo the others. A caller's await returns
+only after COMMIT, and the store publishes the events of a batch, in seq order,
+before it wakes the callers: acknowledged means committed, and committed means
+published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from functools import partial
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from relay.errors import NotFound
+from relay.models import (
+    Author,
+    Event,
+    Message,
+    MessageAdded,
+    ReadMoved,
+    Site,
+    Started,
+    Thread,
+    ThreadSummary,
+    Via,
+    utc_now,
+)
+from relay.store.migrate import apply_migrations
+from relay.store.rows import message_from_row, new_id, site_from_row, thread_from_row
+
+log = logging.getLogger("porch.store")
+
+T = TypeVar("T")
+# A write: runs on the writer thread inside the open transaction, returns its result
+# and the events to publish once the transaction has committed.
+WriteOp = Callable[[sqlite3.Connection], tuple[T, list[Event]]]
+
+# Enough to amortise one fsync over a burst, small enough that one batch never
+# holds the write lock for long (SQLite allows one writer at a time, across processes).
+MAX_BATCH = 256
+# How long another process (the CLI) may hold the write lock before we give up.
+BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteStore:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.on_commit: Callable[[Event], None] | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: list[tuple[WriteOp[Any], asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await _in_thread(self._writer, apply_migrations)
+        self._reader = await self._connect()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="porch-store-writer")
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    async def close(self) -> None:
+        """Finish every queued write, then close both connections."""
+        self._closing = True
+        self._wake.set()
+        if self._writer_task is not None:
+            await self._writer_task
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def ping(self) -> None:
+        await self._read(lambda db: db.execute("SELECT 1").fetchone())
+
+    # -- the write path ----------------------------------------------------------
+
+    async def _write(self, op: WriteOp[T]) -> T:
+        if self._closing:
+            raise RuntimeError("the store is closing")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        assert self._writer is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                ops = [op for op, _ in batch]
+                try:
+                    outcomes = await _in_thread(self._writer, partial(_run_batch, ops=ops))
+                except Exception as error:  # the COMMIT itself failed: nothing was written
+                    log.exception("write batch of %d failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for ok, value in outcomes:
+                    if ok:
+                        for event in value[1]:
+                            self._publish(event)
+                for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+                    if future.done():  # the caller went away; the write stands
+                        continue
+                    if ok:
+                        future.set_result(value[0])
+                    else:
+                        future.set_exception(value)
+            if self._closing:
+                return
+
+    def _publish(self, event: Event) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit(event)
+            except Exception:  # a broken listener must not fail a committed write
+                log.exception("publishing %r failed", event)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        return await _in_thread(self._reader, fn)
+
+    # -- sites -------------------------------------------------------------------
+
+    async def add_site(self, site: Site, *, replace: bool = False) -> Site:
+        """Register a site; with replace, update an existing one in place (its threads stay)."""
+
+        def op(db: sqlite3.Connection) -> tuple[Site, list[Event]]:
+            existing = db.execute(
+                "SELECT created_at FROM sites WHERE id = ?", (site.id,)
+            ).fetchone()
+            if existing and not replace:
+                raise ValueError(f"a site with id {site.id!r} already exists")
+            created_at = existing["created_at"] if existing else site.created_at or utc_now()
+            saved = Site(**{**site.__dict__, "created_at": created_at})
+            db.execute(
+                "INSERT INTO sites (id, name, owner_emails, origins, settings, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " owner_emails = excluded.owner_emails, origins = excluded.origins,"
+                " settings = excluded.settings",
+                (
+                    saved.id,
+                    saved.name,
+                    json.dumps(list(saved.owner_emails)),
+                    json.dumps(list(saved.origins)),
+                    json.dumps(saved.settings),
+                    saved.created_at,
+                ),
+            )
+            db.execute("DELETE FROM site_origins WHERE site_id = ?", (saved.id,))
+            db.executemany(
+                "INSERT INTO site_origins (origin, site_id) VALUES (?, ?)",
+                [(origin, saved.id) for origin in saved.origins],
+            )
+            return saved, []
+
+        return await self._write(op)
+
+    async def get_site(self, site_id: str) -> Site | None:
+        row = await self._read(
+            lambda db: db.execute("SELECT * FROM sites WHERE id = ?", (site_id,)).fetchone()
+        )
+        return site_from_row(row) if row else None
+
+    async def list_sites(self) -> list[Site]:
+        rows = await self._read(lambda db: db.execute("SELECT * FROM sites ORDER BY id").fetchall())
+        return [site_from_row(row) for row in rows]
+
+    async def origin_allowed(self, origin: str) -> bool:
+        """Whether any site lists this origin (enough to answer a CORS preflight)."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT 1 FROM site_origins WHERE origin = ? LIMIT 1", (origin,)
+            ).fetchone()
+        )
+        return row is not None
+
+    # -- conversations -----------------------------------------------------------
+
+    async def start_thread(
+        self, site_id: str, *, body: str, client_id: str | None, name: str | None, page: str | None
+    ) -> Started:
+        """Visitor + thread + first message in one transaction.
+
+        The same (site, client_id) again returns what the first request created.
+        """
+
+        def op(db: sqlite3.Connection) -> tuple[Started, list[Event]]:
+            if client_id is not None:
+                row = db.execute(
+                    "SELECT * FROM threads WHERE site_id = ? AND start_client_id = ?",
+                    (site_id, client_id),
+                ).fetchone()
+                if row is not None:
+                    thread = thread_from_row(row)
+                    first = _message_by_client_id(db, thread.id, client_id)
+                    assert first is not None
+                    return Started(thread.visitor, thread, first, created=False), []
+            if not db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone():
+                raise NotFound(f"no site {site_id!r}")
+            now = utc_now()
+            visitor_id, thread_id = new_id("v"), new_id("t")
+            db.execute(
+                "INSERT INTO visitors (id, site_id, name, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (visitor_id, site_id, name, now, now),
+            )
+            db.execute(
+                "INSERT INTO threads (id, site_id, visitor_id, page, start_client_id,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (thread_id, site_id, visitor_id, page, client_id, now, now),
+            )
+            message = _insert_message(
+                db, thread_id, site_id, Author.VISITOR, body, Via.WIDGET, client_id, now
+            )
+            new_thread = _thread_by_id(db, thread_id)
+            assert new_thread is not None
+            started = Started(visitor_id, new_thread, message, created=True)
+            return started, [MessageAdded(site_id, message)]
+
+        return await self._write(op)
+
+    async def add_message(
+        self, thread_id: str, *, author: Author, body: str, via: Via, client_id: str | None
+    ) -> tuple[Message, bool]:
+        """Store a message; (message, created). A known client_id returns the stored one."""
+
+        def op(db: sqlite3.Connection) -> tuple[tuple[Message, bool], list[Event]]:
+            thread = _thread_by_id(db, thread_id)
+            if thread is None:
+                raise NotFound(f"no thread {thread_id!r}")
+            if client_id is not None:
+                existing = _message_by_client_id(db, thread_id, client_id)
+                if existing is not None:
+                    return (existing, False), []
+            message = _insert_message(
+                db, thread_id, thread.site, author, body, via, client_id, utc_now()
+            )
+            return (message, True), [MessageAdded(thread.site, message)]
+
+        return await self._write(op)
+
+    async def mark_read(self, thread_id: str, reader: Author, seq: int) -> int:
+        """Move a read cursor forward (never back, never past the last message)."""
+        column = {Author.VISITOR: "visitor_read_seq", Author.OWNER: "owner_read_seq"}[reader]
+
+        def op(db: sqlite3.Connection) -> tuple[int, list[Event]]:
+            thread = _thread_by_id(db, thread_id)
+            if thread is None:
+                raise NotFound(f"no thread {thread_id!r}")
+            current = getattr(thread, column)
+            target = max(current, min(seq, thread.last_seq))
+            if target == current:
+                return current, []
+            db.execute(f"UPDATE threads SET {column} = ? WHERE id = ?", (target, thread_id))
+            return target, [ReadMoved(thread.site, thread_id, reader, target)]
+
+        return await self._write(op)
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        return await self._read(lambda db: _thread_by_id(db, thread_id))
+
+    async def visitor_thread(self, visitor_id: str) -> Thread | None:
+        """The visitor's open thread, else their latest one."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM threads WHERE visitor_id = ?"
+                " ORDER BY status = 'open' DESC, created_at DESC LIMIT 1",
+                (visitor_id,),
+            ).fetchone()
+        )
+        return thread_from_row(row) if row else None
+
+    async def thread_messages(self, thread_id: str, since: int, limit: int) -> list[Message]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (thread_id, since, limit),
+            ).fetchall()
+        )
+        return [message_from_row(row) for row in rows]
+
+    async def site_messages(self, site_id: str, since: int, limit: int) -> list[Message]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM messages WHERE site_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (site_id, since, limit),
+            ).fetchall()
+        )
+        return [message_from_row(row) for row in rows]
+
+    async def list_threads(self, site_id: str | None = None) -> list[ThreadSummary]:
+        """Threads, most recent activity first, with what an inbox list needs."""
+
+        def query(db: sqlite3.Connection) -> list[ThreadSummary]:
+            rows = db.execute(
+                "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email,"
+                " (SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id"
+                "   AND m.seq > t.owner_read_seq AND m.author != 'owner') AS unread"
+                " FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+                " WHERE ?1 IS NULL OR t.site_id = ?1"
+                " ORDER BY t.updated_at DESC, t.id",
+                (site_id,),
+            ).fetchall()
+            summaries = []
+            for row in rows:
+                last = db.execute(
+                    "SELECT * FROM messages WHERE seq = ?", (row["last_seq"],)
+                ).fetchone()
+                summaries.append(
+                    ThreadSummary(
+                        thread=thread_from_row(row),
+                        visitor_name=row["visitor_name"],
+                        visitor_email=row["visitor_email"],
+                        last_message=message_from_row(last) if last else None,
+                        unread=row["unread"],
+                    )
+                )
+            return summaries
+
+        return await self._read(query)
+
+
+# -- plain functions run on a connection's thread ------------------------------------
+
+
+async def _in_thread(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # aiosqlite runs every call on the connection's own thread. Handing it one whole
+    # function (its documented-internal `_execute`) makes a unit of work one thread
+    # hop instead of one per statement: ~10x fewer hops on the hot path.
+    return await conn._execute(lambda: fn(conn._conn))  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _run_batch(db: sqlite3.Connection, ops: list[WriteOp[Any]]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for op in ops:
+            db.execute("SAVEPOINT op")
+            try:
+                value = op(db)
+            except Exception as error:
+                db.execute("ROLLBACK TO op")
+                db.execute("RELEASE op")
+                outcomes.append((False, error))
+            else:
+                db.execute("RELEASE op")
+                outcomes.append((True, value))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _insert_message(
+    db: sqlite3.Connection,
+    thread_id: str,
+    site_id: str,
+    author: Author,
+    body: str,
+    via: Via,
+    client_id: str | None,
+    now: str,
+) -> Message:
+    cursor = db.execute(
+        "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (thread_id, site_id, author.value, body, via.value, client_id, now),
+    )
+    seq = cursor.lastrowid
+    assert seq is not None
+    # The author has read what they wrote.
+    read_column = {Author.VISITOR: "visitor_read_seq", Author.OWNER: "owner_read_seq"}.get(author)
+    extra = f", {read_column} = ?3" if read_column else ""
+    db.execute(
+        f"UPDATE threads SET last_seq = ?3, updated_at = ?2{extra} WHERE id = ?1",
+        (thread_id, now, seq),
+    )
+    if author is Author.VISITOR:
+        db.execute(
+            "UPDATE visitors SET last_seen_at = ? WHERE id ="
+            " (SELECT visitor_id FROM threads WHERE id = ?)",
+            (now, thread_id),
+        )
+    return Message(seq, thread_id, author, body, via, client_id, now)
+
+
+def _thread_by_id(db: sqlite3.Connection, thread_id: str) -> Thread | None:
+    row = db.execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
+    return thread_from_row(row) if row else None
+
+
+def _message_by_client_id(db: sqlite3.Connection, thread_id: str, client_id: str) -> Message | None:
+    row = db.execute(
+        "SELECT * FROM messages WHERE thread_id = ? AND client_id = ?", (thread_id, client_id)
+    ).fetchone()
+    return message_from_row(row) if row else None

@@ -1,0 +1,86 @@
+"""Everything Porch signs, one salt per purpose (itsdangerous).
+
+Keys come newest first (PORCH_SECRET_KEYS); the newest signs, every key verifies,
+so a key can be rotated in without signing anyone out and retired later.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from relay.errors import InvalidToken
+
+VISITOR_SALT = "visitor"
+OWNER_SALT = "owner"
+
+
+@dataclass(frozen=True)
+class VisitorClaim:
+    visitor: str
+    site: str
+
+
+@dataclass(frozen=True)
+class OwnerClaim:
+    site: str
+
+
+Claim = VisitorClaim | OwnerClaim
+
+
+def new_secret_key() -> str:
+    """256 bits of randomness, URL-safe: fits an environment variable unquoted."""
+    return secrets.token_urlsafe(32)
+
+
+class Tokens:
+    def __init__(self, secret_keys: tuple[str, ...]) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is needed")
+        # itsdangerous signs with the *last* key of the list and verifies with all.
+        keys = list(reversed(secret_keys))
+        self._visitor = URLSafeSerializer(keys, salt=VISITOR_SALT)
+        self._owner = URLSafeSerializer(keys, salt=OWNER_SALT)
+
+    def visitor_token(self, visitor: str, site: str) -> str:
+        return str(self._visitor.dumps({"v": visitor, "s": site}))
+
+    def owner_token(self, site: str) -> str:
+        return str(self._owner.dumps({"s": site}))
+
+    def read(self, token: str) -> Claim:
+        """A visitor or owner claim, or InvalidToken; the salt tells them apart."""
+        payload = _loads(self._visitor, token)
+        if payload is not None and _strings(payload, "v", "s"):
+            return VisitorClaim(visitor=payload["v"], site=payload["s"])
+        payload = _loads(self._owner, token)
+        if payload is not None and _strings(payload, "s"):
+            return OwnerClaim(site=payload["s"])
+        raise InvalidToken("the token is not valid: it was altered, truncated or not issued here")
+
+    def read_visitor(self, token: str) -> VisitorClaim:
+        claim = self.read(token)
+        if not isinstance(claim, VisitorClaim):
+            raise InvalidToken("a visitor token is needed here")
+        return claim
+
+    def read_owner(self, token: str) -> OwnerClaim:
+        claim = self.read(token)
+        if not isinstance(claim, OwnerClaim):
+            raise InvalidToken("an owner token is needed here")
+        return claim
+
+
+def _loads(serializer: URLSafeSerializer, token: str) -> Any:
+    try:
+        return serializer.loads(token)
+    except (BadData, UnicodeError, ValueError):
+        return None
+
+
+def _strings(payload: Any, *keys: str) -> bool:
+    return isinstance(payload, dict) and all(isinstance(payload.get(k), str) for k in keys)
