@@ -1,0 +1,5 @@
+"""`python -m relay` is `porch`."""
+
+from relay.cli import main
+
+main()

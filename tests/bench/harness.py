@@ -1,0 +1,131 @@
+"""What every benchmark shares: result rows, targets, the table, percentiles, limits."""
+
+from __future__ import annotations
+
+import math
+import resource
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal on the ratio to the baseline (`of_ratio`) or on our number itself."""
+
+    at_most: bool  # True: ours must be <= value; False: >= value
+    value: float
+    of_ratio: bool
+    text: str  # how the table shows it, e.g. "≥ 0.6× echo"
+
+    def met(self, ours: float, ratio: float | None) -> bool | None:
+        measured = ratio if self.of_ratio else ours
+        if measured is None or math.isnan(measured):
+            return None
+        return measured <= self.value if self.at_most else measured >= self.value
+
+
+def at_least_ratio(value: float, baseline: str) -> Target:
+    return Target(at_most=False, value=value, of_ratio=True, text=f"≥ {value:g}× {baseline}")
+
+
+def at_most(value: float, unit: str) -> Target:
+    return Target(at_most=True, value=value, of_ratio=False, text=f"≤ {value:g} {unit}")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table. `baseline` is measured in the same run, never remembered."""
+
+    name: str
+    ours: float
+    unit: str
+    baseline: float | None = None
+    target: Target | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.ours / self.baseline
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return "—"
+        met = self.target.met(self.ours, self.ratio)
+        return "n/a" if met is None else ("met" if met else "MISSED")
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A benchmark that could not finish: shown in the table instead of its rows."""
+
+    name: str
+    error: str
+
+
+def number(value: float | None, unit: str = "") -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".rstrip()
+
+
+def table(rows: Sequence[Row | Failed]) -> str:
+    header = ("benchmark", "ours", "baseline", "ratio", "target", "result")
+    lines: list[tuple[str, ...]] = [header]
+    for row in rows:
+        if isinstance(row, Failed):
+            lines.append((row.name, "error", "—", "—", "—", row.error[:60]))
+            continue
+        ratio = row.ratio
+        lines.append(
+            (
+                row.name,
+                number(row.ours, row.unit),
+                number(row.baseline, row.unit),
+                "—" if ratio is None else f"{ratio:.2f}×",
+                row.target.text if row.target else "—",
+                row.verdict,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    # Names left-aligned, numbers right-aligned so digits line up.
+    align = ("<", ">", ">", ">", "<", "<")
+    out = []
+    for n, line in enumerate(lines):
+        cells = [f"{cell:{a}{w}}" for cell, a, w in zip(line, align, widths, strict=True)]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Lift this process's open-file limit to the hard limit; children inherit it.
+
+    Returns the new soft limit; raises if even the hard limit is below `needed`.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed * 2)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        raise RuntimeError(
+            f"the open-file limit is {target} (hard); {needed} are needed: raise `ulimit -Hn`"
+        )
+    return target

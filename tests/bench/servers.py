@@ -1,0 +1,205 @@
+"""The servers under test, each in its own process so client and server never share a core's
+event loop: the relay (`porch serve`) and a bare `websockets` echo server as the baseline.
+
+Both print one line once their port is bound; we await that line instead of polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from relay.tokens import Tokens, new_secret_key
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+SITE = "bench"
+ORIGIN = "http://bench.example"
+START_TIMEOUT = 20.0  # seconds for a server to bind its port
+STOP_TIMEOUT = 10.0  # seconds for a graceful exit before SIGKILL
+# Far above anything the benchmarks send: they measure the relay, not its rate limits.
+UNLIMITED = "1000000"
+
+
+@dataclass
+class Server:
+    """A running server process: where to reach it and how to read its memory."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def rss_kib(self) -> int:
+        return proc_status_kib(self.pid, "VmRSS")
+
+    def fd_limit(self) -> int:
+        """The server's own soft limit on open files (it inherited ours)."""
+        for line in Path(f"/proc/{self.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+        raise RuntimeError(f"no open-file limit in /proc/{self.pid}/limits")
+
+
+@dataclass
+class Relay(Server):
+    secret_key: str = ""
+    data_dir: Path = Path()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}/v1/live"
+
+    @property
+    def owner_token(self) -> str:
+        return Tokens((self.secret_key,)).owner_token(SITE)
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # "VmRSS:   12345 kB"
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
+
+
+def free_port() -> int:
+    """A port the kernel just considered free (bind to 0, read it, release it)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def porch_command() -> list[str]:
+    script = Path(sys.executable).with_name("porch")
+    if not script.exists():
+        raise RuntimeError(f"no {script}: run with the project's venv python")
+    return [str(script)]
+
+
+def relay_env(secret_key: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PORCH_SECRET_KEYS": secret_key,
+        "PORCH_LOG_LEVEL": "warning",
+        "PORCH_VISITOR_MESSAGES_PER_MINUTE": UNLIMITED,
+        "PORCH_IP_MESSAGES_PER_MINUTE": UNLIMITED,
+        "PORCH_THREADS_PER_IP_PER_HOUR": UNLIMITED,
+    }
+
+
+@contextlib.asynccontextmanager
+async def relay() -> AsyncIterator[Relay]:
+    """A fresh relay with the site `bench` registered, in a temp dir removed afterwards."""
+    secret_key = new_secret_key()
+    env = relay_env(secret_key)
+    with tempfile.TemporaryDirectory(prefix="porch-bench-") as tmp:
+        data_dir = Path(tmp)
+        await register_site(data_dir, env)
+        port = free_port()
+        command = [*porch_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+        async with _process(command, env, "Porch relay running") as (process, output):
+            server = Relay(process, port, output, secret_key=secret_key, data_dir=data_dir)
+            await _check_ready(server)
+            yield server
+
+
+@contextlib.asynccontextmanager
+async def echo_server() -> AsyncIterator[Server]:
+    port = free_port()
+    command = [sys.executable, "-m", "tests.bench.echo_server", "--port", str(port)]
+    async with _process(command, dict(os.environ), "echo server ready") as (process, output):
+        yield Server(process, port, output)
+
+
+async def register_site(data_dir: Path, env: dict[str, str]) -> None:
+    command = [
+        *porch_command(),
+        *("site", "add", "--name", "Bench", "--origin", ORIGIN),
+        *("--owner-email", "o@bench.example", "--id", SITE, "--data-dir", str(data_dir)),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+    finally:
+        await _stop(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"`porch site add` failed: {out.decode(errors='replace').strip()}")
+
+
+async def _check_ready(server: Server) -> None:
+    """The banner means the port is bound; /readyz says the store answers too."""
+    async with httpx.AsyncClient(trust_env=False, timeout=5) as client:
+        response = await client.get(f"{server.http_url}/readyz")
+    if response.status_code != 200:
+        raise RuntimeError(f"/readyz answered {response.status_code}: {response.text}")
+
+
+@contextlib.asynccontextmanager
+async def _process(
+    command: Sequence[str], env: dict[str, str], ready_line: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, deque[str]]]:
+    """Start `command`, wait for a line containing `ready_line`, stop it on exit.
+
+    The output is read for as long as the process lives (a full pipe would block the
+    server mid-benchmark); its last lines are kept for error messages.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output: deque[str] = deque(maxlen=40)
+    ready = asyncio.Event()
+
+    async def read_output() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            output.append(line)
+            if ready_line in line:
+                ready.set()
+
+    reader = asyncio.create_task(read_output())
+    try:
+        started = asyncio.create_task(ready.wait())
+        await asyncio.wait({started, reader}, timeout=START_TIMEOUT, return_when="FIRST_COMPLETED")
+        started.cancel()
+        if not ready.is_set():
+            last = " | ".join(output) or "no output"
+            raise RuntimeError(f"{command[0]} did not start ({last})")
+        yield process, output
+        if process.returncode is not None:
+            raise RuntimeError(f"{command[0]} exited early ({' | '.join(output)})")
+    finally:
+        await _stop(process)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()

@@ -1,0 +1,32 @@
+"""Shared fixtures: a real relay (uvicorn on a free loopback port, SQLite file in tmp)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ALPHA, BETA, RunningRelay, seed_sites, start_relay, relay_config
+
+
+@pytest.fixture
+def make_relay(tmp_path: Any) -> Iterator[Callable[..., RunningRelay]]:
+    """Start relays with setting overrides; all are stopped after the test."""
+    started: list[RunningRelay] = []
+
+    def make(**overrides: Any) -> RunningRelay:
+        config = relay_config(tmp_path, **overrides)
+        seed_sites(config, [ALPHA, BETA])
+        relay = start_relay(config)
+        started.append(relay)
+        return relay
+
+    yield make
+    for relay in started:
+        relay.stop()
+
+
+@pytest.fixture
+def relay(make_relay: Callable[..., RunningRelay]) -> RunningRelay:
+    return make_relay()

@@ -1,0 +1,246 @@
+"""Test helpers: running a real relay in a thread, HTTP and WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from relay.app import create_app
+from relay.config import Config
+from relay.models import Site
+from relay.store import Store
+from relay.tokens import Tokens, new_secret_key
+
+T = TypeVar("T")
+STARTUP_TIMEOUT = 10.0  # seconds; a relay not up by then has failed
+SECRET = new_secret_key()
+ALPHA_ORIGIN = "https://alpha.example"
+BETA_ORIGIN = "https://beta.example"
+ALPHA = Site(id="alpha", name="Alpha Bakery", owner_emails=("owner@alpha.example",),
+             origins=(ALPHA_ORIGIN,), settings={"greeting": "Hello!", "language": "en"})
+BETA = Site(id="beta", name="Beta Plumbing", owner_emails=("owner@beta.example",),
+            origins=(BETA_ORIGIN,), settings={"language": "fr"})
+
+
+def relay_config(tmp_path: Path, **overrides: Any) -> Config:
+    values: dict[str, Any] = {"data_dir": tmp_path, "secret_keys": (SECRET,),
+                              "log_level": "warning", "sqlite_synchronous": "NORMAL"}
+    values.update(overrides)
+    return Config.load({}, **values)
+
+
+def seed_sites(config: Config, sites: Iterable[Site]) -> None:
+    async def seed() -> None:
+        store = Store(config.database_path)
+        await store.open()
+        for site in sites:
+            await store.add_site(site, replace=True)
+        await store.close()
+
+    run_sync(seed)
+
+
+def run_sync(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to the end from sync code, even inside an async test's loop."""
+    results: list[T] = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(work())))
+    thread.start()
+    thread.join()
+    if not results:
+        raise RuntimeError("the coroutine failed; see the traceback above")
+    return results[0]
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@dataclass
+class RunningRelay:
+    config: Config
+    server: _Server
+    thread: threading.Thread
+    tokens: Tokens = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = Tokens(self.config.secret_keys)
+
+    @property
+    def url(self) -> str:
+        return self.config.base_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/v1/live"
+
+    def owner_token(self, site: str = "alpha") -> str:
+        return self.tokens.owner_token(site)
+
+    def client(self, origin: str | None = ALPHA_ORIGIN) -> httpx.AsyncClient:
+        headers = {"origin": origin} if origin else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+    def db(self) -> sqlite3.Connection:
+        """A separate read connection to the relay's SQLite file, for assertions."""
+        conn = sqlite3.connect(self.config.database_path)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def counts(self) -> dict[str, int]:
+        with self.db() as conn:
+            return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in ("sites", "visitors", "threads", "messages")}
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_relay(config: Config) -> RunningRelay:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = Config.load({}, **{**config.__dict__, "port": port})
+    server = _Server(uvicorn.Config(create_app(config), log_level=config.log_level,
+                                    ws_max_size=config.ws_max_frame_bytes,
+                                    ws_per_message_deflate=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    if not server.ready.wait(STARTUP_TIMEOUT) or not server.started:
+        server.should_exit = True
+        raise RuntimeError(f"the relay failed to start within {STARTUP_TIMEOUT} s")
+    return RunningRelay(config, server, thread)
+
+
+# -- clients -----------------------------------------------------------------------
+
+
+async def start_thread(client: httpx.AsyncClient, body: str = "Hello", site: str = "alpha",
+                       **extra: Any) -> dict[str, Any]:
+    response = await client.post(f"/v1/sites/{site}/threads", json={"body": body, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Live:
+    """A live socket after hello: what was replayed, and a way to read what follows."""
+
+    ws: ClientConnection
+    replayed: list[dict[str, Any]]
+    ready: dict[str, Any]
+
+    async def next(self, kind: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame (of `kind`, skipping others)."""
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if kind is None or frame["type"] == kind:
+                return frame  # type: ignore[no-any-return]
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send(json.dumps(frame))
+
+
+async def open_live(relay: RunningRelay, token: str, since: int = 0,
+                    origin: str | None = ALPHA_ORIGIN) -> Live:
+    ws = await connect(relay.ws_url, origin=origin, compression=None)  # type: ignore[arg-type]
+    await ws.send(json.dumps({"type": "hello", "token": token, "since": since}))
+    replayed = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame["type"] == "ready":
+            return Live(ws, replayed, frame)
+        if frame["type"] == "message":
+            replayed.append(frame["message"])
+
+
+# -- `porch` as a subprocess ------------------------------------------------------------
+
+
+def porch_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
+    env.update({"PORCH_SECRET_KEYS": SECRET, "PORCH_DATA_DIR": str(data_dir),
+                "PORCH_LOG_LEVEL": "warning"})
+    env.update({f"PORCH_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def porch_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "relay"]
+
+
+class PorchProcess:
+    """`porch serve` in a child process, ready once it prints its banner."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+    @classmethod
+    async def start(cls, env: dict[str, str], port: int) -> PorchProcess:
+        process = await asyncio.create_subprocess_exec(
+            *porch_command(), "serve", "--port", str(port), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert process.stdout is not None
+        output = []
+        try:
+            async with asyncio.timeout(STARTUP_TIMEOUT):
+                while True:
+                    line = (await process.stdout.readline()).decode()
+                    output.append(line)
+                    if not line:
+                        raise RuntimeError("porch serve exited:\n" + "".join(output))
+                    if line.startswith("Porch relay running"):
+                        break
+        except TimeoutError:
+            process.kill()
+            raise RuntimeError(f"porch serve did not start within {STARTUP_TIMEOUT} s:\n"
+                               + "".join(output)) from None
+        # Keep draining its output so a chatty relay never blocks on a full pipe.
+        asyncio.get_running_loop().create_task(process.stdout.read())
+        return cls(process, f"http://127.0.0.1:{port}")
+
+    async def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no shutdown, no flush, nothing
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+def free_port() -> int:
+    with free_socket() as sock:
+        return int(sock.getsockname()[1])
