@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ALPHA, BETA, RunningRelay, seed_sites, start_relay, relay_config
+from tests.support import ALPHA, BETA, RunningRelay, relay_config, seed_sites, start_relay
 
 
 @pytest.fixture

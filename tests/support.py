@@ -27,15 +27,29 @@ STARTUP_TIMEOUT = 10.0  # seconds; a relay not up by then has failed
 SECRET = new_secret_key()
 ALPHA_ORIGIN = "https://alpha.example"
 BETA_ORIGIN = "https://beta.example"
-ALPHA = Site(id="alpha", name="Alpha Bakery", owner_emails=("owner@alpha.example",),
-             origins=(ALPHA_ORIGIN,), settings={"greeting": "Hello!", "language": "en"})
-BETA = Site(id="beta", name="Beta Plumbing", owner_emails=("owner@beta.example",),
-            origins=(BETA_ORIGIN,), settings={"language": "fr"})
+ALPHA = Site(
+    id="alpha",
+    name="Alpha Bakery",
+    owner_emails=("owner@alpha.example",),
+    origins=(ALPHA_ORIGIN,),
+    settings={"greeting": "Hello!", "language": "en"},
+)
+BETA = Site(
+    id="beta",
+    name="Beta Plumbing",
+    owner_emails=("owner@beta.example",),
+    origins=(BETA_ORIGIN,),
+    settings={"language": "fr"},
+)
 
 
 def relay_config(tmp_path: Path, **overrides: Any) -> Config:
-    values: dict[str, Any] = {"data_dir": tmp_path, "secret_keys": (SECRET,),
-                              "log_level": "warning", "sqlite_synchronous": "NORMAL"}
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "secret_keys": (SECRET,),
+        "log_level": "warning",
+        "sqlite_synchronous": "NORMAL",
+    }
     values.update(overrides)
     return Config.load({}, **values)
 
@@ -112,8 +126,10 @@ class RunningRelay:
 
     def counts(self) -> dict[str, int]:
         with self.db() as conn:
-            return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                    for table in ("sites", "visitors", "threads", "messages")}
+            return {
+                table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("sites", "visitors", "threads", "messages")
+            }
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -124,9 +140,15 @@ def start_relay(config: Config) -> RunningRelay:
     sock = free_socket()
     port = sock.getsockname()[1]
     config = Config.load({}, **{**config.__dict__, "port": port})
-    server = _Server(uvicorn.Config(create_app(config), log_level=config.log_level,
-                                    ws_max_size=config.ws_max_frame_bytes,
-                                    ws_per_message_deflate=False, lifespan="on"))
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            log_level=config.log_level,
+            ws_max_size=config.ws_max_frame_bytes,
+            ws_per_message_deflate=False,
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     if not server.ready.wait(STARTUP_TIMEOUT) or not server.started:
@@ -138,8 +160,9 @@ def start_relay(config: Config) -> RunningRelay:
 # -- clients -----------------------------------------------------------------------
 
 
-async def start_thread(client: httpx.AsyncClient, body: str = "Hello", site: str = "alpha",
-                       **extra: Any) -> dict[str, Any]:
+async def start_thread(
+    client: httpx.AsyncClient, body: str = "Hello", site: str = "alpha", **extra: Any
+) -> dict[str, Any]:
     response = await client.post(f"/v1/sites/{site}/threads", json={"body": body, **extra})
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -168,8 +191,9 @@ class Live:
         await self.ws.send(json.dumps(frame))
 
 
-async def open_live(relay: RunningRelay, token: str, since: int = 0,
-                    origin: str | None = ALPHA_ORIGIN) -> Live:
+async def open_live(
+    relay: RunningRelay, token: str, since: int = 0, origin: str | None = ALPHA_ORIGIN
+) -> Live:
     ws = await connect(relay.ws_url, origin=origin, compression=None)  # type: ignore[arg-type]
     await ws.send(json.dumps({"type": "hello", "token": token, "since": since}))
     replayed = []
@@ -188,8 +212,9 @@ def porch_env(data_dir: Path, **settings: str) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
-    env.update({"PORCH_SECRET_KEYS": SECRET, "PORCH_DATA_DIR": str(data_dir),
-                "PORCH_LOG_LEVEL": "warning"})
+    env.update(
+        {"PORCH_SECRET_KEYS": SECRET, "PORCH_DATA_DIR": str(data_dir), "PORCH_LOG_LEVEL": "warning"}
+    )
     env.update({f"PORCH_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -210,8 +235,14 @@ class PorchProcess:
     @classmethod
     async def start(cls, env: dict[str, str], port: int) -> PorchProcess:
         process = await asyncio.create_subprocess_exec(
-            *porch_command(), "serve", "--port", str(port), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *porch_command(),
+            "serve",
+            "--port",
+            str(port),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         assert process.stdout is not None
         output = []
         try:
@@ -225,8 +256,9 @@ class PorchProcess:
                         break
         except TimeoutError:
             process.kill()
-            raise RuntimeError(f"porch serve did not start within {STARTUP_TIMEOUT} s:\n"
-                               + "".join(output)) from None
+            raise RuntimeError(
+                f"porch serve did not start within {STARTUP_TIMEOUT} s:\n" + "".join(output)
+            ) from None
         # Keep draining its output so a chatty relay never blocks on a full pipe.
         asyncio.get_running_loop().create_task(process.stdout.read())
         return cls(process, f"http://127.0.0.1:{port}")

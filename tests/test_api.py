@@ -16,16 +16,26 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
     async with relay.client() as client:
         response = await client.get("/v1/sites/alpha/config")
     assert response.status_code == 200
-    assert response.json() == {"site": "alpha", "name": "Alpha Bakery", "greeting": "Hello!",
-                               "language": "en", "color": "#2f6f4e"}
+    assert response.json() == {
+        "site": "alpha",
+        "name": "Alpha Bakery",
+        "greeting": "Hello!",
+        "language": "en",
+        "color": "#2f6f4e",
+    }
     assert "owner@" not in response.text
     assert response.headers["access-control-allow-origin"] == ALPHA_ORIGIN
 
 
 async def test_start_thread_creates_visitor_thread_and_message(relay: RunningRelay) -> None:
     async with relay.client() as client:
-        started = await start_thread(client, "Do you bake rye?", client_id="c-1", name="Ann",
-                                     page="https://alpha.example/bread")
+        started = await start_thread(
+            client,
+            "Do you bake rye?",
+            client_id="c-1",
+            name="Ann",
+            page="https://alpha.example/bread",
+        )
     message = started["message"]
     assert message["body"] == "Do you bake rye?"
     assert message["author"] == "visitor" and message["via"] == "widget"
@@ -43,8 +53,9 @@ async def test_start_thread_creates_visitor_thread_and_message(relay: RunningRel
 async def test_retried_start_returns_the_same_thread(relay: RunningRelay) -> None:
     async with relay.client() as client:
         first = await start_thread(client, "Hi", client_id="same")
-        again = await client.post("/v1/sites/alpha/threads",
-                                  json={"body": "Hi", "client_id": "same"})
+        again = await client.post(
+            "/v1/sites/alpha/threads", json={"body": "Hi", "client_id": "same"}
+        )
     assert again.status_code == S200_REPLAYED
     assert again.json()["message"]["seq"] == first["message"]["seq"]
     assert again.json()["thread"]["id"] == first["thread"]["id"]
@@ -55,13 +66,16 @@ async def test_history_since_and_idempotent_send(relay: RunningRelay) -> None:
     async with relay.client() as client:
         started = await start_thread(client, "one")
         auth = bearer(started["token"])
-        sent = await client.post("/v1/thread/messages", headers=auth,
-                                 json={"body": "two", "client_id": "k2"})
-        retry = await client.post("/v1/thread/messages", headers=auth,
-                                  json={"body": "two", "client_id": "k2"})
+        sent = await client.post(
+            "/v1/thread/messages", headers=auth, json={"body": "two", "client_id": "k2"}
+        )
+        retry = await client.post(
+            "/v1/thread/messages", headers=auth, json={"body": "two", "client_id": "k2"}
+        )
         history = await client.get("/v1/thread", headers=auth)
         after_first = await client.get(
-            "/v1/thread", headers=auth, params={"since": started["message"]["seq"]})
+            "/v1/thread", headers=auth, params={"since": started["message"]["seq"]}
+        )
     assert sent.status_code == S201_CREATED
     assert retry.status_code == S200_REPLAYED and retry.json() == sent.json()
     bodies = [m["body"] for m in history.json()["messages"]]
@@ -75,13 +89,20 @@ async def test_read_cursor_moves_forward_only(relay: RunningRelay) -> None:
         started = await start_thread(client)
         thread = started["thread"]["id"]
         owner = bearer(relay.owner_token())
-        reply = await client.post(f"/v1/owner/threads/{thread}/messages", headers=owner,
-                                  json={"body": "Yes we do"})
+        reply = await client.post(
+            f"/v1/owner/threads/{thread}/messages", headers=owner, json={"body": "Yes we do"}
+        )
         seq = reply.json()["seq"]
         auth = bearer(started["token"])
-        assert (await client.post("/v1/thread/read", headers=auth, json={"seq": seq})).status_code == 204
-        assert (await client.post("/v1/thread/read", headers=auth, json={"seq": 1})).status_code == 204
-        assert (await client.post("/v1/thread/read", headers=auth, json={"seq": 10**9})).status_code == 204
+        assert (
+            await client.post("/v1/thread/read", headers=auth, json={"seq": seq})
+        ).status_code == 204
+        assert (
+            await client.post("/v1/thread/read", headers=auth, json={"seq": 1})
+        ).status_code == 204
+        assert (
+            await client.post("/v1/thread/read", headers=auth, json={"seq": 10**9})
+        ).status_code == 204
         thread_json = (await client.get("/v1/thread", headers=auth)).json()["thread"]
     assert thread_json["visitor_read_seq"] == seq  # not moved back, not past the last message
 
@@ -110,12 +131,14 @@ async def test_messages_are_plain_text(relay: RunningRelay) -> None:
         (b"\xff\xfe", 400, "invalid_request"),
     ],
 )
-async def test_bad_start_is_refused(relay: RunningRelay, content: bytes, status: int,
-                                    code: str) -> None:
+async def test_bad_start_is_refused(
+    relay: RunningRelay, content: bytes, status: int, code: str
+) -> None:
     before = relay.counts()
     async with relay.client() as client:
-        response = await client.post("/v1/sites/alpha/threads", content=content,
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/v1/sites/alpha/threads", content=content, headers={"content-type": "application/json"}
+        )
     assert response.status_code == status, response.text
     assert response.json()["error"] == code
     assert response.json()["message"]
@@ -125,8 +148,9 @@ async def test_bad_start_is_refused(relay: RunningRelay, content: bytes, status:
 async def test_oversized_request_is_refused_before_reading(make_relay) -> None:  # type: ignore[no-untyped-def]
     relay = make_relay(max_request_bytes=1000)
     async with relay.client() as client:
-        response = await client.post("/v1/sites/alpha/threads",
-                                     json={"body": "x", "page": "p" * 2000})
+        response = await client.post(
+            "/v1/sites/alpha/threads", json={"body": "x", "page": "p" * 2000}
+        )
     assert response.status_code == 413 and response.json()["error"] == "too_large"
     assert relay.counts()["messages"] == 0
 
@@ -160,19 +184,27 @@ async def test_wrong_origin_is_refused(relay: RunningRelay) -> None:
     async with relay.client() as client:
         started = await start_thread(client)
     async with relay.client(origin="https://evil.example") as client:
-        send = await client.post("/v1/thread/messages", headers=bearer(started["token"]),
-                                 json={"body": "from elsewhere"})
+        send = await client.post(
+            "/v1/thread/messages", headers=bearer(started["token"]), json={"body": "from elsewhere"}
+        )
     assert send.status_code == 403
     assert relay.counts()["messages"] == 1
 
 
 async def test_cors_preflight(relay: RunningRelay) -> None:
     async with relay.client(origin=None) as client:
-        allowed = await client.options("/v1/thread/messages", headers={
-            "origin": ALPHA_ORIGIN, "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization, content-type"})
-        refused = await client.options("/v1/thread/messages", headers={
-            "origin": "https://evil.example", "access-control-request-method": "POST"})
+        allowed = await client.options(
+            "/v1/thread/messages",
+            headers={
+                "origin": ALPHA_ORIGIN,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type",
+            },
+        )
+        refused = await client.options(
+            "/v1/thread/messages",
+            headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+        )
     assert allowed.status_code == 204
     assert allowed.headers["access-control-allow-origin"] == ALPHA_ORIGIN
     assert "Authorization" in allowed.headers["access-control-allow-headers"]
@@ -180,8 +212,10 @@ async def test_cors_preflight(relay: RunningRelay) -> None:
     assert "access-control-allow-origin" not in refused.headers
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Bearer not-a-token",
-                                    "Bearer eyJ2IjoidiIsInMiOiJhbHBoYSJ9.AAAA"])
+@pytest.mark.parametrize(
+    "header",
+    [None, "Bearer", "Basic abc", "Bearer not-a-token", "Bearer eyJ2IjoidiIsInMiOiJhbHBoYSJ9.AAAA"],
+)
 async def test_bad_visitor_tokens(relay: RunningRelay, header: str | None) -> None:
     headers = {"authorization": header} if header else {}
     async with relay.client() as client:
@@ -203,8 +237,9 @@ async def test_token_of_site_a_is_refused_on_site_b(relay: RunningRelay) -> None
     cross = relay.tokens.visitor_token(real_visitor, "beta")
     async with relay.client(origin=BETA_ORIGIN) as client:
         for token in (forged, cross):
-            response = await client.post("/v1/thread/messages", headers=bearer(token),
-                                         json={"body": "x"})
+            response = await client.post(
+                "/v1/thread/messages", headers=bearer(token), json={"body": "x"}
+            )
             assert response.status_code == 401, response.text
     assert relay.counts()["messages"] == 1
 
@@ -220,8 +255,10 @@ async def test_rate_limit_per_visitor(make_relay) -> None:  # type: ignore[no-un
     async with relay.client() as client:
         started = await start_thread(client)
         auth = bearer(started["token"])
-        statuses = [(await client.post("/v1/thread/messages", headers=auth,
-                                       json={"body": f"m{i}"})) for i in range(4)]
+        statuses = [
+            (await client.post("/v1/thread/messages", headers=auth, json={"body": f"m{i}"}))
+            for i in range(4)
+        ]
     assert [r.status_code for r in statuses] == [201, 201, 201, 429]
     refused = statuses[-1]
     assert refused.json()["error"] == "rate_limited"
@@ -232,8 +269,9 @@ async def test_rate_limit_per_visitor(make_relay) -> None:  # type: ignore[no-un
 async def test_rate_limit_per_ip_and_threads_per_hour(make_relay) -> None:  # type: ignore[no-untyped-def]
     relay = make_relay(threads_per_ip_per_hour=2, ip_messages_per_minute=100)
     async with relay.client() as client:
-        results = [await client.post("/v1/sites/alpha/threads", json={"body": "hi"})
-                   for _ in range(3)]
+        results = [
+            await client.post("/v1/sites/alpha/threads", json={"body": "hi"}) for _ in range(3)
+        ]
     assert [r.status_code for r in results] == [201, 201, 429]
     assert "per hour" in results[2].json()["message"]
     assert relay.counts()["threads"] == 2
@@ -242,9 +280,12 @@ async def test_rate_limit_per_ip_and_threads_per_hour(make_relay) -> None:  # ty
     async with relay.client() as client:
         a = await start_thread(client, "a")
         b = await start_thread(client, "b")
-        ok = await client.post("/v1/thread/messages", headers=bearer(a["token"]), json={"body": "1"})
-        refused = await client.post("/v1/thread/messages", headers=bearer(b["token"]),
-                                    json={"body": "2"})
+        ok = await client.post(
+            "/v1/thread/messages", headers=bearer(a["token"]), json={"body": "1"}
+        )
+        refused = await client.post(
+            "/v1/thread/messages", headers=bearer(b["token"]), json={"body": "2"}
+        )
     assert ok.status_code == 201 and refused.status_code == 429
     assert "address" in refused.json()["message"]
 

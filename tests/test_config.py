@@ -15,8 +15,13 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_environment_is_read() -> None:
     key = "k" * 40
-    config = Config.load({"PORCH_PORT": "9000", "PORCH_SECRET_KEYS": f"{key}, {'o' * 40}",
-                          "PORCH_DATA_DIR": "/tmp/x"})
+    config = Config.load(
+        {
+            "PORCH_PORT": "9000",
+            "PORCH_SECRET_KEYS": f"{key}, {'o' * 40}",
+            "PORCH_DATA_DIR": "/tmp/x",
+        }
+    )
     assert config.port == 9000
     assert config.secret_keys == (key, "o" * 40)
     assert config.database_path == Path("/tmp/x/porch.sqlite3")
@@ -28,15 +33,18 @@ def test_overrides_win_over_environment() -> None:
     assert config.port == 9001
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"PORCH_PORT": "eighty"}, "PORCH_PORT"),
-    ({"PORCH_PORT": "70000"}, "PORCH_PORT"),
-    ({"PORCH_MAX_BODY_CHARS": "0"}, "PORCH_MAX_BODY_CHARS"),
-    ({"PORCH_SECRET_KEYS": "short"}, "porch keygen"),
-    ({"PORCH_SQLITE_SYNCHRONOUS": "OFF"}, "PORCH_SQLITE_SYNCHRONOUS"),
-    ({"PORCH_PUBLIC_URL": "ftp://x"}, "PORCH_PUBLIC_URL"),
-    ({"PORCH_LOG_LEVEL": "loud"}, "PORCH_LOG_LEVEL"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORCH_PORT": "eighty"}, "PORCH_PORT"),
+        ({"PORCH_PORT": "70000"}, "PORCH_PORT"),
+        ({"PORCH_MAX_BODY_CHARS": "0"}, "PORCH_MAX_BODY_CHARS"),
+        ({"PORCH_SECRET_KEYS": "short"}, "porch keygen"),
+        ({"PORCH_SQLITE_SYNCHRONOUS": "OFF"}, "PORCH_SQLITE_SYNCHRONOUS"),
+        ({"PORCH_PUBLIC_URL": "ftp://x"}, "PORCH_PUBLIC_URL"),
+        ({"PORCH_LOG_LEVEL": "loud"}, "PORCH_LOG_LEVEL"),
+    ],
+)
 def test_bad_values_are_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as error:
         Config.load(env)

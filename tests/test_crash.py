@@ -19,11 +19,30 @@ ACKED_BEFORE_KILL = 2000  # well into steady load, with sends still in flight
 
 
 async def test_kill_9_loses_no_acked_message(tmp_path: Path) -> None:
-    env = porch_env(tmp_path, visitor_messages_per_minute="100000",
-                    ip_messages_per_minute="100000", threads_per_ip_per_hour="100000")
-    subprocess.run([*porch_command(), "site", "add", "--id", ALPHA.id, "--name", ALPHA.name,
-                    "--origin", ALPHA.origins[0], "--owner-email", ALPHA.owner_emails[0]],
-                   env=env, check=True, capture_output=True)
+    env = porch_env(
+        tmp_path,
+        visitor_messages_per_minute="100000",
+        ip_messages_per_minute="100000",
+        threads_per_ip_per_hour="100000",
+    )
+    subprocess.run(
+        [
+            *porch_command(),
+            "site",
+            "add",
+            "--id",
+            ALPHA.id,
+            "--name",
+            ALPHA.name,
+            "--origin",
+            ALPHA.origins[0],
+            "--owner-email",
+            ALPHA.owner_emails[0],
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     relay = await PorchProcess.start(env, port)
     acked: dict[str, int] = {}  # client_id -> seq, only what the relay acknowledged
@@ -32,8 +51,9 @@ async def test_kill_9_loses_no_acked_message(tmp_path: Path) -> None:
     under_load = asyncio.Event()  # set once enough sends were acknowledged
     async with httpx.AsyncClient(base_url=relay.url, timeout=10) as client:
         for v in range(VISITORS):
-            response = await client.post("/v1/sites/alpha/threads",
-                                         json={"body": "start", "client_id": f"v{v}-start"})
+            response = await client.post(
+                "/v1/sites/alpha/threads", json={"body": "start", "client_id": f"v{v}-start"}
+            )
             assert response.status_code == 201
             tokens.append(response.json()["token"])
             acked[f"v{v}-start"] = response.json()["message"]["seq"]
@@ -46,8 +66,11 @@ async def test_kill_9_loses_no_acked_message(tmp_path: Path) -> None:
                     i = 0
                     while not killed.is_set():
                         for _ in range(5):
-                            await ws.send(json.dumps({"type": "send", "body": f"{v}/{i}",
-                                                      "client_id": f"v{v}-{i}"}))
+                            await ws.send(
+                                json.dumps(
+                                    {"type": "send", "body": f"{v}/{i}", "client_id": f"v{v}-{i}"}
+                                )
+                            )
                             i += 1
                         while True:
                             frame = json.loads(await ws.recv())
@@ -72,8 +95,9 @@ async def test_kill_9_loses_no_acked_message(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=relay.url, timeout=10) as client:
             stored: list[dict] = []
             for token in tokens:
-                response = await client.get("/v1/thread",
-                                            headers={"authorization": f"Bearer {token}"})
+                response = await client.get(
+                    "/v1/thread", headers={"authorization": f"Bearer {token}"}
+                )
                 assert response.status_code == 200
                 stored.extend(response.json()["messages"])
     finally:

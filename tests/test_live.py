@@ -35,8 +35,11 @@ async def test_visitor_replay_ready_then_live(relay: RunningRelay) -> None:
         assert [m["body"] for m in live.replayed] == ["first"]
         assert live.ready == {"type": "ready", "seq": started["message"]["seq"]}
         thread = started["thread"]["id"]
-        await client.post(f"/v1/owner/threads/{thread}/messages",
-                          headers=bearer(relay.owner_token()), json={"body": "reply"})
+        await client.post(
+            f"/v1/owner/threads/{thread}/messages",
+            headers=bearer(relay.owner_token()),
+            json={"body": "reply"},
+        )
         frame = await live.next("message")
     assert frame["message"]["body"] == "reply" and frame["message"]["author"] == "owner"
     await live.ws.close()
@@ -75,8 +78,12 @@ async def test_typing_and_read_events(relay: RunningRelay) -> None:
     assert await visitor.next("typing") == {"type": "typing", "thread": thread, "author": "owner"}
     await owner.send(type="read", thread=thread, seq=started["message"]["seq"])
     read = await visitor.next("read")
-    assert read == {"type": "read", "thread": thread, "author": "owner",
-                    "seq": started["message"]["seq"]}
+    assert read == {
+        "type": "read",
+        "thread": thread,
+        "author": "owner",
+        "seq": started["message"]["seq"],
+    }
     await visitor.send(type="typing")
     assert (await owner.next("typing"))["author"] == "visitor"
     await visitor.send(type="ping")
@@ -181,8 +188,9 @@ async def test_resume_without_gaps_or_duplicates(relay: RunningRelay) -> None:
 
         async def write(w: int) -> None:
             for i in range(per_writer):
-                response = await client.post(f"/v1/owner/threads/{thread}/messages",
-                                             headers=owner, json={"body": f"{w}-{i}"})
+                response = await client.post(
+                    f"/v1/owner/threads/{thread}/messages", headers=owner, json={"body": f"{w}-{i}"}
+                )
                 assert response.status_code == 201
 
         writing = asyncio.gather(*(write(w) for w in range(writers)))

@@ -30,11 +30,15 @@ async def test_concurrent_writes_commit_in_seq_order_and_publish_before_ack(stor
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
 
     async def send(i: int) -> int:
-        message, _ = await store.add_message(started.thread.id, author=Author.VISITOR,
-                                             body=f"m{i}", via=Via.WIDGET, client_id=f"c{i}")
+        message, _ = await store.add_message(
+            started.thread.id,
+            author=Author.VISITOR,
+            body=f"m{i}",
+            via=Via.WIDGET,
+            client_id=f"c{i}",
+        )
         # Published before the caller hears back: a live socket never lags an ack.
-        assert any(isinstance(e, MessageAdded) and e.message.seq == message.seq
-                   for e in published)
+        assert any(isinstance(e, MessageAdded) and e.message.seq == message.seq for e in published)
         return message.seq
 
     seqs = await asyncio.gather(*(send(i) for i in range(200)))
@@ -47,10 +51,12 @@ async def test_concurrent_writes_commit_in_seq_order_and_publish_before_ack(stor
 
 async def test_failing_write_does_not_undo_its_batch(store: Store) -> None:
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    good = store.add_message(started.thread.id, author=Author.OWNER, body="ok", via=Via.INBOX,
-                             client_id=None)
-    bad = store.add_message("t_missing", author=Author.OWNER, body="no", via=Via.INBOX,
-                            client_id=None)
+    good = store.add_message(
+        started.thread.id, author=Author.OWNER, body="ok", via=Via.INBOX, client_id=None
+    )
+    bad = store.add_message(
+        "t_missing", author=Author.OWNER, body="no", via=Via.INBOX, client_id=None
+    )
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert isinstance(results[1], NotFound)
     assert [m.body for m in await store.thread_messages(started.thread.id, 0, 10)] == ["hi", "ok"]
@@ -78,9 +84,18 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     await store.open()
     await store.add_site(ALPHA)
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    pending = [asyncio.ensure_future(store.add_message(
-        started.thread.id, author=Author.VISITOR, body=str(i), via=Via.WIDGET, client_id=None))
-        for i in range(50)]
+    pending = [
+        asyncio.ensure_future(
+            store.add_message(
+                started.thread.id,
+                author=Author.VISITOR,
+                body=str(i),
+                via=Via.WIDGET,
+                client_id=None,
+            )
+        )
+        for i in range(50)
+    ]
     await asyncio.sleep(0)  # let them queue (no event exists for "queued")
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)

@@ -30,14 +30,17 @@ def test_removed_key_no_longer_verifies() -> None:
         Tokens((NEW,)).read(issued)
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-1],                       # truncated signature
-    lambda t: t[: t.index(".")],            # no signature at all
-    lambda t: "x" + t[1:],                  # payload altered
-    lambda t: t.replace(".", ".A", 1),      # signature altered
-    lambda t: "",
-    lambda t: "a.b.c.d",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-1],  # truncated signature
+        lambda t: t[: t.index(".")],  # no signature at all
+        lambda t: "x" + t[1:],  # payload altered
+        lambda t: t.replace(".", ".A", 1),  # signature altered
+        lambda t: "",
+        lambda t: "a.b.c.d",
+    ],
+)
 def test_tampered_tokens_are_refused(mangle) -> None:  # type: ignore[no-untyped-def]
     tokens = Tokens((NEW,))
     with pytest.raises(InvalidToken):

@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import resource
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -129,3 +130,8 @@ def raise_fd_limit(needed: int) -> int:
             f"the open-file limit is {target} (hard); {needed} are needed: raise `ulimit -Hn`"
         )
     return target
+
+
+def log(text: str) -> None:
+    """Progress and details go to stderr; stdout carries only the table."""
+    print(text, file=sys.stderr, flush=True)

@@ -135,7 +135,11 @@ async def register_site(data_dir: Path, env: dict[str, str]) -> None:
         *("--owner-email", "o@bench.example", "--id", SITE, "--data-dir", str(data_dir)),
     ]
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         out, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
@@ -163,7 +167,11 @@ async def _process(
     server mid-benchmark); its last lines are kept for error messages.
     """
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output: deque[str] = deque(maxlen=40)
     ready = asyncio.Event()

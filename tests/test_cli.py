@@ -1,0 +1,239 @@
+"""The `porch` command as a user runs it: subprocesses, real files, real relay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import PorchProcess, free_port, porch_command, porch_env
+
+
+def porch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*porch_command(), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return porch_env(tmp_path)
+
+
+def test_keygen_prints_a_usable_key(env: dict[str, str]) -> None:
+    first, second = porch("keygen", env=env).stdout.strip(), porch("keygen", env=env).stdout.strip()
+    assert len(first) >= 43 and first != second
+
+
+def test_serve_refuses_without_a_key_and_says_how(env: dict[str, str]) -> None:
+    del env["PORCH_SECRET_KEYS"]
+    result = porch("serve", env=env)
+    assert result.returncode == 2
+    assert "PORCH_SECRET_KEYS" in result.stderr and "porch keygen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_is_named(env: dict[str, str]) -> None:
+    result = porch("serve", "--port", "eighty", env=env)
+    assert result.returncode == 2
+    assert "--port" in result.stderr and "'eighty'" in result.stderr
+    env["PORCH_MAX_BODY_CHARS"] = "-5"
+    result = porch("site", "list", env=env)
+    assert result.returncode == 2 and "PORCH_MAX_BODY_CHARS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["keygen"],
+        ["serve"],
+        ["demo"],
+        ["site"],
+        ["site", "add"],
+        ["site", "list"],
+        ["owner", "token"],
+        ["threads"],
+        ["reply"],
+    ],
+)
+def test_every_command_has_help(env: dict[str, str], command: list[str]) -> None:
+    result = porch(*command, "--help", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "usage: porch" in result.stdout
+
+
+def test_site_add_prints_the_snippet_and_list_shows_it(env: dict[str, str]) -> None:
+    result = porch(
+        "site",
+        "add",
+        "--name",
+        "Boulangerie Dupont",
+        "--origin",
+        "https://Dupont.example/",
+        "--owner-email",
+        "owner@dupont.example",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        '<script src="http://127.0.0.1:8000/widget.js" data-site="boulangerie-dupont" '
+        "async></script>"
+    ) in result.stdout
+    again = porch(
+        "site",
+        "add",
+        "--name",
+        "Boulangerie Dupont",
+        "--origin",
+        "https://dupont.example",
+        "--owner-email",
+        "owner@dupont.example",
+        env=env,
+    )
+    assert 'data-site="boulangerie-dupont-2"' in again.stdout
+    listing = porch("site", "list", env=env).stdout
+    assert (
+        "boulangerie-dupont\tBoulangerie Dupont\thttps://dupont.example\towner@dupont.example"
+        in listing
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "named"),
+    [
+        ("--origin", "dupont.example", "--origin"),
+        ("--origin", "https://dupont.example/shop", "--origin"),
+        ("--owner-email", "not-an-address", "--owner-email"),
+        ("--color", "red", "--color"),
+        ("--id", "Has Spaces", "--id"),
+    ],
+)
+def test_site_add_refuses_bad_values(
+    env: dict[str, str], flag: str, value: str, named: str
+) -> None:
+    args = {"--name": "Shop", "--origin": "https://shop.example", "--owner-email": "o@shop.example"}
+    args[flag] = value
+    result = porch("site", "add", *[x for pair in args.items() for x in pair], env=env)
+    assert result.returncode == 1
+    assert named in result.stderr and value in result.stderr
+    assert "No sites yet" in porch("site", "list", env=env).stdout
+
+
+def test_owner_token_needs_a_known_site(env: dict[str, str]) -> None:
+    result = porch("owner", "token", "--site", "ghost", env=env)
+    assert result.returncode == 1 and "ghost" in result.stderr
+
+
+async def test_threads_and_reply_through_the_running_relay(env: dict[str, str]) -> None:
+    import httpx
+
+    porch(
+        "site",
+        "add",
+        "--id",
+        "shop",
+        "--name",
+        "Shop",
+        "--origin",
+        "https://shop.example",
+        "--owner-email",
+        "o@shop.example",
+        env=env,
+    )
+    port = free_port()
+    env["PORCH_PORT"] = str(port)
+    relay = await PorchProcess.start(env, port)
+    try:
+        token = porch("owner", "token", "--site", "shop", env=env).stdout.strip()
+        async with httpx.AsyncClient(base_url=relay.url) as client:
+            started = (
+                await client.post(
+                    "/v1/sites/shop/threads", json={"body": "Open on Sunday?", "name": "Zoé"}
+                )
+            ).json()
+            thread = started["thread"]["id"]
+            listing = (await asyncio.to_thread(porch, "threads", env=env)).stdout
+            assert thread in listing and "Zoé" in listing and "Open on Sunday?" in listing
+            assert "unread 1" in listing
+            result = await asyncio.to_thread(porch, "reply", thread, "Yes, 8 to 12.", env=env)
+            assert result.returncode == 0, result.stderr
+            history = (
+                await client.get(
+                    "/v1/owner/threads/" + thread, headers={"authorization": f"Bearer {token}"}
+                )
+            ).json()
+        assert [m["body"] for m in history["messages"]] == ["Open on Sunday?", "Yes, 8 to 12."]
+        assert history["messages"][1]["author"] == "owner"
+    finally:
+        await relay.stop()
+    missing = await asyncio.to_thread(porch, "reply", "t_nope", "hi", env=env)
+    assert missing.returncode == 1 and "t_nope" in missing.stderr
+
+
+def test_reply_says_when_the_relay_is_down(env: dict[str, str]) -> None:
+    porch(
+        "site",
+        "add",
+        "--id",
+        "shop",
+        "--name",
+        "Shop",
+        "--origin",
+        "https://shop.example",
+        "--owner-email",
+        "o@shop.example",
+        env=env,
+    )
+    import sqlite3
+
+    # A thread exists in the store, but no relay listens on the configured port.
+    env["PORCH_PORT"] = str(free_port())
+    db = sqlite3.connect(Path(env["PORCH_DATA_DIR"]) / "porch.sqlite3")
+    with db:
+        db.execute("INSERT INTO visitors VALUES ('v_1','shop',NULL,NULL,NULL,NULL,'t','t')")
+        db.execute(
+            "INSERT INTO threads (id, site_id, visitor_id, created_at, updated_at)"
+            " VALUES ('t_1','shop','v_1','t','t')"
+        )
+    db.close()
+    result = porch("reply", "t_1", "hello", env=env)
+    assert result.returncode == 1
+    assert "cannot reach the relay" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *porch_command(),
+        "demo",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "d"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
+        assert line.strip() == f"Porch demo running: http://127.0.0.1:{port}/"
+        key_file = tmp_path / "d" / "secret_key"
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            page = await client.get("/")
+            config = await client.get(
+                "/v1/sites/demo/config", headers={"origin": f"http://localhost:{port}"}
+            )
+        assert page.status_code == 200 and 'data-site="demo"' in page.text
+        assert config.json()["name"] == "Boulangerie Dupont"
+    finally:
+        process.terminate()
+        await process.wait()
