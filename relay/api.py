@@ -13,6 +13,7 @@ from relay.inputs import (
     MAX_PAGE_MESSAGES,
     bearer,
     client_id,
+    email_address,
     message_body,
     optional_text,
     query_since,
@@ -100,6 +101,17 @@ def visitor_send_limits(s: Services, thread: Thread, ip: str) -> list[Check]:
     )
 
 
+async def set_contact(request: Request) -> Response:
+    """The visitor leaves a name and an address for replies by email (unverified)."""
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    data = await read_json(request, s.config.max_request_bytes)
+    email = email_address(data)
+    name = optional_text(data, "name", MAX_NAME_CHARS)
+    await s.store.set_contact(thread.visitor, name=name, email=email)
+    return JSONResponse({"name": name, "email": email})
+
+
 async def _site(request: Request, site_id: str) -> Site:
     site = await services(request).store.get_site(site_id)
     if site is None:
@@ -125,4 +137,5 @@ routes = [
     Route("/v1/thread", get_thread, methods=["GET"]),
     Route("/v1/thread/messages", post_message, methods=["POST"]),
     Route("/v1/thread/read", mark_read, methods=["POST"]),
+    Route("/v1/thread/contact", set_contact, methods=["POST"]),
 ]

@@ -25,6 +25,7 @@ from relay.origins import CORSMiddleware
 from relay.services import Limits, Services, services
 from relay.store import Store
 from relay.tokens import Tokens
+from relay.widget import Widget
 
 log = logging.getLogger("porch")
 
@@ -61,6 +62,7 @@ def create_app(config: Config, *, site_dir: Path | None = None) -> Starlette:
         *api.routes,
         *owner.routes,
         WebSocketRoute("/v1/live", live),
+        *Widget().routes(),
     ]
     if site_dir is not None:
         routes.append(Mount("/", StaticFiles(directory=site_dir, html=True), name="site"))

@@ -75,6 +75,22 @@ def client_id(data: dict[str, Any]) -> str | None:
     return raw
 
 
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_CHARS = 254  # RFC 5321 path limit minus the angle brackets
+
+
+def email_address(data: dict[str, Any]) -> str:
+    raw = data.get("email")
+    if not isinstance(raw, str):
+        raise UnprocessableRequest(f"'email' must be a string, got {_kind(raw)}")
+    email = raw.strip()
+    if len(email) > MAX_EMAIL_CHARS or not EMAIL.match(email):
+        raise UnprocessableRequest(
+            f"'email' must be an address like ann@example.com, got {_short(raw)}"
+        )
+    return email
+
+
 def optional_text(data: dict[str, Any], key: str, max_chars: int) -> str | None:
     raw = data.get(key)
     if raw is None:

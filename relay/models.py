@@ -48,6 +48,7 @@ class Site:
             "greeting": self.settings.get("greeting", ""),
             "language": self.settings.get("language", "en"),
             "color": self.settings.get("color", "#2f6f4e"),
+            "availability": self.settings.get("availability", ""),
         }
 
     def to_json(self) -> dict[str, Any]:

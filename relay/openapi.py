@@ -106,6 +106,36 @@ def document() -> dict[str, Any]:
                     "responses": {"204": {"description": "Recorded."}, **ERRORS},
                 }
             },
+            "/v1/thread/contact": {
+                "post": {
+                    "summary": "Leave a name and email to get replies by email",
+                    "security": VISITOR,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Contact")}},
+                    },
+                    "responses": {"200": _json(_ref("Contact"), "Saved."), **ERRORS},
+                }
+            },
+            "/widget.js": {
+                "get": {
+                    "summary": "The embed script (the snippet loads it)",
+                    "responses": {"200": {"description": "JavaScript"}},
+                }
+            },
+            "/widget/{version}/{name}": {
+                "get": {
+                    "summary": "Widget modules, versioned and cached for a year",
+                    "parameters": [
+                        {"name": "version", "in": "path", "required": True, "schema": _STR},
+                        {"name": "name", "in": "path", "required": True, "schema": _STR},
+                    ],
+                    "responses": {
+                        "200": {"description": "The file"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                    },
+                }
+            },
             "/v1/owner/threads": {
                 "get": {
                     "summary": "Every thread of the owner's site, latest activity first",
@@ -209,6 +239,7 @@ SCHEMAS: dict[str, Any] = {
             "greeting": _STR,
             "language": _STR,
             "color": _STR,
+            "availability": _STR,
         },
     },
     "Message": {
@@ -278,6 +309,11 @@ SCHEMAS: dict[str, Any] = {
             "body": _STR,
             "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
         },
+    },
+    "Contact": {
+        "type": "object",
+        "required": ["email"],
+        "properties": {"name": _NULLABLE_STR, "email": {"type": "string", "format": "email"}},
     },
     "Read": {"type": "object", "required": ["seq"], "properties": {"seq": _INT}},
 }

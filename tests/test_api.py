@@ -22,6 +22,7 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
         "greeting": "Hello!",
         "language": "en",
         "color": "#2f6f4e",
+        "availability": "",
     }
     assert "owner@" not in response.text
     assert response.headers["access-control-allow-origin"] == ALPHA_ORIGIN

@@ -286,6 +286,20 @@ class SQLiteStore:
 
         return await self._write(op)
 
+    async def set_contact(self, visitor_id: str, *, name: str | None, email: str) -> None:
+        """Name (kept if not given) and email a visitor left; the email is unverified."""
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[Event]]:
+            db.execute(
+                "UPDATE visitors SET name = COALESCE(?, name), email = ?,"
+                " email_verified_at = CASE WHEN email = ? THEN email_verified_at END"
+                " WHERE id = ?",
+                (name, email, email, visitor_id),
+            )
+            return None, []
+
+        await self._write(op)
+
     async def get_thread(self, thread_id: str) -> Thread | None:
         return await self._read(lambda db: _thread_by_id(db, thread_id))
 

@@ -1,0 +1,346 @@
+// The conversation UI, loaded by embed.js on first interaction. It owns the panel,
+// the public Porch() API and the page-level touches (title count, sound, events).
+import { Conversation } from './conversation.js';
+import { View } from './view.js';
+
+const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
+const COMMANDS = new Set(['open', 'close', 'toggle', 'send', 'on', 'off', 'setLanguage']);
+const EVENTS = new Set(['message', 'open', 'close', 'unread']);
+
+export function start({ element, relay, site, version, options, queue }) {
+  const chat = new Chat({ element, relay, site, base: `${relay}/widget/${version}/`, options });
+  for (const args of queue.splice(0)) chat.call(...args);
+  return chat;
+}
+
+class Chat {
+  #element; #root; #launcher; #badge; #view = null; #conversation;
+  #site = { name: '', greeting: '' };
+  #catalogue = {};
+  #language = 'en';
+  #options;
+  #listeners = new Map([...EVENTS].map((name) => [name, new Set()]));
+  #queue; // commands run in order, each after the UI is ready
+  #abort = new AbortController();
+  #typingTimer = 0;
+  #unread = 0;
+  #pageTitle = document.title;
+  #leader = false; // this tab plays the sound for every tab of the visitor
+  #attending = new Set(); // tabs where the visitor is looking at the open panel
+  #channel;
+  #tab = crypto.randomUUID();
+  #synced = false;
+
+  constructor({ element, relay, site, base, options }) {
+    this.#element = element;
+    this.#root = element.shadowRoot;
+    this.#launcher = this.#root.querySelector('.launcher');
+    this.#badge = this.#root.querySelector('.badge');
+    this.#options = options;
+    this.#language = pickLanguage(options.lang);
+    this.#conversation = new Conversation({ relay, site });
+    this.#queue = this.#load(relay, site, base);
+    this.#queue.catch((error) => console.error('[porch] the chat could not start:', error));
+  }
+
+  async #load(relay, site, base) {
+    const [catalogue, css, config] = await Promise.all([
+      fetch(`${base}messages.json`).then(ok).then((r) => r.json()),
+      fetch(`${base}styles.css`).then(ok).then((r) => r.text()),
+      fetch(`${relay}/v1/sites/${encodeURIComponent(site)}/config`, { credentials: 'omit' }).then(ok).then((r) => r.json()),
+    ]);
+    this.#catalogue = catalogue;
+    this.#site = config;
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    this.#root.adoptedStyleSheets = [...this.#root.adoptedStyleSheets, sheet];
+    this.#applyColor(this.#options.color || config.color);
+    this.#view = new View(this.#root, (key, vars) => this.#t(key, vars));
+    this.#label();
+    this.#wire();
+    const c = this.#conversation;
+    if (c.hasThread) {
+      await c.sync().catch(() => {});
+      c.live();
+    }
+    this.#synced = true;
+    this.#render();
+    c.flush();
+  }
+
+  // -- the public API ----------------------------------------------------------------
+
+  call(command, ...args) {
+    if (!COMMANDS.has(command)) {
+      console.warn(`[porch] unknown command ${JSON.stringify(command)}; expected one of ${[...COMMANDS].join(', ')}`);
+      return undefined;
+    }
+    if (command === 'on' || command === 'off') return this.#subscribe(command, ...args);
+    this.#queue = this.#queue.then(() => this.#run(command, ...args));
+    return this.#queue;
+  }
+
+  #run(command, argument) {
+    if (command === 'open') this.open();
+    else if (command === 'close') this.close();
+    else if (command === 'toggle') (this.isOpen ? this.close() : this.open());
+    else if (command === 'send') this.#send(String(argument ?? ''));
+    else if (command === 'setLanguage') this.#setLanguage(argument);
+  }
+
+  #subscribe(command, name, callback) {
+    if (!EVENTS.has(name) || typeof callback !== 'function') {
+      console.warn(`[porch] Porch('${command}', event, fn): event is one of ${[...EVENTS].join(', ')}`);
+      return;
+    }
+    if (command === 'on') this.#listeners.get(name).add(callback);
+    else this.#listeners.get(name).delete(callback);
+    if (command === 'on' && name === 'unread') callback(this.#unread);
+  }
+
+  #emit(name, detail, cancelable = false) {
+    for (const callback of this.#listeners.get(name)) {
+      try { callback(detail); } catch (error) { console.error('[porch] a Porch("on") callback failed:', error); }
+    }
+    const event = new CustomEvent(`porch-chat-${name}`, { detail, bubbles: true, composed: true, cancelable });
+    return this.#element.dispatchEvent(event);
+  }
+
+  get isOpen() { return Boolean(this.#view && !this.#view.panel.hidden); }
+
+  open() {
+    if (this.isOpen || !this.#emit('open', undefined, true)) return;
+    this.#view.panel.hidden = false;
+    this.#element.toggleAttribute('open', true);
+    this.#launcher.setAttribute('aria-expanded', 'true');
+    this.#render();
+    this.#view.input.focus();
+    this.#attend();
+  }
+
+  close() {
+    if (!this.isOpen || !this.#emit('close', undefined, true)) return;
+    this.#view.panel.hidden = true;
+    this.#element.toggleAttribute('open', false);
+    this.#launcher.setAttribute('aria-expanded', 'false');
+    this.#launcher.focus();
+    this.#attend();
+  }
+
+  stop() {
+    this.#abort.abort();
+    this.#conversation.stop();
+    this.#channel?.close();
+    clearTimeout(this.#typingTimer);
+    document.title = this.#pageTitle;
+  }
+
+  // -- wiring ------------------------------------------------------------------------
+
+  #wire() {
+    const signal = this.#abort.signal;
+    const view = this.#view;
+    const c = this.#conversation;
+    this.#launcher.addEventListener('click', () => this.call('toggle'), { signal });
+    view.closeButton.addEventListener('click', () => this.close(), { signal });
+    view.composer.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.#send(view.input.value);
+    }, { signal });
+    view.input.addEventListener('keydown', (event) => {
+      // Enter sends, Shift+Enter breaks the line; never in the middle of an IME composition.
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.#send(view.input.value);
+      }
+    }, { signal });
+    view.input.addEventListener('input', () => {
+      view.autosize();
+      c.typing();
+    }, { signal });
+    view.contact.addEventListener('submit', (event) => this.#saveContact(event), { signal });
+    view.contactSkip.addEventListener('click', () => this.#dismissContact('skipped'), { signal });
+    this.#root.addEventListener('keydown', (event) => this.#onKey(event), { signal });
+    for (const type of ['focus', 'blur', 'visibilitychange']) {
+      (type === 'visibilitychange' ? document : window).addEventListener(type, () => this.#attend(), { signal });
+    }
+    for (const type of ['change', 'status', 'read']) c.addEventListener(type, () => this.#render(), { signal });
+    c.addEventListener('token', () => this.#render(), { signal });
+    c.addEventListener('message', (event) => this.#onMessage(event.detail), { signal });
+    c.addEventListener('typing', () => this.#onTyping(), { signal });
+    this.#channel = new BroadcastChannel(`porch:${this.#site.site}`);
+    this.#channel.onmessage = ({ data }) => {
+      if (data.attending) this.#attending.add(data.tab);
+      else this.#attending.delete(data.tab);
+    };
+    // One tab at a time holds this lock for its whole life: it is the one that rings.
+    navigator.locks?.request(`porch:${this.#site.site}:sound`, { signal }, () => {
+      this.#leader = true;
+      return new Promise(() => {});
+    }).catch(() => {});
+  }
+
+  #onKey(event) {
+    if (event.key === 'Escape' && this.isOpen) {
+      event.preventDefault();
+      this.close();
+      return;
+    }
+    // On a phone the panel covers the page: keep Tab inside it.
+    if (event.key === 'Tab' && this.isOpen && innerWidth <= 480) {
+      const items = this.#view.focusables();
+      const active = this.#root.activeElement;
+      const index = items.indexOf(active);
+      const next = event.shiftKey ? (index <= 0 ? items.length - 1 : index - 1) : (index + 1) % items.length;
+      event.preventDefault();
+      items[next]?.focus();
+    }
+  }
+
+  // -- conversation ------------------------------------------------------------------
+
+  #send(text) {
+    const body = text.trim();
+    if (!body || !this.#view) return;
+    this.#conversation.send(body);
+    this.#view.input.value = '';
+    this.#view.autosize();
+    this.#conversation.live();
+  }
+
+  #onMessage(message) {
+    this.#emit('message', message);
+    if (message.author !== 'visitor' && this.#synced) {
+      this.#view.showTyping('');
+      if (!this.#attendingAnywhere() && this.#leader) this.#ring();
+    }
+    this.#attend();
+  }
+
+  #onTyping() {
+    this.#view.showTyping(this.#t('typing.owner', { site: this.#site.name }));
+    clearTimeout(this.#typingTimer);
+    this.#typingTimer = setTimeout(() => this.#view.showTyping(''), TYPING_SHOWN_FOR);
+  }
+
+  // Is the visitor looking at the open panel here? Then replies are read as they come.
+  #attend() {
+    const attending = this.isOpen && document.visibilityState === 'visible' && document.hasFocus();
+    this.#channel?.postMessage({ tab: this.#tab, attending });
+    if (attending) this.#conversation.markRead();
+    this.#render();
+  }
+
+  #attendingAnywhere() {
+    return (this.isOpen && document.hasFocus()) || this.#attending.size > 0;
+  }
+
+  #ring() {
+    this.#element.dispatchEvent(new CustomEvent('porch-chat-notify', { bubbles: true, composed: true }));
+    try {
+      // A short two-note chime, synthesised: no audio file to fetch.
+      const audio = new AudioContext();
+      const now = audio.currentTime;
+      for (const [offset, frequency] of [[0, 880], [0.12, 1320]]) {
+        const oscillator = audio.createOscillator();
+        const gain = audio.createGain();
+        oscillator.frequency.value = frequency;
+        gain.gain.setValueAtTime(0.08, now + offset);
+        gain.gain.exponentialRampToValueAtTime(0.0001, now + offset + 0.25);
+        oscillator.connect(gain).connect(audio.destination);
+        oscillator.start(now + offset);
+        oscillator.stop(now + offset + 0.25);
+      }
+      setTimeout(() => audio.close(), 800);
+    } catch {
+      // No audio before the visitor has interacted with the page: the badge still shows.
+    }
+  }
+
+  #saveContact(event) {
+    event.preventDefault();
+    const values = this.#view.contactValues();
+    if (!values) return;
+    this.#conversation.saveContact(values.name, values.email).then(() => {
+      this.#dismissContact('saved');
+      this.#view.showNotice(this.#t('contact.saved', { email: values.email }));
+    }, () => { this.#view.contactError.textContent = this.#t('error.generic'); });
+  }
+
+  #dismissContact(state) {
+    this.#conversation.contact = state;
+    this.#render();
+  }
+
+  // -- drawing -----------------------------------------------------------------------
+
+  #render() {
+    if (!this.#view) return;
+    const c = this.#conversation;
+    const messages = c.sorted();
+    this.#view.render({
+      greeting: this.#site.greeting || this.#t('panel.greeting'),
+      messages, outbox: c.outbox, ownerReadSeq: c.ownerReadSeq, language: this.#language,
+      siteName: this.#site.name, online: c.online, onRetry: (id) => c.retry(id),
+    });
+    this.#view.contact.hidden = !(c.hasThread && !c.contact);
+    if (!c.online) this.#view.showNotice(this.#t('status.offline'));
+    else if (this.#view.notice.textContent === this.#t('status.offline')) this.#view.showNotice('');
+    const unread = messages.filter((m) => m.author !== 'visitor' && m.seq > c.visitorReadSeq).length;
+    if (unread !== this.#unread) {
+      this.#unread = unread;
+      this.#emit('unread', unread);
+    }
+    this.#badge.textContent = unread ? String(unread) : '';
+    this.#badge.hidden = !unread;
+    this.#label();
+    document.title = unread ? this.#t('title.unread', { count: unread, title: this.#pageTitle }) : this.#pageTitle;
+  }
+
+  #label() {
+    const name = this.#site.name;
+    const label = this.#t('launcher.open', { site: name });
+    this.#launcher.setAttribute('aria-label', this.#unread ? `${label} (${this.#t('launcher.unread', { count: this.#unread })})` : label);
+    this.#view?.label(this.#site);
+  }
+
+  #setLanguage(language) {
+    this.#language = pickLanguage(language);
+    this.#view.nodes.clear();
+    this.#view.log.replaceChildren();
+    this.#render();
+  }
+
+  #applyColor(color) {
+    if (!/^#[0-9a-f]{6}$/i.test(color || '')) return;
+    this.#element.style.setProperty('--porch-accent', color);
+    // White text where it reaches WCAG AA contrast on the accent, else near-black.
+    this.#element.style.setProperty('--porch-on-accent', contrast(color, '#ffffff') >= 4.5 ? '#ffffff' : '#111111');
+  }
+
+  #t(key, vars = {}) {
+    const text = this.#catalogue[this.#language]?.[key] ?? this.#catalogue.en?.[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ''));
+  }
+}
+
+function pickLanguage(wanted) {
+  const source = wanted || document.documentElement.lang || navigator.language || 'en';
+  return source.slice(0, 2).toLowerCase() === 'fr' ? 'fr' : 'en';
+}
+
+function ok(response) {
+  if (!response.ok) throw new Error(`${response.url} answered ${response.status}`);
+  return response;
+}
+
+function luminance(hex) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+    .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+function contrast(a, b) {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (light + 0.05) / (dark + 0.05);
+}

@@ -1,0 +1,347 @@
+// The visitor's conversation: what is stored in this browser, the relay's HTTP API
+// and its live socket. Messages are de-duplicated by seq; sends are idempotent by
+// client_id, so a retry (after a drop, a reload, or from another tab) is never doubled.
+// Emits: 'change' (messages or outbox changed), 'typing', 'read', 'status', 'token'.
+
+const BACKOFF_MIN = 500; // ms; first reconnect delay
+const BACKOFF_MAX = 30000; // ms; cap, so a long outage is retried twice a minute
+const TYPING_EVERY = 2000; // ms; the relay ignores typing frames sent more often
+const PAGE_MORE_LIMIT = 50; // history pages fetched at most per sync (50,000 messages)
+
+export class Conversation extends EventTarget {
+  #relay; #site; #storageKey;
+  #socket = null;
+  #attempt = 0;
+  #reconnectTimer = 0;
+  #flushing = false;
+  #stopped = false;
+  #typingAt = 0;
+  #wantLive = false;
+  #contact = null;
+
+  constructor({ relay, site }) {
+    super();
+    this.#relay = relay;
+    this.#site = site;
+    this.#storageKey = `porch:${site}`;
+    this.messages = new Map(); // seq -> message
+    this.lastSeq = 0;
+    this.ownerReadSeq = 0;
+    this.visitorReadSeq = 0;
+    this.online = navigator.onLine;
+    this.connected = false;
+    const saved = this.#load();
+    this.token = saved.token || null;
+    this.outbox = saved.outbox || []; // [{client_id, body, created_at, failed?, error?}]
+    this.#contact = saved.contact || null; // 'saved' | 'skipped': the email offer was answered
+    addEventListener('online', this.#onOnline);
+    addEventListener('offline', this.#onOffline);
+    addEventListener('storage', this.#onStorage);
+  }
+
+  get hasThread() { return Boolean(this.token); }
+
+  get contact() { return this.#contact; }
+
+  set contact(state) {
+    this.#contact = state;
+    this.#save();
+  }
+
+  // -- storage (one key; corrupt data is cleared, never trusted) ---------------------
+
+  #load() {
+    try {
+      const value = JSON.parse(localStorage.getItem(this.#storageKey) || '{}');
+      if (value && typeof value === 'object' && !Array.isArray(value)) {
+        return {
+          token: typeof value.token === 'string' ? value.token : null,
+          outbox: Array.isArray(value.outbox) ? value.outbox.filter((m) => m && typeof m.body === 'string' && typeof m.client_id === 'string') : [],
+          contact: ['saved', 'skipped'].includes(value.contact) ? value.contact : null,
+        };
+      }
+    } catch {
+      console.warn('[porch] clearing unreadable stored conversation');
+    }
+    try { localStorage.removeItem(this.#storageKey); } catch { /* storage blocked */ }
+    return {};
+  }
+
+  #save() {
+    try {
+      if (!this.token && !this.outbox.length) localStorage.removeItem(this.#storageKey);
+      else localStorage.setItem(this.#storageKey, JSON.stringify({ token: this.token, outbox: this.outbox, contact: this.#contact }));
+    } catch {
+      // Storage full or blocked: the conversation still works for this page view.
+    }
+  }
+
+  // Another tab changed our key: adopt its token and outbox.
+  #onStorage = (event) => {
+    if (event.key !== this.#storageKey) return;
+    const saved = this.#load();
+    const newToken = saved.token && saved.token !== this.token;
+    this.token = saved.token || null;
+    this.outbox = saved.outbox || [];
+    this.#contact = saved.contact || null;
+    this.#emit('change');
+    if (newToken) {
+      this.#emit('token');
+      this.sync().then(() => this.#wantLive && this.live());
+    }
+  };
+
+  // -- history -----------------------------------------------------------------------
+
+  async sync() {
+    if (!this.token) return;
+    for (let page = 0; page < PAGE_MORE_LIMIT; page++) {
+      const response = await this.#request('GET', `/v1/thread?since=${this.lastSeq}`);
+      if (!response.ok) return this.#refused(response);
+      const data = await response.json();
+      this.#thread(data.thread);
+      this.#merge(data.messages);
+      if (!data.more) return;
+    }
+  }
+
+  #thread(thread) {
+    this.ownerReadSeq = Math.max(this.ownerReadSeq, thread.owner_read_seq);
+    this.visitorReadSeq = Math.max(this.visitorReadSeq, thread.visitor_read_seq);
+  }
+
+  #merge(messages) {
+    let added = false;
+    for (const message of messages) {
+      if (this.messages.has(message.seq)) continue;
+      this.messages.set(message.seq, message);
+      this.lastSeq = Math.max(this.lastSeq, message.seq);
+      added = true;
+      this.dispatchEvent(new CustomEvent('message', { detail: message }));
+    }
+    if (added) {
+      // A queued send may have been stored by another tab: drop it here too.
+      const stored = new Set([...this.messages.values()].map((m) => m.client_id));
+      const before = this.outbox.length;
+      this.outbox = this.outbox.filter((m) => !stored.has(m.client_id));
+      if (this.outbox.length !== before) this.#save();
+      this.#emit('change');
+    }
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  // -- sending -----------------------------------------------------------------------
+
+  send(body) {
+    const item = { client_id: crypto.randomUUID(), body, created_at: new Date().toISOString() };
+    this.outbox.push(item);
+    this.#save();
+    this.#emit('change');
+    this.flush();
+  }
+
+  retry(clientId) {
+    const item = this.outbox.find((m) => m.client_id === clientId);
+    if (!item) return;
+    delete item.failed;
+    delete item.error;
+    this.#save();
+    this.#emit('change');
+    this.flush();
+  }
+
+  // Send queued messages one by one, in order; stop at the first that cannot go yet.
+  async flush() {
+    if (this.#flushing || this.#stopped) return;
+    this.#flushing = true;
+    try {
+      while (this.online) {
+        const item = this.outbox.find((m) => !m.failed);
+        if (!item) break;
+        const ok = await this.#deliver(item);
+        if (!ok) break;
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #deliver(item) {
+    const start = !this.token;
+    let response;
+    try {
+      response = start
+        ? await this.#request('POST', `/v1/sites/${encodeURIComponent(this.#site)}/threads`,
+          { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000) })
+        : await this.#request('POST', '/v1/thread/messages', { body: item.body, client_id: item.client_id });
+    } catch {
+      this.#scheduleReconnect(); // the network is down: retry with backoff
+      return false;
+    }
+    if (response.status === 429) {
+      const wait = Number(response.headers.get('retry-after')) || 5;
+      this.#markFailed(item, 'rate_limited', wait);
+      return false;
+    }
+    if (!response.ok) {
+      const error = await response.json().catch(() => ({}));
+      if (response.status === 401) return this.#refused(response);
+      this.#markFailed(item, error.error || 'generic');
+      return true; // this one cannot go; the next may
+    }
+    const data = await response.json();
+    const message = start ? data.message : data;
+    if (start) {
+      this.token = data.token;
+      this.#thread(data.thread);
+      this.#emit('token');
+    }
+    this.outbox = this.outbox.filter((m) => m.client_id !== item.client_id);
+    this.#save();
+    this.#merge([message]);
+    this.#emit('change');
+    if (start && this.#wantLive) this.live();
+    return true;
+  }
+
+  #markFailed(item, error, retryAfter = 0) {
+    item.failed = true;
+    item.error = error;
+    this.#save();
+    this.#emit('change');
+    if (retryAfter) setTimeout(() => this.retry(item.client_id), retryAfter * 1000);
+  }
+
+  // -- read state, typing, contact -----------------------------------------------------
+
+  async markRead() {
+    if (!this.token || this.lastSeq <= this.visitorReadSeq) return;
+    this.visitorReadSeq = this.lastSeq;
+    this.#emit('read');
+    try {
+      await this.#request('POST', '/v1/thread/read', { seq: this.lastSeq });
+    } catch { /* retried on the next read */ }
+  }
+
+  typing() {
+    const now = Date.now();
+    if (now - this.#typingAt < TYPING_EVERY || !this.connected) return;
+    this.#typingAt = now;
+    this.#socket.send(JSON.stringify({ type: 'typing' }));
+  }
+
+  async saveContact(name, email) {
+    const response = await this.#request('POST', '/v1/thread/contact', { name: name || null, email });
+    if (!response.ok) throw new Error((await response.json().catch(() => ({}))).error || 'generic');
+    return response.json();
+  }
+
+  // -- live socket ----------------------------------------------------------------------
+
+  live() {
+    this.#wantLive = true;
+    if (this.#socket || !this.token || this.#stopped || !this.online) return;
+    const url = `${this.#relay.replace(/^http/, 'ws')}/v1/live`;
+    const socket = new WebSocket(url);
+    this.#socket = socket;
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'hello', token: this.token, since: this.lastSeq }));
+    socket.onmessage = (event) => this.#onFrame(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      this.#socket = null;
+      this.connected = false;
+      this.#emit('status');
+      if (event.code === 4401) return this.#forget();
+      if (event.code === 4403) return; // not allowed on this page: retrying will not help
+      this.#scheduleReconnect();
+    };
+  }
+
+  #onFrame(frame) {
+    if (frame.type === 'message') this.#merge([frame.message]);
+    else if (frame.type === 'ready') {
+      this.connected = true;
+      this.#attempt = 0;
+      this.#emit('status');
+      this.flush();
+    } else if (frame.type === 'typing' && frame.author === 'owner') this.#emit('typing');
+    else if (frame.type === 'read') {
+      if (frame.author === 'owner') this.ownerReadSeq = Math.max(this.ownerReadSeq, frame.seq);
+      else this.visitorReadSeq = Math.max(this.visitorReadSeq, frame.seq);
+      this.#emit('read');
+    }
+  }
+
+  #scheduleReconnect() {
+    if (this.#stopped || this.#reconnectTimer || !this.online) return;
+    // Exponential backoff with full jitter, so a relay restart is not stampeded.
+    const ceiling = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.#attempt++);
+    const delay = ceiling / 2 + Math.random() * ceiling / 2;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = 0;
+      this.sync().catch(() => {}).finally(() => {
+        if (this.#wantLive) this.live();
+        this.flush();
+      });
+    }, delay);
+  }
+
+  #onOnline = () => {
+    this.online = true;
+    this.#attempt = 0;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = 0;
+    this.#emit('status');
+    this.sync().catch(() => {}).finally(() => {
+      if (this.#wantLive) this.live();
+      this.flush();
+    });
+  };
+
+  #onOffline = () => {
+    this.online = false;
+    this.#emit('status');
+    this.#socket?.close();
+  };
+
+  // The token no longer opens a conversation (revoked, or the relay forgot it).
+  #refused(response) {
+    if (response.status === 401) this.#forget();
+    return false;
+  }
+
+  #forget() {
+    this.token = null;
+    this.messages.clear();
+    this.lastSeq = 0;
+    this.#save();
+    this.#emit('change');
+  }
+
+  // -- plumbing ------------------------------------------------------------------------
+
+  #request(method, path, body) {
+    const headers = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(`${this.#relay}${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'omit', // tokens travel in headers; no cookies, ever
+    });
+  }
+
+  #emit(type) {
+    this.dispatchEvent(new Event(type));
+  }
+
+  stop() {
+    this.#stopped = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#socket?.close();
+    removeEventListener('online', this.#onOnline);
+    removeEventListener('offline', this.#onOffline);
+    removeEventListener('storage', this.#onStorage);
+  }
+}

@@ -1,0 +1,51 @@
+// Turning plain message text into DOM nodes: text stays text (textContent only);
+// http(s) URLs become links that cannot reach back into the page.
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/gi;
+const TRAILING = /[.,;:!?)\]}'"»]+$/; // punctuation after a URL belongs to the sentence
+
+export function renderText(parent, text) {
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    let url = match[0];
+    const trailing = url.match(TRAILING);
+    if (trailing) url = url.slice(0, -trailing[0].length);
+    if (match.index > last) parent.append(text.slice(last, match.index));
+    parent.append(link(url));
+    last = match.index + url.length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
+}
+
+function link(url) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return url;
+  const a = document.createElement('a');
+  a.href = parsed.href;
+  a.textContent = url;
+  a.target = '_blank';
+  a.rel = 'noopener noreferrer nofollow';
+  return a;
+}
+
+export function timeLabel(date, language) {
+  return new Intl.DateTimeFormat(language, { hour: '2-digit', minute: '2-digit' }).format(date);
+}
+
+export function dayLabel(date, language, t) {
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (sameDay(date, today)) return t('day.today');
+  if (sameDay(date, yesterday)) return t('day.yesterday');
+  return new Intl.DateTimeFormat(language, { weekday: 'long', day: 'numeric', month: 'long' }).format(date);
+}
+
+export function sameDay(a, b) {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}

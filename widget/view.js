@@ -1,0 +1,164 @@
+// The panel's DOM: built once with createElement, updated with textContent only.
+import { dayLabel, renderText, sameDay, timeLabel } from './text.js';
+
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+export class View {
+  constructor(root, t) {
+    this.root = root;
+    this.t = t;
+    this.panel = el('section', { class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'porch-title', hidden: '' });
+    this.title = el('h2', { id: 'porch-title' });
+    this.availability = el('p', { class: 'availability' });
+    this.closeButton = el('button', { type: 'button', class: 'close' }, '×');
+    this.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions text' });
+    this.typingLine = el('p', { class: 'typing', hidden: '', 'aria-live': 'polite' });
+    this.notice = el('p', { class: 'notice', hidden: '', role: 'status' });
+    this.contact = this.#contactForm();
+    this.input = el('textarea', { rows: '1', maxlength: '4000', enterkeyhint: 'send' });
+    this.sendButton = el('button', { type: 'submit', class: 'primary' });
+    this.composer = el('form', { class: 'composer' }, this.input, this.sendButton);
+    this.panel.append(
+      el('header', {}, this.title, this.availability, this.closeButton),
+      this.log, this.typingLine, this.notice, this.contact, this.composer,
+    );
+    root.append(this.panel);
+  }
+
+  #contactForm() {
+    this.contactText = el('p');
+    this.contactName = el('input', { type: 'text', autocomplete: 'name', maxlength: '80' });
+    this.contactEmail = el('input', { type: 'email', autocomplete: 'email', required: '', maxlength: '254' });
+    this.contactSave = el('button', { type: 'submit', class: 'primary' });
+    this.contactSkip = el('button', { type: 'button', class: 'secondary' });
+    this.contactError = el('p', { role: 'alert' });
+    return el('form', { class: 'contact', hidden: '', novalidate: '' },
+      this.contactText, this.contactName, this.contactEmail, this.contactError,
+      el('div', { class: 'row' }, this.contactSkip, this.contactSave));
+  }
+
+  // Every user-facing string, from the catalogue: called again on setLanguage.
+  label(site) {
+    const t = this.t;
+    this.title.textContent = site.name;
+    this.availability.textContent = site.availability || t('panel.availability');
+    this.closeButton.setAttribute('aria-label', t('panel.close'));
+    this.input.setAttribute('aria-label', t('composer.label'));
+    this.input.placeholder = t('composer.placeholder');
+    this.sendButton.textContent = t('composer.send');
+    this.contactText.textContent = t('contact.offer');
+    this.contactName.placeholder = t('contact.name');
+    this.contactName.setAttribute('aria-label', t('contact.name'));
+    this.contactEmail.placeholder = t('contact.email');
+    this.contactEmail.setAttribute('aria-label', t('contact.email'));
+    this.contactSave.textContent = t('contact.save');
+    this.contactSkip.textContent = t('contact.skip');
+  }
+
+  contactValues() {
+    const email = this.contactEmail.value.trim();
+    if (!EMAIL.test(email)) {
+      this.contactError.textContent = this.t('contact.invalid');
+      return null;
+    }
+    this.contactError.textContent = '';
+    return { name: this.contactName.value.trim(), email };
+  }
+
+  // Bring the log up to date. Nodes are keyed (client_id, else seq) and reused, so a
+  // message going from "sending" to stored keeps its node, and the live region only
+  // announces what is really new.
+  render({ greeting, messages, outbox, ownerReadSeq, language, siteName, online, onRetry }) {
+    const stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
+    const t = this.t;
+    const wanted = [];
+    if (greeting) wanted.push(this.#node('greeting', 'owner', greeting, siteName));
+    const lastVisitor = messages.findLast((m) => m.author === 'visitor');
+    let previous = null;
+    for (const message of messages) {
+      const date = new Date(message.created_at);
+      if (!previous || !sameDay(previous, date)) {
+        const day = dayLabel(date, language, t);
+        wanted.push(this.#keyed(`day:${day}`, () => el('div', { class: 'day', role: 'separator' }, day)));
+      }
+      previous = date;
+      const who = message.author === 'visitor' ? t('author.you') : siteName;
+      const node = this.#node(message.client_id ? `c:${message.client_id}` : `s:${message.seq}`, message.author, message.body, who);
+      node.classList.remove('pending');
+      node.dataset.seq = message.seq;
+      const meta = [el('time', { datetime: message.created_at }, timeLabel(date, language))];
+      if (message === lastVisitor && ownerReadSeq >= message.seq) meta.push(el('span', { class: 'seen' }, `· ${t('status.seen')}`));
+      node.querySelector('.meta').replaceChildren(...meta);
+      wanted.push(node);
+    }
+    for (const item of outbox) {
+      const node = this.#node(`c:${item.client_id}`, 'visitor', item.body, t('author.you'));
+      node.classList.add('pending');
+      const meta = [];
+      if (item.failed) {
+        const reason = { too_large: 'error.too_large', rate_limited: 'error.rate_limited', forbidden_origin: 'error.forbidden' }[item.error];
+        meta.push(el('span', { class: 'failed' }, `${t('status.failed')}${reason ? ` — ${t(reason)}` : ''}`));
+        const retry = el('button', { type: 'button' }, t('status.retry'));
+        retry.addEventListener('click', () => onRetry(item.client_id));
+        meta.push(retry);
+      } else {
+        meta.push(el('span', {}, t(online ? 'status.sending' : 'status.queued')));
+      }
+      node.querySelector('.meta').replaceChildren(...meta);
+      wanted.push(node);
+    }
+    const current = [...this.log.children];
+    const isPrefix = current.length <= wanted.length && current.every((node, i) => node === wanted[i]);
+    if (isPrefix) this.log.append(...wanted.slice(current.length));
+    else this.log.replaceChildren(...wanted);
+    const keep = new Set(wanted);
+    for (const [key, node] of this.nodes) if (!keep.has(node)) this.nodes.delete(key);
+    if (stick) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  nodes = new Map();
+
+  #keyed(key, make) {
+    let node = this.nodes.get(key);
+    if (!node) {
+      node = make();
+      this.nodes.set(key, node);
+    }
+    return node;
+  }
+
+  #node(key, author, text, who) {
+    return this.#keyed(key, () => {
+      const body = el('div', { class: 'bubble' }, el('span', { class: 'sr-only' }, `${who}: `));
+      renderText(body, text);
+      return el('div', { class: `message ${author}` }, body, el('div', { class: 'meta' }));
+    });
+  }
+
+  showTyping(text) {
+    this.typingLine.textContent = text;
+    this.typingLine.hidden = !text;
+  }
+
+  showNotice(text) {
+    this.notice.textContent = text || '';
+    this.notice.hidden = !text;
+  }
+
+  autosize() {
+    this.input.style.height = 'auto'; // CSSOM writes are allowed under a strict CSP
+    this.input.style.height = `${Math.min(this.input.scrollHeight + 2, 140)}px`;
+  }
+
+  focusables() {
+    return [...this.panel.querySelectorAll('button, textarea, input, a[href]')]
+      .filter((node) => !node.closest('[hidden]') && !node.disabled);
+  }
+}
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
