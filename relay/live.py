@@ -252,5 +252,7 @@ async def _until_first_done(*coroutines: Any) -> None:
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
     encoded = reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
-    with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
+    with contextlib.suppress(
+        RuntimeError, OSError, WebSocketDisconnect
+    ):  # the client may be gone already
         await ws.close(code, encoded)

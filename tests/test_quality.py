@@ -25,3 +25,11 @@ def test_ruff_lint_and_format() -> None:
 def test_mypy_strict_on_relay() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Run the tests", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n", 1)[0]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"{command} || status=$?" in ci

@@ -116,6 +116,9 @@ export class Conversation extends EventTarget {
       if (this.messages.has(message.seq)) continue;
       this.messages.set(message.seq, message);
       this.lastSeq = Math.max(this.lastSeq, message.seq);
+      // Whoever writes has read everything before (the relay records it the same way).
+      if (message.author === 'owner') this.ownerReadSeq = Math.max(this.ownerReadSeq, message.seq);
+      if (message.author === 'visitor') this.visitorReadSeq = Math.max(this.visitorReadSeq, message.seq);
       added = true;
       this.dispatchEvent(new CustomEvent('message', { detail: message }));
     }

@@ -52,6 +52,8 @@
 .launcher:hover { transform: scale(1.06); }
 .launcher:focus-visible { outline: 3px solid #fff; box-shadow: 0 0 0 6px var(--porch-accent); }
 .launcher svg { width: 28px; height: 28px; fill: currentColor; }
+.shut, :host([open]) .chat { display: none; }
+:host([open]) .shut { display: block; }
 .badge { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px;
   box-sizing: border-box; border-radius: 10px; background: #c62828; color: #fff; font-size: 12px;
   font-weight: 700; line-height: 20px; text-align: center; }
@@ -73,7 +75,9 @@
         button.type = 'button';
         button.setAttribute('part', 'launcher');
         button.setAttribute('aria-expanded', 'false');
-        button.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg><span class="badge" hidden></span>';
+        button.innerHTML = '<svg class="chat" viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>'
+          + '<svg class="shut" viewBox="0 0 24 24" aria-hidden="true"><path d="M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6l5.6-5.6L5 6.4z"/></svg>'
+          + '<span class="badge" hidden></span>';
         root.append(button);
         this.label();
       }

@@ -33,8 +33,8 @@ export class View {
     this.contactSkip = el('button', { type: 'button', class: 'secondary' });
     this.contactError = el('p', { role: 'alert' });
     return el('form', { class: 'contact', hidden: '', novalidate: '' },
-      this.contactText, this.contactName, this.contactEmail, this.contactError,
-      el('div', { class: 'row' }, this.contactSkip, this.contactSave));
+      this.contactText, el('div', { class: 'row' }, this.contactName, this.contactEmail),
+      this.contactError, el('div', { class: 'row' }, this.contactSkip, this.contactSave));
   }
 
   // Every user-facing string, from the catalogue: called again on setLanguage.
