@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from relay import api, owner
+from relay import api, demo, owner
 from relay.bus import Bus
 from relay.config import Config
 from relay.errors import PorchError
@@ -32,8 +32,11 @@ log = logging.getLogger("porch")
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
-def create_app(config: Config, *, site_dir: Path | None = None) -> Starlette:
-    """The relay. `site_dir`, when given, is served at / (the demo site)."""
+def create_app(
+    config: Config, *, site_dir: Path | None = None, demo_flags: str | None = None
+) -> Starlette:
+    """The relay. `site_dir`, when given, is served at /; `demo_flags` (the CLI flags that
+    reach this relay) turn on the demo's automatic first reply."""
     if not config.secret_keys:
         raise ValueError("config.secret_keys is empty")
     store = Store(config.database_path, synchronous=config.sqlite_synchronous)
@@ -51,7 +54,11 @@ def create_app(config: Config, *, site_dir: Path | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         try:
-            yield
+            if demo_flags is None:
+                yield
+            else:
+                async with demo.running(store, bus, demo_flags):
+                    yield
         finally:
             await store.close()
 

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--id", help="Public id used in the snippet (default: from the name).")
     add.add_argument("--greeting", default="", help="First line visitors see.")
+    add.add_argument("--greeting-fr", default="", help="The greeting for French pages.")
     add.add_argument("--language", default="en", choices=LANGUAGES, help="Default language.")
     add.add_argument("--color", default="#2f6f4e", help="Accent colour, #rrggbb.")
     command("list", run_site_list, "List registered sites.", parent=site_commands)
@@ -148,10 +150,15 @@ def settings_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(args: argparse.Namespace, **extra: Any) -> Config:
+def load_config(args: argparse.Namespace, *, demo_key: bool = True) -> Config:
+    """Settings from env and flags. Commands other than `serve` also use the key that
+    `porch demo` keeps in its data dir, so `porch reply` works against the demo."""
     overrides = {name: getattr(args, f"setting_{name}", None) for name in FIELDS}
-    overrides.update({k: v for k, v in extra.items() if overrides.get(k) is None})
-    return Config.load(os.environ, **overrides)
+    config = Config.load(os.environ, **overrides)
+    demo_key_file = config.data_dir / SECRET_FILE
+    if demo_key and not config.secret_keys and demo_key_file.exists():
+        config = dataclasses.replace(config, secret_keys=(demo_key_file.read_text().strip(),))
+    return config
 
 
 def with_store(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -174,7 +181,7 @@ def run_keygen(args: argparse.Namespace) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    config = load_config(args)
+    config = load_config(args, demo_key=False)  # a real relay needs a real key
     require_secret(config)
     serve(config)
 
@@ -190,20 +197,33 @@ def run_demo(args: argparse.Namespace) -> None:
         owner_emails=("owner@dupont.example",),
         origins=origins,
         settings={
-            "greeting": "Bonjour! Ask us about today's bread or a special order.",
+            "greeting": "Hello! Ask us about today's bread or a special order.",
+            "greetings": {"fr": "Bonjour ! Une question sur le pain du jour ou une commande ?"},
             "language": "en",
             "color": "#9a4d1c",
         },
     )
     with_store(config, lambda store: store.add_site(site, replace=True))
     owner_token = Tokens(config.secret_keys).owner_token(DEMO_SITE)
+    flags = demo_flags(config)
     banner = (
         f"Porch demo running: {config.base_url}/\n"
         f"  site id: {DEMO_SITE}, data in {config.data_dir}/\n"
         f"  owner token: {owner_token}\n"
-        f"  reply to a visitor: porch reply THREAD 'text' --data-dir {config.data_dir}"
+        f"  see conversations: porch threads {flags}\n"
+        f"  answer one:        porch reply THREAD 'your text' {flags}"
     )
-    serve(config, site_dir=asset_dir("site"), banner=banner)
+    serve(config, site_dir=asset_dir("site"), banner=banner, demo_flags=flags)
+
+
+def demo_flags(config: Config) -> str:
+    """The flags other `porch` commands need to reach this demo's data and relay."""
+    flags = ["--data-dir", shlex.quote(str(config.data_dir))]
+    if config.port != FIELDS["port"].default:
+        flags += ["--port", str(config.port)]
+    if config.host != FIELDS["host"].default:
+        flags += ["--host", shlex.quote(config.host)]
+    return " ".join(flags)
 
 
 def run_site_add(args: argparse.Namespace) -> None:
@@ -236,7 +256,12 @@ def run_site_add(args: argparse.Namespace) -> None:
             name=name,
             owner_emails=tuple(args.owner_email),
             origins=origins,
-            settings={"greeting": args.greeting, "language": args.language, "color": args.color},
+            settings={
+                "greeting": args.greeting,
+                "greetings": {"fr": args.greeting_fr} if args.greeting_fr else {},
+                "language": args.language,
+                "color": args.color,
+            },
         )
         return await store.add_site(site)
 
@@ -351,10 +376,12 @@ class _Server(uvicorn.Server):
             print(self.banner, flush=True)
 
 
-def serve(config: Config, *, site_dir: Path | None = None, banner: str = "") -> None:
+def serve(
+    config: Config, *, site_dir: Path | None = None, banner: str = "", demo_flags: str | None = None
+) -> None:
     from relay.app import create_app  # keeps `porch keygen` and `--help` fast
 
-    app = create_app(config, site_dir=site_dir)
+    app = create_app(config, site_dir=site_dir, demo_flags=demo_flags)
     server = _Server(
         uvicorn.Config(
             app,

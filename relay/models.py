@@ -46,6 +46,7 @@ class Site:
             "site": self.id,
             "name": self.name,
             "greeting": self.settings.get("greeting", ""),
+            "greetings": self.settings.get("greetings", {}),  # per language, else greeting
             "language": self.settings.get("language", "en"),
             "color": self.settings.get("color", "#2f6f4e"),
             "availability": self.settings.get("availability", ""),

@@ -237,6 +237,7 @@ SCHEMAS: dict[str, Any] = {
             "site": _STR,
             "name": _STR,
             "greeting": _STR,
+            "greetings": {"type": "object", "additionalProperties": _STR},
             "language": _STR,
             "color": _STR,
             "availability": _STR,

@@ -7,9 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import PorchProcess, free_port, porch_command, porch_env
+from tests.support import Live, PorchProcess, free_port, porch_command, porch_env
 
 
 def porch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -129,8 +130,6 @@ def test_owner_token_needs_a_known_site(env: dict[str, str]) -> None:
 
 
 async def test_threads_and_reply_through_the_running_relay(env: dict[str, str]) -> None:
-    import httpx
-
     porch(
         "site",
         "add",
@@ -208,32 +207,68 @@ def test_reply_says_when_the_relay_is_down(env: dict[str, str]) -> None:
 async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
     port = free_port()
+    data_dir = tmp_path / "d"
     process = await asyncio.create_subprocess_exec(
         *porch_command(),
         "demo",
         "--port",
         str(port),
         "--data-dir",
-        str(tmp_path / "d"),
+        str(data_dir),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None
     try:
-        line = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
-        assert line.strip() == f"Porch demo running: http://127.0.0.1:{port}/"
-        key_file = tmp_path / "d" / "secret_key"
+        banner = [
+            (await asyncio.wait_for(process.stdout.readline(), 15)).decode() for _ in range(5)
+        ]
+        assert banner[0].strip() == f"Porch demo running: http://127.0.0.1:{port}/"
+        flags = f"--data-dir {data_dir} --port {port}"
+        assert banner[4].strip() == f"answer one:        porch reply THREAD 'your text' {flags}"
+        key_file = data_dir / "secret_key"
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-        import httpx
-
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        origin = f"http://localhost:{port}"
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"origin": origin}
+        ) as client:
             page = await client.get("/")
-            config = await client.get(
-                "/v1/sites/demo/config", headers={"origin": f"http://localhost:{port}"}
-            )
+            french = await client.get("/fr/")
+            config = (await client.get("/v1/sites/demo/config")).json()
+            started = (
+                await client.post(
+                    "/v1/sites/demo/threads", json={"body": "Bonjour", "page": f"{origin}/fr/"}
+                )
+            ).json()
         assert page.status_code == 200 and 'data-site="demo"' in page.text
-        assert config.json()["name"] == "Boulangerie Dupont"
+        assert french.status_code == 200 and 'lang="fr"' in french.text
+        assert config["name"] == "Boulangerie Dupont" and config["greetings"]["fr"]
+        # The demo bakery answers by itself, in the page's language, with the command
+        # that answers as the owner; that command works with the demo's own key.
+        live = await open_live_at(port, started["token"], origin)
+        owner = [m for m in live.replayed if m["author"] == "owner"]
+        reply = owner[0] if owner else (await live.next("message", timeout=15))["message"]
+        await live.ws.close()
+        assert reply["author"] == "owner" and "Merci" in reply["body"]
+        thread = started["thread"]["id"]
+        assert f"porch reply {thread} " in reply["body"] and flags in reply["body"]
+        answer = await asyncio.to_thread(
+            porch, "reply", thread, "Oui, jusqu'à 19 h.", *flags.split(), env=env
+        )
+        assert answer.returncode == 0, answer.stderr
     finally:
         process.terminate()
         await process.wait()
+
+
+async def open_live_at(port: int, token: str, origin: str) -> Live:
+    """A visitor socket on a relay that is not a RunningRelay fixture."""
+    from websockets.asyncio.client import connect
+
+    ws = await connect(f"ws://127.0.0.1:{port}/v1/live", origin=origin)  # type: ignore[arg-type]
+    live = Live(ws, [], {})
+    await live.send(type="hello", token=token, since=0)
+    while (frame := await live.next()).get("type") != "ready":
+        live.replayed.append(frame["message"])
+    return live

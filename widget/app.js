@@ -30,6 +30,7 @@ class Chat {
   #channel;
   #tab = crypto.randomUUID();
   #synced = false;
+  #audio = null;
 
   constructor({ element, relay, site, base, options }) {
     this.#element = element;
@@ -114,7 +115,9 @@ class Chat {
     this.#element.toggleAttribute('open', true);
     this.#launcher.setAttribute('aria-expanded', 'true');
     this.#render();
+    this.#view.scrollToEnd();
     this.#view.input.focus();
+    this.#conversation.markRead(); // opening the panel is reading it, focused or not
     this.#attend();
   }
 
@@ -132,6 +135,7 @@ class Chat {
     this.#conversation.stop();
     this.#channel?.close();
     clearTimeout(this.#typingTimer);
+    this.#audio?.close();
     document.title = this.#pageTitle;
   }
 
@@ -161,6 +165,7 @@ class Chat {
     view.contact.addEventListener('submit', (event) => this.#saveContact(event), { signal });
     view.contactSkip.addEventListener('click', () => this.#dismissContact('skipped'), { signal });
     this.#root.addEventListener('keydown', (event) => this.#onKey(event), { signal });
+    for (const type of ['pointerdown', 'keydown']) this.#root.addEventListener(type, this.#unlockAudio, { signal });
     for (const type of ['focus', 'blur', 'visibilitychange']) {
       (type === 'visibilitychange' ? document : window).addEventListener(type, () => this.#attend(), { signal });
     }
@@ -203,6 +208,7 @@ class Chat {
     const body = text.trim();
     if (!body || !this.#view) return;
     this.#conversation.send(body);
+    this.#view.scrollToEnd();
     this.#view.input.value = '';
     this.#view.autosize();
     this.#conversation.live();
@@ -235,11 +241,18 @@ class Chat {
     return (this.isOpen && document.hasFocus()) || this.#attending.size > 0;
   }
 
+  // Browsers let a page start audio only after a user gesture: make the one context
+  // the first time the visitor touches the widget, and reuse it.
+  #unlockAudio = () => {
+    this.#audio ||= new AudioContext();
+  };
+
   #ring() {
     this.#element.dispatchEvent(new CustomEvent('porch-chat-notify', { bubbles: true, composed: true }));
+    const audio = this.#audio;
+    if (!audio) return; // the visitor has not touched the widget yet: the badge still shows
     try {
       // A short two-note chime, synthesised: no audio file to fetch.
-      const audio = new AudioContext();
       const now = audio.currentTime;
       for (const [offset, frequency] of [[0, 880], [0.12, 1320]]) {
         const oscillator = audio.createOscillator();
@@ -251,9 +264,8 @@ class Chat {
         oscillator.start(now + offset);
         oscillator.stop(now + offset + 0.25);
       }
-      setTimeout(() => audio.close(), 800);
     } catch {
-      // No audio before the visitor has interacted with the page: the badge still shows.
+      // Audio unavailable (no output device): the badge and title still show.
     }
   }
 
@@ -279,8 +291,8 @@ class Chat {
     const c = this.#conversation;
     const messages = c.sorted();
     this.#view.render({
-      greeting: this.#site.greeting || this.#t('panel.greeting'),
-      messages, outbox: c.outbox, ownerReadSeq: c.ownerReadSeq, language: this.#language,
+      greeting: this.#site.greetings?.[this.#language] || this.#site.greeting || this.#t('panel.greeting'),
+      messages, outbox: c.outbox, ownerReadSeq: c.ownerReadSeq, language: this.#locale(),
       siteName: this.#site.name, online: c.online, onRetry: (id) => c.retry(id),
     });
     this.#view.contact.hidden = !(c.hasThread && !c.contact);
@@ -302,6 +314,13 @@ class Chat {
     const label = this.#t('launcher.open', { site: name });
     this.#launcher.setAttribute('aria-label', this.#unread ? `${label} (${this.#t('launcher.unread', { count: this.#unread })})` : label);
     this.#view?.label(this.#site);
+  }
+
+  // Dates and times: the browser's own locale when it speaks the widget's language
+  // (en-GB gets 24-hour times), else the plain language.
+  #locale() {
+    const browser = navigator.language || '';
+    return browser.slice(0, 2).toLowerCase() === this.#language ? browser : this.#language;
   }
 
   #setLanguage(language) {

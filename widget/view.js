@@ -135,6 +135,10 @@ export class View {
     });
   }
 
+  scrollToEnd() {
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
   showTyping(text) {
     this.typingLine.textContent = text;
     this.typingLine.hidden = !text;

@@ -1,0 +1,60 @@
+"""`porch demo` only: the bakery answers a new conversation by itself, so a first-time
+user sees a live reply, the unread badge and the tab title without a second terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from relay.bus import Bus
+from relay.models import Author, MessageAdded, Via
+from relay.store import Store
+
+DEMO_SITE = "demo"
+REPLY_DELAY = 2.5  # seconds: long enough to close the panel and see the badge arrive
+REPLIES = {
+    "en": "Thanks for writing! This is the Porch demo, so this first answer is automatic. "
+    "A real bakery would get your message by email and answer from its mailbox; to answer "
+    'as the owner now, run: porch reply {thread} "your text" {flags}',
+    "fr": "Merci pour votre message ! Ceci est la démo de Porch : cette première réponse est "
+    "automatique. Une vraie boulangerie recevrait votre message par e-mail et répondrait "
+    "depuis sa messagerie ; pour répondre vous-même, lancez : "
+    'porch reply {thread} "votre texte" {flags}',
+}
+
+
+async def answer_new_threads(store: Store, bus: Bus, cli_flags: str) -> None:
+    """Reply once to each new demo conversation (idempotent by client_id)."""
+    pending: set[asyncio.Task[None]] = set()
+    with bus.watch_site(DEMO_SITE) as subscription:
+        while True:
+            event = await subscription.queue.get()
+            if not isinstance(event, MessageAdded) or event.message.author is not Author.VISITOR:
+                continue
+            thread = await store.get_thread(event.message.thread)
+            if thread is None or thread.owner_read_seq > 0:  # the owner already answered
+                continue
+            language = "fr" if thread.page and "/fr/" in thread.page else "en"
+            body = REPLIES[language].format(thread=thread.id, flags=cli_flags).strip()
+            task = asyncio.create_task(_reply_later(store, thread.id, body))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+
+async def _reply_later(store: Store, thread: str, body: str) -> None:
+    await asyncio.sleep(REPLY_DELAY)  # a person takes a moment, too
+    await store.add_message(
+        thread, author=Author.OWNER, body=body, via=Via.INBOX, client_id=f"demo-welcome-{thread}"
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(store: Store, bus: Bus, cli_flags: str) -> AsyncIterator[None]:
+    task = asyncio.create_task(answer_new_threads(store, bus, cli_flags))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
