@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,24 +66,28 @@ async def start_threads(relay: Relay, count: int, concurrency: int = 16) -> list
                 raise RuntimeError(f"starting thread {i}: {response.status_code} {response.text}")
             tokens[i] = response.json()["token"]
 
-        await bounded(concurrency, [lambda i=i: start(i) for i in range(count)])
+        await bounded(concurrency, [functools.partial(start, i) for i in range(count)])
     return tokens
 
 
-async def visitors(relay: Relay, tokens: Sequence[str], batch: int = 100) -> list[ClientConnection]:
-    """A ready socket per token, opened `batch` at a time (a burst of thousands of
-    connects overflows listen backlogs and times out handshakes, on both sides)."""
+async def visitors(
+    relay: Relay, tokens: Sequence[str], since: Sequence[int] = (), batch: int = 100
+) -> list[ClientConnection]:
+    """A ready socket per token, resuming after `since[i]` (default 0), opened `batch`
+    at a time (a burst of thousands of connects overflows listen backlogs and times
+    out handshakes, on both sides)."""
     sockets: list[ClientConnection] = []
+    since = list(since) or [0] * len(tokens)
 
-    async def one(token: str) -> ClientConnection:
+    async def one(i: int) -> ClientConnection:
         ws = await open_socket(relay.ws_url)
-        await hello(ws, token)
+        await hello(ws, tokens[i], since[i])
         return ws
 
     try:
         for start in range(0, len(tokens), batch):
-            chunk = tokens[start : start + batch]
-            sockets += await asyncio.gather(*(one(token) for token in chunk))
+            chunk = range(start, min(start + batch, len(tokens)))
+            sockets += await asyncio.gather(*(one(i) for i in chunk))
     except BaseException:
         await close_all(sockets)
         raise
@@ -134,5 +139,5 @@ async def read_messages(
 async def drain(ws: ClientConnection) -> None:
     """Read and drop what a visitor is sent (acks, its own messages), failing on errors."""
     async for raw in ws:
-        if '"type":"error"' in raw:
+        if isinstance(raw, str) and '"type":"error"' in raw:
             raise RuntimeError(f"the relay refused a frame: {raw}")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import resource
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Row:
     unit: str
     baseline: float | None = None
     target: Target | None = None
+    note: str = ""  # shown after the verdict, e.g. why the run may not be trusted
 
     @property
     def ratio(self) -> float | None:
@@ -92,7 +96,7 @@ def table(rows: Sequence[Row | Failed]) -> str:
                 number(row.baseline, row.unit),
                 "—" if ratio is None else f"{ratio:.2f}×",
                 row.target.text if row.target else "—",
-                row.verdict,
+                f"{row.verdict} ({row.note})" if row.note else row.verdict,
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -130,6 +134,46 @@ def raise_fd_limit(needed: int) -> int:
             f"the open-file limit is {target} (hard); {needed} are needed: raise `ulimit -Hn`"
         )
     return target
+
+
+# Past this share of the machine used by other processes, a result is flagged noisy.
+NOISY_OTHERS = 0.15
+
+
+class Machine:
+    """How much of the machine others took while we measured.
+
+    /proc/stat counts every CPU's busy and stolen time; what our processes used
+    (this client and the server `pids`) is taken out, the rest is noise: other
+    processes, or the hypervisor giving our cores to someone else.
+    """
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = (os.getpid(), *pids)
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        # cpu  user nice system idle iowait irq softirq steal ...
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+        tick = os.sysconf("SC_CLK_TCK")
+        ours = sum(process_cpu_seconds(pid) for pid in self.pids)
+        return busy / tick, ours, time.monotonic()
+
+    def others(self) -> float:
+        """Share of all cores used by others since creation, 0..1."""
+        busy0, ours0, t0 = self._start
+        busy1, ours1, t1 = self._sample()
+        capacity = (t1 - t0) * (os.cpu_count() or 1)
+        return max(0.0, (busy1 - busy0) - (ours1 - ours0)) / capacity if capacity else 0.0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a whole process (all its threads) so far."""
+    # /proc/PID/stat: the command may hold spaces, so count fields after its ")".
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
 def log(text: str) -> None:

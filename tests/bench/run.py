@@ -38,11 +38,20 @@ async def main(names: list[str]) -> list[Row | Failed]:
             async with asyncio.timeout(limit):
                 rows += await run()
         except Exception as error:  # one broken benchmark must not hide the others
-            traceback.print_exc()
-            reason = "timed out" if isinstance(error, TimeoutError) else str(error)
-            rows.append(Failed(name, f"{type(error).__name__}: {reason}"))
+            cause = first_cause(error)
+            traceback.print_exception(cause)
+            reason = "timed out" if isinstance(cause, TimeoutError) else str(cause)
+            rows.append(Failed(name, f"{type(cause).__name__}: {reason}"))
         log(f"{name}: {time.perf_counter() - started:.1f} s")
     return rows
+
+
+def first_cause(error: BaseException) -> BaseException:
+    """The first real error inside (nested) task groups: dozens of sockets failing
+    the same way would otherwise print dozens of identical tracebacks."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def cli() -> None:

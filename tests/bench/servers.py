@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from relay.tokens import Tokens, new_secret_key
+from tests.bench.harness import log, process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -49,6 +50,9 @@ class Server:
 
     def rss_kib(self) -> int:
         return proc_status_kib(self.pid, "VmRSS")
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.pid)
 
     def fd_limit(self) -> int:
         """The server's own soft limit on open files (it inherited ours)."""
@@ -94,8 +98,11 @@ def porch_command() -> list[str]:
 
 
 def relay_env(secret_key: str) -> dict[str, str]:
+    # The caller's own PORCH_* settings (a database path, synchronous=NORMAL) would
+    # change what is measured: only ours go through.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
     return {
-        **os.environ,
+        **inherited,
         "PORCH_SECRET_KEYS": secret_key,
         "PORCH_LOG_LEVEL": "warning",
         "PORCH_VISITOR_MESSAGES_PER_MINUTE": UNLIMITED,
@@ -117,6 +124,7 @@ async def relay() -> AsyncIterator[Relay]:
         async with _process(command, env, "Porch relay running") as (process, output):
             server = Relay(process, port, output, secret_key=secret_key, data_dir=data_dir)
             await _check_ready(server)
+            log(f"  relay pid {server.pid} on port {port} (attach `py-spy record --pid` here)")
             yield server
 
 
@@ -175,6 +183,7 @@ async def _process(
     )
     output: deque[str] = deque(maxlen=40)
     ready = asyncio.Event()
+    errors: list[str] = []
 
     async def read_output() -> None:
         assert process.stdout is not None
@@ -183,6 +192,9 @@ async def _process(
             output.append(line)
             if ready_line in line:
                 ready.set()
+            # At log level warning a healthy server prints nothing after its banner.
+            if line.startswith(("ERROR", "Traceback")):
+                errors.append(line)
 
     reader = asyncio.create_task(read_output())
     try:
@@ -200,6 +212,10 @@ async def _process(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+        if errors:
+            log(
+                f"  WARNING: the server logged {len(errors)} errors, the last: {' | '.join(output)}"
+            )
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
