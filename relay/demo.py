@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from relay.bus import Bus
-from relay.models import Author, MessageAdded, Via
+from relay.models import Author, Event, MessageAdded, Via
 from relay.store import Store
 
 DEMO_SITE = "demo"
@@ -27,9 +27,10 @@ REPLIES = {
 async def answer_new_threads(store: Store, bus: Bus, cli_flags: str) -> None:
     """Reply once to each new demo conversation (idempotent by client_id)."""
     pending: set[asyncio.Task[None]] = set()
-    with bus.watch_site(DEMO_SITE) as subscription:
+    events: asyncio.Queue[Event] = asyncio.Queue()
+    with bus.watch_site(DEMO_SITE, events.put_nowait):
         while True:
-            event = await subscription.queue.get()
+            event = await events.get()
             if not isinstance(event, MessageAdded) or event.message.author is not Author.VISITOR:
                 continue
             thread = await store.get_thread(event.message.thread)

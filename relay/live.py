@@ -20,12 +20,12 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from relay.api import visitor_send_limits
-from relay.bus import Subscription
 from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
 from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
 from relay.models import Author, Event, MessageAdded, Thread, Typing, Via
@@ -40,6 +40,10 @@ TYPING_INTERVAL = 2.0  # at most one typing event per socket per this many secon
 # Frames of any kind one socket may send per minute: far above a person typing
 # (typing events are throttled client-side too), far below a flood.
 FRAMES_PER_MINUTE = 300
+# Events a socket may have waiting before it counts as too slow. One visitor thread
+# sees a few events a minute; an owner socket sees the whole site: 1,000 is minutes
+# of backlog either way.
+QUEUE_LIMIT = 1000
 CLOSE_TOO_SLOW = 1013  # "try again later": the client resumes from its last seq
 CLOSE_REASON_BYTES = 123  # RFC 6455 5.5: control frame payload 125 bytes, 2 for the code
 
@@ -58,6 +62,9 @@ class Session:
         "_typing_at",
         "_frames",
         "_window",
+        "_outbox",
+        "_flusher",
+        "_live",
     )
 
     def __init__(
@@ -73,15 +80,52 @@ class Session:
         self._typing_at = 0.0
         self._frames = 0
         self._window = time.monotonic()
+        # Events from the bus wait here. While the socket is idle no task exists for it:
+        # one is started when an event comes and ends when the buffer is empty.
+        self._outbox: deque[Event] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._live = False  # events are held back until the replay is done
 
     def subscribe(self) -> Any:
         if self.thread is not None:
-            return self.s.bus.watch_thread(self.thread.id)
-        return self.s.bus.watch_site(self.site)
+            return self.s.bus.watch_thread(self.thread.id, self.deliver)
+        return self.s.bus.watch_site(self.site, self.deliver)
+
+    def deliver(self, event: Event) -> None:
+        """The bus watcher: buffer, and make sure something is sending."""
+        self._outbox.append(event)
+        if self._live and self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    def go_live(self) -> None:
+        self._live = True
+        if self._outbox and self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+
+    async def _flush(self) -> None:
+        try:
+            while self._outbox:
+                if len(self._outbox) > QUEUE_LIMIT:
+                    await _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
+                    return
+                text = self._text_for(self._outbox.popleft())
+                if text is not None:
+                    await self.send_text(text)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass  # the client left; the receive loop ends the session
+        finally:
+            self._flusher = None
 
     async def send(self, frame: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+
+    async def send_text(self, text: str) -> None:
         async with self._send_lock:
-            await self.ws.send_text(json.dumps(frame, separators=(",", ":")))
+            await self.ws.send_text(text)
 
     async def replay(self) -> None:
         while True:
@@ -97,24 +141,14 @@ class Session:
             if len(page) < MAX_PAGE_MESSAGES:
                 return
 
-    async def stream(self, subscription: Subscription) -> None:
-        while True:
-            event = await subscription.queue.get()
-            if subscription.overflowed:
-                await _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
-                return
-            frame = self._frame_for(event)
-            if frame is not None:
-                await self.send(frame)
-
-    def _frame_for(self, event: Event) -> dict[str, Any] | None:
+    def _text_for(self, event: Event) -> str | None:
         if isinstance(event, MessageAdded):
             if event.message.seq <= self.last_seq:
                 return None  # already sent in the replay
             self.last_seq = event.message.seq
         elif isinstance(event, Typing) and event.author is self.role:
             return None  # one's own typing, from another tab or this one
-        return event.to_frame()
+        return event.frame_text
 
     async def receive(self) -> None:
         while True:
@@ -198,10 +232,14 @@ async def live(ws: WebSocket) -> None:
     await ws.accept()
     try:
         session = await _hello(ws, s)
-        with session.subscribe() as subscription:
-            await session.replay()
-            await session.send({"type": "ready", "seq": session.last_seq})
-            await _until_first_done(session.receive(), session.stream(subscription))
+        with session.subscribe():
+            try:
+                await session.replay()
+                await session.send({"type": "ready", "seq": session.last_seq})
+                session.go_live()
+                await session.receive()
+            finally:
+                session.stop()
     except PorchError as error:
         await _close(ws, error.close_code, error.message)
     except (WebSocketDisconnect, OSError):  # the client left
@@ -235,19 +273,6 @@ async def _hello(ws: WebSocket, s: Services) -> Session:
         check_origin(ws.headers.get("origin"), site)
         return Session(ws, s, Author.VISITOR, site.id, thread, since)
     return Session(ws, s, Author.OWNER, site.id, None, since)
-
-
-async def _until_first_done(*coroutines: Any) -> None:
-    """Run side by side; when one returns or fails, cancel the others and re-raise."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in done:
-        task.result()
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -149,8 +151,19 @@ class Started:
 # the store after commit; typing is ephemeral and published by the socket itself.
 
 
+class _Framed:
+    """Events are encoded once, however many sockets they go to."""
+
+    def to_frame(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @cached_property
+    def frame_text(self) -> str:
+        return json.dumps(self.to_frame(), separators=(",", ":"), ensure_ascii=False)
+
+
 @dataclass(frozen=True)
-class MessageAdded:
+class MessageAdded(_Framed):
     site: str
     message: Message
 
@@ -163,7 +176,7 @@ class MessageAdded:
 
 
 @dataclass(frozen=True)
-class ReadMoved:
+class ReadMoved(_Framed):
     site: str
     thread: str
     author: Author
@@ -174,7 +187,7 @@ class ReadMoved:
 
 
 @dataclass(frozen=True)
-class Typing:
+class Typing(_Framed):
     site: str
     thread: str
     author: Author

@@ -23,6 +23,7 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
         "language": "en",
         "color": "#2f6f4e",
         "availability": "",
+        "greetings": {},
     }
     assert "owner@" not in response.text
     assert response.headers["access-control-allow-origin"] == ALPHA_ORIGIN

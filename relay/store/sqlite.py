@@ -239,9 +239,11 @@ class SQLiteStore:
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (thread_id, site_id, visitor_id, page, client_id, now, now),
             )
-            message = _insert_message(
-                db, thread_id, site_id, Author.VISITOR, body, Via.WIDGET, client_id, now
+            inserted = _insert_message(
+                db, thread_id, Author.VISITOR, body, Via.WIDGET, client_id, now
             )
+            assert inserted is not None
+            message = inserted[0]
             new_thread = _thread_by_id(db, thread_id)
             assert new_thread is not None
             started = Started(visitor_id, new_thread, message, created=True)
@@ -255,17 +257,14 @@ class SQLiteStore:
         """Store a message; (message, created). A known client_id returns the stored one."""
 
         def op(db: sqlite3.Connection) -> tuple[tuple[Message, bool], list[Event]]:
-            thread = _thread_by_id(db, thread_id)
-            if thread is None:
+            inserted = _insert_message(db, thread_id, author, body, via, client_id, utc_now())
+            if inserted is not None:
+                message, site = inserted
+                return (message, True), [MessageAdded(site, message)]
+            existing = _message_by_client_id(db, thread_id, client_id) if client_id else None
+            if existing is None:
                 raise NotFound(f"no thread {thread_id!r}")
-            if client_id is not None:
-                existing = _message_by_client_id(db, thread_id, client_id)
-                if existing is not None:
-                    return (existing, False), []
-            message = _insert_message(
-                db, thread_id, thread.site, author, body, via, client_id, utc_now()
-            )
-            return (message, True), [MessageAdded(thread.site, message)]
+            return (existing, False), []
 
         return await self._write(op)
 
@@ -378,6 +377,14 @@ def _run_batch(db: sqlite3.Connection, ops: list[WriteOp[Any]]) -> list[tuple[bo
     outcomes: list[tuple[bool, Any]] = []
     db.execute("BEGIN IMMEDIATE")
     try:
+        if len(ops) == 1:  # alone in its transaction: no savepoint needed to isolate it
+            try:
+                outcomes.append((True, ops[0](db)))
+            except Exception as error:
+                db.execute("ROLLBACK")
+                return [(False, error)]
+            db.execute("COMMIT")
+            return outcomes
         for op in ops:
             db.execute("SAVEPOINT op")
             try:
@@ -400,34 +407,34 @@ def _run_batch(db: sqlite3.Connection, ops: list[WriteOp[Any]]) -> list[tuple[bo
 def _insert_message(
     db: sqlite3.Connection,
     thread_id: str,
-    site_id: str,
     author: Author,
     body: str,
     via: Via,
     client_id: str | None,
     now: str,
-) -> Message:
-    cursor = db.execute(
+) -> tuple[Message, str] | None:
+    """Insert into an existing thread: (message, its site), or None if there is no such
+    thread or it already has this client_id. Three statements: this is the hot path."""
+    row = db.execute(
         "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (thread_id, site_id, author.value, body, via.value, client_id, now),
-    )
-    seq = cursor.lastrowid
-    assert seq is not None
+        " SELECT id, site_id, ?, ?, ?, ?, ? FROM threads WHERE id = ?"
+        " ON CONFLICT (thread_id, client_id) DO NOTHING RETURNING seq",
+        (author.value, body, via.value, client_id, now, thread_id),
+    ).fetchone()
+    if row is None:
+        return None
+    seq = row[0]
     # The author has read what they wrote.
     read_column = {Author.VISITOR: "visitor_read_seq", Author.OWNER: "owner_read_seq"}.get(author)
     extra = f", {read_column} = ?3" if read_column else ""
-    db.execute(
-        f"UPDATE threads SET last_seq = ?3, updated_at = ?2{extra} WHERE id = ?1",
+    visitor, site = db.execute(
+        f"UPDATE threads SET last_seq = ?3, updated_at = ?2{extra} WHERE id = ?1"
+        " RETURNING visitor_id, site_id",
         (thread_id, now, seq),
-    )
+    ).fetchone()
     if author is Author.VISITOR:
-        db.execute(
-            "UPDATE visitors SET last_seen_at = ? WHERE id ="
-            " (SELECT visitor_id FROM threads WHERE id = ?)",
-            (now, thread_id),
-        )
-    return Message(seq, thread_id, author, body, via, client_id, now)
+        db.execute("UPDATE visitors SET last_seen_at = ? WHERE id = ?", (now, visitor))
+    return Message(seq, thread_id, author, body, via, client_id, now), site
 
 
 def _thread_by_id(db: sqlite3.Connection, thread_id: str) -> Thread | None:
