@@ -1,6 +1,6 @@
 """Run Porch's benchmarks and print one table (see tests/bench/README.md).
 
-    cd /work/main && .venv/bin/python -m tests.bench.run [--only throughput,latency,store,memory]
+    cd /work/main && .venv/bin/python -m tests.bench.run [--only NAME,...]
 
 Progress and details go to stderr, the table to stdout. Exit status 1 if a benchmark
 could not run; a missed target is a result, not a failure (exit 0), unless --strict.
@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from tests.bench import latency, memory, store, throughput
+from tests.bench import embed, latency, memory, store, throughput
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
 
 # name → (benchmark, seconds it may take before it is cancelled)
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "latency": (latency.run, 60),
     "store": (store.run, 60),
     "memory": (memory.run, 90),
+    "embed": (embed.run, 90),
 }
 
 
