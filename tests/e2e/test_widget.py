@@ -265,3 +265,27 @@ def test_js_api_queue_before_load(stage: Stage, page: Page) -> None:
     events = page.evaluate("window.events")
     assert events[:2] == ["open", "message:visitor"]
     assert "close" in events and "message:owner" in events
+
+
+def test_email_offer_after_the_first_message(stage: Stage, page: Page) -> None:
+    page.goto(stage.url("/"))
+    page.locator(LAUNCHER).click()
+    expect(page.locator(PANEL)).to_be_visible()
+    expect(page.locator("porch-chat .contact")).to_be_hidden()  # nothing to follow yet
+    open_and_send(page, "Can you call me back?")
+    contact = page.locator("porch-chat .contact")
+    expect(contact).to_be_visible()
+    contact.locator("input[type=email]").fill("not an address")
+    contact.locator("button[type=submit]").click()
+    expect(contact.locator("[role=alert]")).to_have_text("Please check the email address.")
+    contact.locator("input[type=text]").fill("Ann Martin")
+    contact.locator("input[type=email]").fill("ann@example.com")
+    contact.locator("button[type=submit]").click()
+    expect(contact).to_be_hidden()
+    expect(page.locator("porch-chat .notice")).to_contain_text("ann@example.com")
+    visitor = stage.threads()[0]["visitor"]
+    assert visitor["name"] == "Ann Martin" and visitor["email"] == "ann@example.com"
+    page.reload()
+    page.locator(LAUNCHER).click()
+    expect(page.locator(STORED_VISITOR)).to_have_count(1)
+    expect(contact).to_be_hidden()  # answered once, not asked again
