@@ -59,9 +59,12 @@ async def start_thread(request: Request) -> Response:
 
 async def get_thread(request: Request) -> Response:
     s = services(request)
-    thread = await visitor_thread(request, s)
-    since = query_since(request)
-    messages = await s.store.thread_messages(thread.id, since, MAX_PAGE_MESSAGES)
+    return await history(request, s, await visitor_thread(request, s))
+
+
+async def history(request: Request, s: Services, thread: Thread) -> Response:
+    """A thread and a page of its messages after ?since=N (visitor and owner alike)."""
+    messages = await s.store.thread_messages(thread.id, query_since(request), MAX_PAGE_MESSAGES)
     return JSONResponse(
         {
             "thread": thread.to_json(),

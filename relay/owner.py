@@ -6,13 +6,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay.api import history
 from relay.errors import NotFound
 from relay.inputs import (
-    MAX_PAGE_MESSAGES,
     bearer,
     client_id,
     message_body,
-    query_since,
     read_json,
     seq_value,
 )
@@ -29,16 +28,7 @@ async def list_threads(request: Request) -> Response:
 
 async def get_thread(request: Request) -> Response:
     s = services(request)
-    thread = await owned_thread(request, s, request.path_params["thread"])
-    since = query_since(request)
-    messages = await s.store.thread_messages(thread.id, since, MAX_PAGE_MESSAGES)
-    return JSONResponse(
-        {
-            "thread": thread.to_json(),
-            "messages": [m.to_json() for m in messages],
-            "more": len(messages) == MAX_PAGE_MESSAGES,
-        }
-    )
+    return await history(request, s, await owned_thread(request, s, request.path_params["thread"]))
 
 
 async def post_message(request: Request) -> Response:

@@ -23,6 +23,17 @@ from relay.store import Store
 from relay.tokens import Tokens, new_secret_key
 
 T = TypeVar("T")
+# Debian's Chromium; without the networking flags it keeps calling Google's hosts,
+# which this machine refuses.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 STARTUP_TIMEOUT = 10.0  # seconds; a relay not up by then has failed
 SECRET = new_secret_key()
 ALPHA_ORIGIN = "https://alpha.example"
@@ -194,7 +205,14 @@ class Live:
 async def open_live(
     relay: RunningRelay, token: str, since: int = 0, origin: str | None = ALPHA_ORIGIN
 ) -> Live:
-    ws = await connect(relay.ws_url, origin=origin, compression=None)  # type: ignore[arg-type]
+    return await open_live_url(relay.ws_url, token, since, origin)
+
+
+async def open_live_url(
+    url: str, token: str, since: int = 0, origin: str | None = ALPHA_ORIGIN
+) -> Live:
+    """A live socket after hello, with what the relay replayed before "ready"."""
+    ws = await connect(url, origin=origin, compression=None)  # type: ignore[arg-type]
     await ws.send(json.dumps({"type": "hello", "token": token, "since": since}))
     replayed = []
     while True:

@@ -10,13 +10,30 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import Live, PorchProcess, free_port, porch_command, porch_env
+from tests.support import PorchProcess, free_port, open_live_url, porch_command, porch_env
 
 
 def porch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*porch_command(), *args], env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def add_shop(env: dict[str, str]) -> None:
+    result = porch(
+        "site",
+        "add",
+        "--id",
+        "shop",
+        "--name",
+        "Shop",
+        "--origin",
+        "https://shop.example",
+        "--owner-email",
+        "o@shop.example",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture
@@ -130,19 +147,7 @@ def test_owner_token_needs_a_known_site(env: dict[str, str]) -> None:
 
 
 async def test_threads_and_reply_through_the_running_relay(env: dict[str, str]) -> None:
-    porch(
-        "site",
-        "add",
-        "--id",
-        "shop",
-        "--name",
-        "Shop",
-        "--origin",
-        "https://shop.example",
-        "--owner-email",
-        "o@shop.example",
-        env=env,
-    )
+    add_shop(env)
     port = free_port()
     env["PORCH_PORT"] = str(port)
     relay = await PorchProcess.start(env, port)
@@ -174,19 +179,7 @@ async def test_threads_and_reply_through_the_running_relay(env: dict[str, str]) 
 
 
 def test_reply_says_when_the_relay_is_down(env: dict[str, str]) -> None:
-    porch(
-        "site",
-        "add",
-        "--id",
-        "shop",
-        "--name",
-        "Shop",
-        "--origin",
-        "https://shop.example",
-        "--owner-email",
-        "o@shop.example",
-        env=env,
-    )
+    add_shop(env)
     import sqlite3
 
     # A thread exists in the store, but no relay listens on the configured port.
@@ -246,7 +239,9 @@ async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_pa
         assert config["name"] == "Boulangerie Dupont" and config["greetings"]["fr"]
         # The demo bakery answers by itself, in the page's language, with the command
         # that answers as the owner; that command works with the demo's own key.
-        live = await open_live_at(port, started["token"], origin)
+        live = await open_live_url(
+            f"ws://127.0.0.1:{port}/v1/live", started["token"], origin=origin
+        )
         owner = [m for m in live.replayed if m["author"] == "owner"]
         reply = owner[0] if owner else (await live.next("message", timeout=15))["message"]
         await live.ws.close()
@@ -260,15 +255,3 @@ async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_pa
     finally:
         process.terminate()
         await process.wait()
-
-
-async def open_live_at(port: int, token: str, origin: str) -> Live:
-    """A visitor socket on a relay that is not a RunningRelay fixture."""
-    from websockets.asyncio.client import connect
-
-    ws = await connect(f"ws://127.0.0.1:{port}/v1/live", origin=origin)  # type: ignore[arg-type]
-    live = Live(ws, [], {})
-    await live.send(type="hello", token=token, since=0)
-    while (frame := await live.next()).get("type") != "ready":
-        live.replayed.append(frame["message"])
-    return live

@@ -19,18 +19,17 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from tests.bench.harness import Row, at_most, log
-from tests.support import ALPHA, free_socket, relay_config, seed_sites, start_relay
+from tests.support import (
+    ALPHA,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_socket,
+    relay_config,
+    seed_sites,
+    start_relay,
+)
 
 LOADS = 20
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE = (
     "<!doctype html><html lang=en><head><meta charset=utf-8><title>Blank</title></head>"
     "<body><h1>A blank page</h1>{snippet}</body></html>"

@@ -18,6 +18,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.e2e.pages import page_app
 from tests.support import (
     ALPHA,
+    CHROMIUM,
+    CHROMIUM_ARGS,
     STARTUP_TIMEOUT,
     RunningRelay,
     free_socket,
@@ -26,16 +28,6 @@ from tests.support import (
     start_relay,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the networking flags Chromium keeps calling Google's hosts, refused here.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots; git-ignored
 UNLIMITED = 1_000_000
 
@@ -44,7 +36,7 @@ UNLIMITED = 1_000_000
 # as long as it is open, which would break the asyncio tests that run after these.
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
+    if not Path(CHROMIUM).exists():
         missing = (
             "Debian's Chromium is not installed at /usr/bin/chromium "
             "(apt-get install chromium; .ci/run installs it)"
