@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,10 +24,16 @@ from relay.bus import Bus
 from relay.config import Config
 from relay.errors import PorchError
 from relay.live import live
+from relay.mail import unsubscribe, webhooks
+from relay.mail.imap import poll_mailbox
+from relay.mail.inbound import Pipeline
+from relay.mail.outbox import OutboxWorker
+from relay.mail.smtp_ingress import start_smtp_ingress
 from relay.openapi import document
 from relay.origins import CORSMiddleware
 from relay.services import Limits, Services, services
 from relay.store import Store
+from relay.store.mail import MailPolicy
 from relay.tokens import Tokens
 from relay.widget import Widget
 
@@ -34,37 +43,52 @@ HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(
-    config: Config, *, site_dir: Path | None = None, demo_flags: str | None = None
+    config: Config, *, site_dir: Path | None = None, demo_setup: demo.Setup | None = None
 ) -> Starlette:
-    """The relay. `site_dir`, when given, is served at /; `demo_flags` (the CLI flags that
-    reach this relay) turn on the demo's automatic first reply."""
+    """The relay. `site_dir`, when given, is served at /; `demo_setup` adds the demo's
+    automatic first reply and its owner mailbox."""
     if not config.secret_keys:
         raise ValueError("config.secret_keys is empty")
     store = Store(config.database_path, synchronous=config.sqlite_synchronous)
     bus = Bus()
     store.on_commit = bus.publish
+    tokens = Tokens(config.secret_keys)
+    mailer = OutboxWorker(store, tokens, config) if config.mail_enabled else None
+    if mailer is not None:
+        store.mail_policy = MailPolicy(config.owner_notify_delay, config.visitor_notify_delay)
+        store.on_mail_queued = mailer.wake.set
     shared = Services(
         config=config,
         store=store,
-        tokens=Tokens(config.secret_keys),
+        tokens=tokens,
         bus=bus,
         limits=Limits.from_config(config),
+        pipeline=Pipeline(store, tokens),
+        mailer=mailer,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
-        # Everything made so far lives as long as the process: keep it out of the
-        # cyclic collector's full passes, whose pauses grow with the heap.
-        gc.freeze()
-        try:
-            if demo_flags is None:
-                yield
-            else:
-                async with demo.running(store, bus, demo_flags):
-                    yield
-        finally:
-            await store.close()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(store.close)
+            if demo_setup is not None:
+                await stack.enter_async_context(demo.running(store, bus, demo_setup))
+            if mailer is not None:
+                await stack.enter_async_context(background(mailer.run(), "outbox"))
+            if config.imap_url:
+                await stack.enter_async_context(
+                    background(poll_mailbox(shared.pipeline, config.imap_url), "imap")
+                )
+            if config.smtp_port:
+                ingress = await start_smtp_ingress(
+                    shared.pipeline, config.reply_domain, config.host, config.smtp_port
+                )
+                stack.push_async_callback(_close_server, ingress)
+            # Everything made so far lives as long as the process: keep it out of the
+            # cyclic collector's full passes, whose pauses grow with the heap.
+            gc.freeze()
+            yield
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -72,9 +96,13 @@ def create_app(
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes,
         *owner.routes,
+        *unsubscribe.routes,
+        *webhooks.routes,
         WebSocketRoute("/v1/live", live),
         *Widget().routes(),
     ]
+    if demo_setup is not None:
+        routes += demo_setup.mailbox.routes()
     if site_dir is not None:
         routes.append(Mount("/", StaticFiles(directory=site_dir, html=True), name="site"))
 
@@ -90,6 +118,29 @@ def create_app(
     )
     app.state.services = shared
     return app
+
+
+@asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run a task for the app's lifetime; one that dies is logged, not silent."""
+    task = asyncio.create_task(work, name=f"porch-{name}")
+    task.add_done_callback(_report_death)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
 
 
 async def healthz(request: Request) -> Response:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import shlex
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -17,8 +19,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from relay import demo
 from relay.assets import asset_dir
 from relay.config import FIELDS, Config, env_var, flag
+from relay.demo_mailbox import DemoMailbox
 from relay.errors import ConfigError
 from relay.models import Site
 from relay.origins import normalize_origin
@@ -26,6 +30,9 @@ from relay.store import Store
 from relay.tokens import Tokens, new_secret_key
 
 DEMO_SITE = "demo"
+DEMO_OWNER = "owner@dupont.example"
+DEMO_REPLY_DOMAIN = "reply.dupont.localhost"
+DEMO_NOTIFY_DELAY = 3  # seconds: the demo mailbox fills while the visitor watches
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -105,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EMAIL",
         help="An address that receives and answers messages (repeatable).",
     )
+    add.add_argument(
+        "--alias",
+        action="append",
+        default=[],
+        metavar="EMAIL",
+        help="Another address the owner may reply from (repeatable).",
+    )
     add.add_argument("--id", help="Public id used in the snippet (default: from the name).")
     add.add_argument("--greeting", default="", help="First line visitors see.")
     add.add_argument("--greeting-fr", default="", help="The greeting for French pages.")
@@ -123,6 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
         parent=owner_commands,
     )
     token.add_argument("--site", required=True, help="The site's id.")
+
+    mail = commands.add_parser("mail", help="The email bridge.", description="The email bridge.")
+    mail_commands = mail.add_subparsers(title="commands", metavar="COMMAND")
+    command(
+        "status",
+        run_mail_status,
+        "Outgoing mail: counts, failures, suppressed addresses.",
+        parent=mail_commands,
+    )
+    inspect_cmd = command(
+        "inspect",
+        run_mail_inspect,
+        "Print how Porch reads an email (JSON); touches nothing.",
+        parent=mail_commands,
+        with_settings=False,
+    )
+    inspect_cmd.add_argument("file", type=Path, help="An .eml file (raw RFC 5322 message).")
 
     threads = command("threads", run_threads, "List conversations, latest first.")
     threads.add_argument("--site", help="Only this site's.")
@@ -190,11 +221,21 @@ def run_demo(args: argparse.Namespace) -> None:
     config = load_config(args)
     if not config.secret_keys:
         config = dataclasses.replace(config, secret_keys=(demo_secret(config.data_dir),))
+    # The whole email loop on loopback: outbox → a mailbox sink in the relay → replies
+    # through the relay's SMTP ingress. Real SMTP both ways, no provider needed.
+    mailbox_port, ingress_port = free_port(), free_port()
+    config = dataclasses.replace(
+        config,
+        smtp_url=config.smtp_url or f"smtp://127.0.0.1:{mailbox_port}",
+        smtp_port=config.smtp_port or ingress_port,
+        reply_domain=config.reply_domain or DEMO_REPLY_DOMAIN,
+        owner_notify_delay=min(config.owner_notify_delay, DEMO_NOTIFY_DELAY),
+    )
     origins = demo_origins(config)
     site = Site(
         id=DEMO_SITE,
         name="Boulangerie Dupont",
-        owner_emails=("owner@dupont.example",),
+        owner_emails=(DEMO_OWNER,),
         origins=origins,
         settings={
             "greeting": "Hello! Ask us about today's bread or a special order.",
@@ -211,9 +252,11 @@ def run_demo(args: argparse.Namespace) -> None:
         f"  site id: {DEMO_SITE}, data in {config.data_dir}/\n"
         f"  owner token: {owner_token}\n"
         f"  see conversations: porch threads {flags}\n"
-        f"  answer one:        porch reply THREAD 'your text' {flags}"
+        f"  answer one:        porch reply THREAD 'your text' {flags}\n"
+        f"  or by email:       {config.base_url}/demo/mailbox"
     )
-    serve(config, site_dir=asset_dir("site"), banner=banner, demo_flags=flags)
+    setup = demo.Setup(flags, DemoMailbox(config.smtp_port), mailbox_port)
+    serve(config, site_dir=asset_dir("site"), banner=banner, demo_setup=setup)
 
 
 def demo_flags(config: Config) -> str:
@@ -232,7 +275,7 @@ def run_site_add(args: argparse.Namespace) -> None:
         origins = tuple(dict.fromkeys(normalize_origin(o) for o in args.origin))
     except ValueError as error:
         raise CommandError(f"--origin: {error}") from None
-    for email in args.owner_email:
+    for email in [*args.owner_email, *args.alias]:
         if not EMAIL.match(email):
             raise CommandError(
                 f"--owner-email: expected an address like owner@shop.example, got {email!r}"
@@ -261,6 +304,7 @@ def run_site_add(args: argparse.Namespace) -> None:
                 "greetings": {"fr": args.greeting_fr} if args.greeting_fr else {},
                 "language": args.language,
                 "color": args.color,
+                "reply_aliases": [alias.lower() for alias in args.alias],
             },
         )
         return await store.add_site(site)
@@ -285,6 +329,35 @@ def run_owner_token(args: argparse.Namespace) -> None:
     if with_store(config, lambda store: store.get_site(args.site)) is None:
         raise CommandError(f"--site: no site {args.site!r} (see `porch site list`)")
     print(Tokens(config.secret_keys).owner_token(args.site))
+
+
+def run_mail_status(args: argparse.Namespace) -> None:
+    status = with_store(load_config(args), lambda store: store.mail_status())
+    counts = status["counts"]
+    print(
+        "outbox: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty")
+    )
+    for problem in status["problems"]:
+        state = "failed" if problem["status"] == "failed" else "retrying"
+        print(
+            f"{state}\t{problem['kind']}\t{problem['recipient']}\t{problem['thread_id']}\t"
+            f"{problem['attempts']} tries\t{problem['last_error']}"
+        )
+    for entry in status["suppressed"]:
+        print(f"suppressed\t{entry['address']}\t{entry['reason']}\tsince {entry['created_at']}")
+
+
+def run_mail_inspect(args: argparse.Namespace) -> None:
+    from relay.mail.reading import UnreadableEmail, inspect
+
+    try:
+        raw = args.file.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read {args.file}: {error.strerror}") from None
+    try:
+        print(json.dumps(inspect(raw).to_json(), ensure_ascii=False, indent=2))
+    except UnreadableEmail as error:
+        raise ConfigError(f"{args.file} is not an email: {error}") from None
 
 
 def run_threads(args: argparse.Namespace) -> None:
@@ -353,6 +426,13 @@ def demo_origins(config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys((origin, also)))
 
 
+def free_port() -> int:
+    """A port nobody listens on right now (the demo's internal mail servers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def free_site_id(store: Store, name: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:36].strip("-") or "site"
     candidate, n = base, 2
@@ -377,11 +457,15 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    config: Config, *, site_dir: Path | None = None, banner: str = "", demo_flags: str | None = None
+    config: Config,
+    *,
+    site_dir: Path | None = None,
+    banner: str = "",
+    demo_setup: demo.Setup | None = None,
 ) -> None:
     from relay.app import create_app  # keeps `porch keygen` and `--help` fast
 
-    app = create_app(config, site_dir=site_dir, demo_flags=demo_flags)
+    app = create_app(config, site_dir=site_dir, demo_setup=demo_setup)
     server = _Server(
         uvicorn.Config(
             app,

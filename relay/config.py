@@ -44,6 +44,32 @@ class Config:
         "FULL", "SQLite synchronous pragma: FULL survives power loss, NORMAL only crashes."
     )
     log_level: str = setting("info", "Log level: debug, info, warning, error.")
+    smtp_url: str = setting(
+        "", "Outgoing mail server: smtp://user:pass@host:587 (STARTTLS) or smtps://…:465."
+    )
+    mail_from: str = setting("", "Sender address of notifications; default notify@REPLY_DOMAIN.")
+    reply_domain: str = setting("", "Domain of reply addresses (r+TAG@REPLY_DOMAIN).")
+    smtp_port: int = setting(0, "Port of the inbound SMTP listener for replies (0: off).")
+    imap_url: str = setting("", "Mailbox polled for replies: imaps://user:pass@host/INBOX.")
+    owner_notify_delay: int = setting(
+        20, "Seconds to gather a visitor's consecutive messages into one email."
+    )
+    visitor_notify_delay: int = setting(
+        300, "Seconds an owner reply may stay unseen before it is emailed to the visitor."
+    )
+    inbound_secret: str = setting("", "HMAC key for POST /v1/inbound/raw (edge mail workers).")
+    inbound_basic_auth: str = setting(
+        "", "user:password for the Postmark and SendGrid inbound webhooks."
+    )
+    mailgun_signing_key: str = setting("", "Mailgun webhook signing key.")
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_url)
+
+    @property
+    def mail_sender(self) -> str:
+        return self.mail_from or f"notify@{self.reply_domain}"
 
     @property
     def database_path(self) -> Path:
@@ -82,10 +108,31 @@ class Config:
             "visitor_messages_per_minute",
             "ip_messages_per_minute",
             "threads_per_ip_per_hour",
+            "owner_notify_delay",
+            "visitor_notify_delay",
         ):
             value = getattr(self, name)
-            if value < 0 or (value == 0 and name != "port") or value > 2**31:
+            if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value > 2**31:
                 raise ConfigError(f"{env_var(name)}: expected a positive number, got {value!r}")
+        if self.smtp_port < 0 or self.smtp_port > 65535:
+            raise ConfigError(
+                f"{env_var('smtp_port')}: expected a port up to 65535, got {self.smtp_port}"
+            )
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ConfigError(
+                f"{env_var('smtp_url')}: expected smtp://… or smtps://…, got {self.smtp_url!r}"
+            )
+        if self.imap_url and not self.imap_url.startswith(("imap://", "imaps://")):
+            raise ConfigError(
+                f"{env_var('imap_url')}: expected imap://… or imaps://…, got {self.imap_url!r}"
+            )
+        if (self.smtp_url or self.smtp_port or self.imap_url) and not self.reply_domain:
+            raise ConfigError(
+                f"{env_var('reply_domain')} is needed for email: replies come "
+                "back to r+TAG@REPLY_DOMAIN"
+            )
+        if self.inbound_basic_auth and ":" not in self.inbound_basic_auth:
+            raise ConfigError(f"{env_var('inbound_basic_auth')}: expected user:password")
         if self.port > 65535:
             raise ConfigError(f"{env_var('port')}: expected a port up to 65535, got {self.port}")
         if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
@@ -109,6 +156,9 @@ class Config:
                     f"got one of {len(key)}; make one with `porch keygen`"
                 )
 
+
+# Settings where 0 means "off" or "any free port".
+ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay"}
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from relay.bus import Bus
+from relay.demo_mailbox import DemoMailbox
 from relay.models import Author, Event, MessageAdded, Via
 from relay.store import Store
 
@@ -15,12 +17,12 @@ DEMO_SITE = "demo"
 REPLY_DELAY = 2.5  # seconds: long enough to close the panel and see the badge arrive
 REPLIES = {
     "en": "Thanks for writing! This is the Porch demo, so this first answer is automatic. "
-    "A real bakery would get your message by email and answer from its mailbox; to answer "
-    'as the owner now, run: porch reply {thread} "your text" {flags}',
+    "The bakery got your message by email: open /demo/mailbox to answer it from the "
+    'mailbox, or run: porch reply {thread} "your text" {flags}',
     "fr": "Merci pour votre message ! Ceci est la démo de Porch : cette première réponse est "
-    "automatique. Une vraie boulangerie recevrait votre message par e-mail et répondrait "
-    "depuis sa messagerie ; pour répondre vous-même, lancez : "
-    'porch reply {thread} "votre texte" {flags}',
+    "automatique. La boulangerie a reçu votre message par e-mail : ouvrez /demo/mailbox "
+    'pour y répondre depuis sa messagerie, ou lancez : porch reply {thread} "votre texte" '
+    "{flags}",
 }
 
 
@@ -46,16 +48,26 @@ async def answer_new_threads(store: Store, bus: Bus, cli_flags: str) -> None:
 async def _reply_later(store: Store, thread: str, body: str) -> None:
     await asyncio.sleep(REPLY_DELAY)  # a person takes a moment, too
     await store.add_message(
-        thread, author=Author.OWNER, body=body, via=Via.INBOX, client_id=f"demo-welcome-{thread}"
+        thread, author=Author.SYSTEM, body=body, via=Via.API, client_id=f"demo-welcome-{thread}"
     )
 
 
+@dataclass(frozen=True)
+class Setup:
+    cli_flags: str  # what other `porch` commands need to reach this demo
+    mailbox: DemoMailbox
+    mailbox_port: int  # where the outbox's SMTP lands
+
+
 @contextlib.asynccontextmanager
-async def running(store: Store, bus: Bus, cli_flags: str) -> AsyncIterator[None]:
-    task = asyncio.create_task(answer_new_threads(store, bus, cli_flags))
+async def running(store: Store, bus: Bus, setup: Setup) -> AsyncIterator[None]:
+    sink = await setup.mailbox.start(setup.mailbox_port)
+    task = asyncio.create_task(answer_new_threads(store, bus, setup.cli_flags))
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        sink.close()
+        await sink.wait_closed()

@@ -38,6 +38,7 @@ SINCE = {
     "schema": {"type": "integer", "minimum": 0, "default": 0},
 }
 THREAD_ID = {"name": "thread", "in": "path", "required": True, "schema": {"type": "string"}}
+TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
 SITE_ID = {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}
 SEND = {"required": True, "content": {"application/json": {"schema": _ref("Send")}}}
 READ = {"required": True, "content": {"application/json": {"schema": _ref("Read")}}}
@@ -117,6 +118,18 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Contact"), "Saved."), **ERRORS},
                 }
             },
+            "/v1/unsubscribe/{token}": {
+                "get": {
+                    "summary": "Page asking to confirm: stop emails to this address",
+                    "parameters": [TOKEN],
+                    "responses": {"200": {"description": "HTML page"}, **ERRORS},
+                },
+                "post": {
+                    "summary": "Stop emails to this address (RFC 8058 one-click)",
+                    "parameters": [TOKEN],
+                    "responses": {"200": {"description": "HTML page"}, **ERRORS},
+                },
+            },
             "/widget.js": {
                 "get": {
                     "summary": "The embed script (the snippet loads it)",
@@ -179,6 +192,79 @@ def document() -> dict[str, Any]:
                     "requestBody": READ,
                     "responses": {"204": {"description": "Recorded."}, **ERRORS},
                 }
+            },
+            # Inbound mail from providers' webhooks (relay/mail/webhooks.py). Each exists
+            # only while its setting is set (404 otherwise) and answers the pipeline's verdict.
+            **{
+                f"/v1/inbound/{name}": {
+                    "post": {
+                        "summary": summary,
+                        "description": auth,
+                        "requestBody": {"required": True, "content": {kind: {"schema": body}}},
+                        "responses": {
+                            "200": _json(
+                                {
+                                    "type": "object",
+                                    "required": ["verdict"],
+                                    "properties": {
+                                        "verdict": {
+                                            "type": "string",
+                                            "description": "posted, duplicate, auto_reply, "
+                                            "bounce, empty, no_tag, unknown_tag, revoked_tag, "
+                                            "forged, rate_limited or unreadable",
+                                        }
+                                    },
+                                },
+                                "Processed; every verdict is final (do not retry).",
+                            ),
+                            **{code: ERRORS[code] for code in ("400", "401", "404", "413")},
+                        },
+                    }
+                }
+                for name, summary, auth, kind, body in [
+                    (
+                        "postmark",
+                        "Postmark inbound webhook (with 'Include raw email content')",
+                        "HTTP Basic auth: PORCH_INBOUND_BASIC_AUTH in the webhook URL.",
+                        "application/json",
+                        {
+                            "type": "object",
+                            "required": ["RawEmail"],
+                            "properties": {"RawEmail": _STR},
+                        },
+                    ),
+                    (
+                        "mailgun",
+                        "Mailgun forward to a URL ending in 'mime'",
+                        "Signed: signature = hex HMAC-SHA256(PORCH_MAILGUN_SIGNING_KEY, "
+                        "timestamp + token); at most 5 minutes old; each token once.",
+                        "multipart/form-data",
+                        {
+                            "type": "object",
+                            "required": ["body-mime", "timestamp", "token", "signature"],
+                            "properties": {
+                                field: _STR
+                                for field in ("body-mime", "timestamp", "token", "signature")
+                            },
+                        },
+                    ),
+                    (
+                        "sendgrid",
+                        "SendGrid Inbound Parse ('POST the raw, full MIME message')",
+                        "HTTP Basic auth: PORCH_INBOUND_BASIC_AUTH in the webhook URL.",
+                        "multipart/form-data",
+                        {"type": "object", "required": ["email"], "properties": {"email": _STR}},
+                    ),
+                    (
+                        "raw",
+                        "A raw RFC 5322 message, from an edge mail worker",
+                        "Headers X-Porch-Timestamp (Unix seconds, within 5 minutes) and "
+                        "X-Porch-Signature = hex HMAC-SHA256(PORCH_INBOUND_SECRET, "
+                        "timestamp + '.' + body).",
+                        "message/rfc822",
+                        {"type": "string", "format": "binary"},
+                    ),
+                ]
             },
             "/healthz": {
                 "get": {"summary": "The process is up", "responses": {"200": {"description": "OK"}}}

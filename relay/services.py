@@ -9,6 +9,8 @@ from starlette.requests import HTTPConnection
 from relay.bus import Bus
 from relay.config import Config
 from relay.limits import RateLimiter
+from relay.mail.inbound import Pipeline
+from relay.mail.outbox import OutboxWorker
 from relay.store import Store
 from relay.tokens import Tokens
 
@@ -38,6 +40,8 @@ class Services:
     tokens: Tokens
     bus: Bus
     limits: Limits
+    pipeline: Pipeline
+    mailer: OutboxWorker | None  # None when no SMTP server is configured
 
 
 def services(connection: HTTPConnection) -> Services:

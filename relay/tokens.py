@@ -6,6 +6,9 @@ so a key can be rotated in without signing anyone out and retired later.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,11 @@ from relay.errors import InvalidToken
 
 VISITOR_SALT = "visitor"
 OWNER_SALT = "owner"
+UNSUBSCRIBE_SALT = "unsubscribe"
+REPLY_TAG_SALT = b"reply-tag"
+# 26 base32 characters = 130 bits: unguessable, and "r+" + 26 stays far under the
+# 64-character local part of RFC 5321 (4.5.3.1.1).
+REPLY_TAG_CHARS = 26
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,27 @@ class Tokens:
         keys = list(reversed(secret_keys))
         self._visitor = URLSafeSerializer(keys, salt=VISITOR_SALT)
         self._owner = URLSafeSerializer(keys, salt=OWNER_SALT)
+        self._unsubscribe = URLSafeSerializer(keys, salt=UNSUBSCRIBE_SALT)
+        self._keys = [key.encode() for key in secret_keys]  # newest first
+
+    def reply_tag(self, thread: str, recipient: str) -> str:
+        """The tag of r+TAG@reply-domain: bound to the thread and to whom it was sent."""
+        return _reply_tag(self._keys[0], thread, recipient)
+
+    def reply_tag_matches(self, tag: str, thread: str, recipient: str) -> bool:
+        tag = tag.lower()
+        return any(
+            hmac.compare_digest(_reply_tag(key, thread, recipient), tag) for key in self._keys
+        )
+
+    def unsubscribe_token(self, address: str, site: str) -> str:
+        return str(self._unsubscribe.dumps({"a": address.lower(), "s": site}))
+
+    def read_unsubscribe(self, token: str) -> tuple[str, str]:
+        payload = _loads(self._unsubscribe, token)
+        if payload is None or not _strings(payload, "a", "s"):
+            raise InvalidToken("this unsubscribe link is not valid")
+        return payload["a"], payload["s"]
 
     def visitor_token(self, visitor: str, site: str) -> str:
         return str(self._visitor.dumps({"v": visitor, "s": site}))
@@ -73,6 +102,12 @@ class Tokens:
         if not isinstance(claim, OwnerClaim):
             raise InvalidToken("an owner token is needed here")
         return claim
+
+
+def _reply_tag(key: bytes, thread: str, recipient: str) -> str:
+    message = REPLY_TAG_SALT + b"\0" + thread.encode() + b"\0" + recipient.lower().encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode().lower()[:REPLY_TAG_CHARS]
 
 
 def _loads(serializer: URLSafeSerializer, token: str) -> Any:

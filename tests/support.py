@@ -122,6 +122,11 @@ class RunningRelay:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/v1/live"
 
+    @property
+    def services(self) -> Any:
+        """The running app's shared services (the store, the mailer, ...)."""
+        return self.server.config.app.state.services
+
     def owner_token(self, site: str = "alpha") -> str:
         return self.tokens.owner_token(site)
 

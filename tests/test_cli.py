@@ -186,7 +186,10 @@ def test_reply_says_when_the_relay_is_down(env: dict[str, str]) -> None:
     env["PORCH_PORT"] = str(free_port())
     db = sqlite3.connect(Path(env["PORCH_DATA_DIR"]) / "porch.sqlite3")
     with db:
-        db.execute("INSERT INTO visitors VALUES ('v_1','shop',NULL,NULL,NULL,NULL,'t','t')")
+        db.execute(
+            "INSERT INTO visitors (id, site_id, created_at, last_seen_at)"
+            " VALUES ('v_1', 'shop', 't', 't')"
+        )
         db.execute(
             "INSERT INTO threads (id, site_id, visitor_id, created_at, updated_at)"
             " VALUES ('t_1','shop','v_1','t','t')"
@@ -242,10 +245,10 @@ async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_pa
         live = await open_live_url(
             f"ws://127.0.0.1:{port}/v1/live", started["token"], origin=origin
         )
-        owner = [m for m in live.replayed if m["author"] == "owner"]
+        owner = [m for m in live.replayed if m["author"] == "system"]
         reply = owner[0] if owner else (await live.next("message", timeout=15))["message"]
         await live.ws.close()
-        assert reply["author"] == "owner" and "Merci" in reply["body"]
+        assert reply["author"] == "system" and "Merci" in reply["body"]
         thread = started["thread"]["id"]
         assert f"porch reply {thread} " in reply["body"] and flags in reply["body"]
         answer = await asyncio.to_thread(

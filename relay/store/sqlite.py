@@ -36,6 +36,7 @@ from relay.models import (
     Via,
     utc_now,
 )
+from relay.store.mail import MailQueued, MailStore, queue_notifications
 from relay.store.migrate import apply_migrations
 from relay.store.rows import message_from_row, new_id, site_from_row, thread_from_row
 
@@ -44,7 +45,8 @@ log = logging.getLogger("porch.store")
 T = TypeVar("T")
 # A write: runs on the writer thread inside the open transaction, returns its result
 # and the events to publish once the transaction has committed.
-WriteOp = Callable[[sqlite3.Connection], tuple[T, list[Event]]]
+StoreEvent = Event | MailQueued
+WriteOp = Callable[[sqlite3.Connection], tuple[T, list[StoreEvent]]]
 
 # Enough to amortise one fsync over a burst, small enough that one batch never
 # holds the write lock for long (SQLite allows one writer at a time, across processes).
@@ -53,11 +55,12 @@ MAX_BATCH = 256
 BUSY_TIMEOUT_MS = 5000
 
 
-class SQLiteStore:
+class SQLiteStore(MailStore):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous.upper()
         self.on_commit: Callable[[Event], None] | None = None
+        self.on_mail_queued: Callable[[], None] | None = None
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._queue: list[tuple[WriteOp[Any], asyncio.Future[Any]]] = []
@@ -137,7 +140,11 @@ class SQLiteStore:
             if self._closing:
                 return
 
-    def _publish(self, event: Event) -> None:
+    def _publish(self, event: StoreEvent) -> None:
+        if isinstance(event, MailQueued):
+            if self.on_mail_queued is not None:
+                self.on_mail_queued()
+            return
         if self.on_commit is not None:
             try:
                 self.on_commit(event)
@@ -154,7 +161,7 @@ class SQLiteStore:
     async def add_site(self, site: Site, *, replace: bool = False) -> Site:
         """Register a site; with replace, update an existing one in place (its threads stay)."""
 
-        def op(db: sqlite3.Connection) -> tuple[Site, list[Event]]:
+        def op(db: sqlite3.Connection) -> tuple[Site, list[StoreEvent]]:
             existing = db.execute(
                 "SELECT created_at FROM sites WHERE id = ?", (site.id,)
             ).fetchone()
@@ -214,7 +221,7 @@ class SQLiteStore:
         The same (site, client_id) again returns what the first request created.
         """
 
-        def op(db: sqlite3.Connection) -> tuple[Started, list[Event]]:
+        def op(db: sqlite3.Connection) -> tuple[Started, list[StoreEvent]]:
             if client_id is not None:
                 row = db.execute(
                     "SELECT * FROM threads WHERE site_id = ? AND start_client_id = ?",
@@ -247,7 +254,7 @@ class SQLiteStore:
             new_thread = _thread_by_id(db, thread_id)
             assert new_thread is not None
             started = Started(visitor_id, new_thread, message, created=True)
-            return started, [MessageAdded(site_id, message)]
+            return started, [MessageAdded(site_id, message), *self._notify(db, message, site_id)]
 
         return await self._write(op)
 
@@ -256,11 +263,14 @@ class SQLiteStore:
     ) -> tuple[Message, bool]:
         """Store a message; (message, created). A known client_id returns the stored one."""
 
-        def op(db: sqlite3.Connection) -> tuple[tuple[Message, bool], list[Event]]:
+        def op(db: sqlite3.Connection) -> tuple[tuple[Message, bool], list[StoreEvent]]:
             inserted = _insert_message(db, thread_id, author, body, via, client_id, utc_now())
             if inserted is not None:
                 message, site = inserted
-                return (message, True), [MessageAdded(site, message)]
+                return (message, True), [
+                    MessageAdded(site, message),
+                    *self._notify(db, message, site),
+                ]
             existing = _message_by_client_id(db, thread_id, client_id) if client_id else None
             if existing is None:
                 raise NotFound(f"no thread {thread_id!r}")
@@ -268,11 +278,17 @@ class SQLiteStore:
 
         return await self._write(op)
 
+    def _notify(self, db: sqlite3.Connection, message: Message, site: str) -> list[StoreEvent]:
+        """Queue the email this message calls for, in its own transaction."""
+        if self.mail_policy is None:
+            return []
+        return [MailQueued()] if queue_notifications(db, self.mail_policy, message, site) else []
+
     async def mark_read(self, thread_id: str, reader: Author, seq: int) -> int:
         """Move a read cursor forward (never back, never past the last message)."""
         column = {Author.VISITOR: "visitor_read_seq", Author.OWNER: "owner_read_seq"}[reader]
 
-        def op(db: sqlite3.Connection) -> tuple[int, list[Event]]:
+        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
             thread = _thread_by_id(db, thread_id)
             if thread is None:
                 raise NotFound(f"no thread {thread_id!r}")
@@ -288,7 +304,7 @@ class SQLiteStore:
     async def set_contact(self, visitor_id: str, *, name: str | None, email: str) -> None:
         """Name (kept if not given) and email a visitor left; the email is unverified."""
 
-        def op(db: sqlite3.Connection) -> tuple[None, list[Event]]:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "UPDATE visitors SET name = COALESCE(?, name), email = ?,"
                 " email_verified_at = CASE WHEN email = ? THEN email_verified_at END"

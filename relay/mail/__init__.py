@@ -1,0 +1,1 @@
+"""Email: notifications to owners out, their replies in."""

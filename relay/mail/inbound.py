@@ -1,0 +1,126 @@
+"""The one inbound pipeline every ingress (SMTP, IMAP, webhooks) hands raw mail to:
+
+    parse → ignore duplicates → classify → verify → extract → store → publish
+
+Nothing about the sender is trusted but what the reply tag proves: the tag must be
+one we issued, not revoked, matching its thread and recipient under one of our keys,
+and the From address must be the one it was issued to (or a registered alias).
+Reply-To and display names are never looked at.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from relay.limits import RateLimiter
+from relay.mail.reading import Inspection, UnreadableEmail, inspect
+from relay.models import Author, Message, Via
+from relay.store import Store
+from relay.tokens import Tokens
+
+log = logging.getLogger("porch.inbound")
+
+HOUR = 3600.0
+# An owner answering by hand writes a few emails an hour per conversation; a loop
+# between two robots writes hundreds. These caps stop the second, never the first.
+REPLIES_PER_THREAD_PER_HOUR = 30
+REPLIES_PER_SENDER_PER_HOUR = 120
+
+
+class Verdict(enum.StrEnum):
+    POSTED = "posted"
+    DUPLICATE = "duplicate"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    EMPTY = "empty"  # nothing new after quotes and signatures were removed
+    NO_TAG = "no_tag"
+    UNKNOWN_TAG = "unknown_tag"
+    REVOKED_TAG = "revoked_tag"
+    FORGED = "forged"  # the tag does not match, or From is not whom it was issued to
+    RATE_LIMITED = "rate_limited"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    thread: str | None = None
+    message: Message | None = None
+
+    @property
+    def posted(self) -> bool:
+        return self.verdict is Verdict.POSTED
+
+
+class Pipeline:
+    def __init__(self, store: Store, tokens: Tokens) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.per_thread = RateLimiter(REPLIES_PER_THREAD_PER_HOUR, HOUR)
+        self.per_sender = RateLimiter(REPLIES_PER_SENDER_PER_HOUR, HOUR)
+
+    async def receive(self, raw: bytes, *, source: str) -> Outcome:
+        """Process one raw RFC 5322 message; never raises for bad mail."""
+        try:
+            mail = inspect(raw)
+        except UnreadableEmail as error:
+            log.info("inbound via %s: unreadable (%s)", source, error)
+            return Outcome(Verdict.UNREADABLE)
+        # Without a Message-ID, a digest of the bytes still catches a re-delivery.
+        message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+        if await self.store.inbound_seen(message_id):
+            return Outcome(Verdict.DUPLICATE)
+        outcome = await self._process(mail, message_id)
+        if outcome.verdict is not Verdict.RATE_LIMITED:  # a capped reply may come again
+            await self.store.record_inbound(message_id, outcome.verdict.value, outcome.thread)
+        log.info("inbound via %s from %s: %s", source, mail.sender, outcome.verdict.value)
+        return outcome
+
+    async def _process(self, mail: Inspection, message_id: str) -> Outcome:
+        if mail.kind == "bounce":
+            if mail.hard_bounce and mail.bounced:
+                await self.store.suppress(list(mail.bounced), "hard_bounce")
+            return Outcome(Verdict.BOUNCE)
+        if mail.kind == "auto_reply":
+            return Outcome(Verdict.AUTO_REPLY)
+        if mail.token is None:
+            return Outcome(Verdict.NO_TAG)
+        issued = await self.store.reply_tag(mail.token)
+        if issued is None:
+            return Outcome(Verdict.UNKNOWN_TAG)
+        thread_id, recipient, revoked = issued
+        if revoked:
+            return Outcome(Verdict.REVOKED_TAG, thread_id)
+        if not self.tokens.reply_tag_matches(mail.token, thread_id, recipient):
+            return Outcome(Verdict.FORGED, thread_id)
+        if not await self._sender_allowed(mail.sender, recipient, thread_id):
+            return Outcome(Verdict.FORGED, thread_id)
+        if not mail.body:
+            return Outcome(Verdict.EMPTY, thread_id)
+        sender = mail.sender or ""
+        if self.per_thread.hit(thread_id) or self.per_sender.hit(sender):
+            return Outcome(Verdict.RATE_LIMITED, thread_id)
+        message, _ = await self.store.add_message(
+            thread_id,
+            author=Author.OWNER,
+            body=mail.body,
+            via=Via.EMAIL,
+            # Idempotent: the same email through two ingresses is stored once.
+            client_id="mail." + hashlib.sha256(message_id.encode()).hexdigest()[:40],
+        )
+        return Outcome(Verdict.POSTED, thread_id, message)
+
+    async def _sender_allowed(self, sender: str | None, recipient: str, thread_id: str) -> bool:
+        if sender is None:
+            return False
+        if sender == recipient:
+            return True
+        thread = await self.store.get_thread(thread_id)
+        site = await self.store.get_site(thread.site) if thread else None
+        if site is None:
+            return False
+        aliases = {a.lower() for a in site.settings.get("reply_aliases", [])}
+        return recipient in {e.lower() for e in site.owner_emails} and sender in aliases

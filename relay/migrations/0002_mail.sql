@@ -1,0 +1,47 @@
+-- The email bridge: outgoing mail (outbox), reply addresses, processed inbound mail,
+-- and addresses we must not write to again.
+
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('owner_notify', 'visitor_notify')),
+    thread_id   TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+    recipient   TEXT NOT NULL,
+    not_before  TEXT NOT NULL,               -- ISO UTC; due when now >= not_before
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    upto_seq    INTEGER,                     -- messages up to this seq went in the email
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+-- One pending email per (kind, thread, recipient): later messages join it (batching).
+CREATE UNIQUE INDEX outbox_one_pending ON outbox(kind, thread_id, recipient)
+    WHERE status = 'pending';
+CREATE INDEX outbox_due ON outbox(status, not_before);
+
+CREATE TABLE reply_tags (
+    tag         TEXT PRIMARY KEY,            -- lowercase base32 HMAC(thread, recipient)
+    thread_id   TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+    recipient   TEXT NOT NULL,               -- lowercased address the tag was issued to
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE UNIQUE INDEX reply_tags_thread_recipient ON reply_tags(thread_id, recipient);
+
+CREATE TABLE inbound (
+    message_id  TEXT PRIMARY KEY,            -- duplicate deliveries are ignored
+    verdict     TEXT NOT NULL,
+    thread_id   TEXT,
+    received_at TEXT NOT NULL
+);
+
+CREATE TABLE suppressed (
+    address     TEXT PRIMARY KEY,            -- lowercased
+    reason      TEXT NOT NULL,               -- hard_bounce | unsubscribed
+    created_at  TEXT NOT NULL
+);
+
+ALTER TABLE threads ADD COLUMN owner_notified_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE threads ADD COLUMN visitor_notified_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visitors ADD COLUMN unconfirmed_emails_sent INTEGER NOT NULL DEFAULT 0;

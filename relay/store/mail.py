@@ -1,0 +1,325 @@
+"""The store's side of the email bridge: the outbox, reply tags, processed inbound mail
+and suppressed addresses. Mixed into SQLiteStore; every write is one transaction.
+
+An email is queued in the same transaction as the message that causes it, so a
+message is never committed without its notification nor the other way round. The
+email's content is gathered when it is sent, so later messages join a pending one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from relay.models import Author, Message, Site, Thread, utc_now
+from relay.store.rows import message_from_row, site_from_row, thread_from_row
+
+if TYPE_CHECKING:
+    from relay.store.sqlite import StoreEvent
+
+RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
+
+
+class MailKind:
+    OWNER = "owner_notify"
+    VISITOR = "visitor_notify"
+
+
+@dataclass(frozen=True)
+class MailPolicy:
+    """When to write: set on the store only when outgoing mail is configured."""
+
+    owner_delay: int  # seconds to gather a visitor's consecutive messages
+    visitor_delay: int  # seconds an owner reply may stay unseen before it is mailed
+
+
+@dataclass(frozen=True)
+class MailQueued:
+    """Published after commit when an email was queued: wakes the outbox worker."""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    thread: str
+    recipient: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class MailJob:
+    """Everything needed to write one email, read in the transaction that claims it."""
+
+    item: OutboxItem
+    site: Site
+    thread: Thread
+    visitor_name: str | None
+    visitor_email: str | None
+    new: list[Message]  # what the email is about
+    recent: list[Message]  # the conversation up to now, oldest first, for context
+    tag: str | None  # owner emails: the reply tag of r+TAG@
+
+    @property
+    def upto_seq(self) -> int:
+        return self.new[-1].seq
+
+
+def later(seconds: int) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def queue_notifications(
+    db: sqlite3.Connection, policy: MailPolicy, message: Message, site_id: str
+) -> bool:
+    """Queue the email a new message calls for; True if one was queued or joined."""
+    now = message.created_at
+    if message.author is Author.VISITOR:
+        owners = json.loads(
+            db.execute("SELECT owner_emails FROM sites WHERE id = ?", (site_id,)).fetchone()[0]
+        )
+        recipients = [address.lower() for address in owners]
+        kind, delay = MailKind.OWNER, policy.owner_delay
+    elif message.author is Author.OWNER:
+        row = db.execute(
+            "SELECT v.email, v.email_verified_at, v.unconfirmed_emails_sent FROM visitors v"
+            " JOIN threads t ON t.visitor_id = v.id WHERE t.id = ?",
+            (message.thread,),
+        ).fetchone()
+        # An address nobody confirmed gets one email at most: no mail-bombing strangers.
+        if row is None or not row[0] or (row[1] is None and row[2] >= 1):
+            return False
+        recipients, kind, delay = [row[0].lower()], MailKind.VISITOR, policy.visitor_delay
+    else:
+        return False
+    queued = False
+    for recipient in recipients:
+        if _suppressed(db, recipient):
+            continue
+        db.execute(
+            "INSERT INTO outbox (kind, thread_id, recipient, not_before, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, thread_id, recipient)"
+            " WHERE status = 'pending' DO NOTHING",
+            (kind, message.thread, recipient, later(delay), now, now),
+        )
+        queued = True
+    return queued
+
+
+def _suppressed(db: sqlite3.Connection, address: str) -> bool:
+    found = db.execute("SELECT 1 FROM suppressed WHERE address = ?", (address.lower(),))
+    return found.fetchone() is not None
+
+
+def _item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(row["id"], row["kind"], row["thread_id"], row["recipient"], row["attempts"])
+
+
+class MailStore:
+    """Methods SQLiteStore gains for mail (it provides _write and _read)."""
+
+    mail_policy: MailPolicy | None = None
+
+    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+
+    # -- outbox --------------------------------------------------------------------
+
+    async def due_mail(self, limit: int = 20) -> list[OutboxItem]:
+        now = utc_now()
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?"
+                " ORDER BY not_before, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [_item(row) for row in rows]
+
+    async def next_mail_at(self) -> str | None:
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT MIN(not_before) FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def prepare_mail(self, item: OutboxItem, tag: str | None) -> MailJob | None:
+        """What the email says; None (and the row cancelled) if there is nothing to say."""
+
+        def op(db: sqlite3.Connection) -> tuple[MailJob | None, list[StoreEvent]]:
+            row = db.execute(
+                "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email FROM threads t"
+                " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
+                (item.thread,),
+            ).fetchone()
+            if row is None:
+                _cancel(db, item.id, "the conversation was deleted")
+                return None, []
+            thread = thread_from_row(row)
+            if item.kind == MailKind.OWNER:
+                author = Author.VISITOR
+                since = max(row["owner_notified_seq"], thread.owner_read_seq)
+            else:
+                author = Author.OWNER
+                since = max(row["visitor_notified_seq"], thread.visitor_read_seq)
+            new = [
+                message_from_row(r)
+                for r in db.execute(
+                    "SELECT * FROM messages WHERE thread_id = ? AND seq > ? AND author = ?"
+                    " ORDER BY seq",
+                    (thread.id, since, author.value),
+                )
+            ]
+            if not new:
+                _cancel(db, item.id, "already seen")
+                return None, []
+            recent = [
+                message_from_row(r)
+                for r in db.execute(
+                    "SELECT * FROM (SELECT * FROM messages WHERE thread_id = ? AND seq <= ?"
+                    " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                    (thread.id, new[-1].seq, RECENT_IN_EMAIL),
+                )
+            ]
+            site = site_from_row(
+                db.execute("SELECT * FROM sites WHERE id = ?", (thread.site,)).fetchone()
+            )
+            if tag is not None:
+                db.execute(
+                    "INSERT INTO reply_tags (tag, thread_id, recipient, created_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (tag, thread.id, item.recipient, utc_now()),
+                )
+            job = MailJob(
+                item, site, thread, row["visitor_name"], row["visitor_email"], new, recent, tag
+            )
+            return job, []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def mail_sent(self, job: MailJob) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            now = utc_now()
+            db.execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, upto_seq = ?,"
+                " updated_at = ? WHERE id = ?",
+                (job.upto_seq, now, job.item.id),
+            )
+            column = (
+                "owner_notified_seq" if job.item.kind == MailKind.OWNER else "visitor_notified_seq"
+            )
+            db.execute(
+                f"UPDATE threads SET {column} = MAX({column}, ?) WHERE id = ?",
+                (job.upto_seq, job.thread.id),
+            )
+            if job.item.kind == MailKind.VISITOR:
+                db.execute(
+                    "UPDATE visitors SET unconfirmed_emails_sent = unconfirmed_emails_sent + 1"
+                    " WHERE id = ? AND email_verified_at IS NULL",
+                    (job.thread.visitor,),
+                )
+            return None, []
+
+        await self._write(op)
+
+    async def mail_retry(self, item: OutboxItem, error: str, delay: float) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, not_before = ?,"
+                " updated_at = ? WHERE id = ?",
+                (error[:500], later(round(delay)), utc_now(), item.id),
+            )
+            return None, []
+
+        await self._write(op)
+
+    async def mail_failed(self, item: OutboxItem, error: str) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            db.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+                " updated_at = ? WHERE id = ?",
+                (error[:500], utc_now(), item.id),
+            )
+            return None, []
+
+        await self._write(op)
+
+    async def mail_status(self) -> dict[str, Any]:
+        def query(db: sqlite3.Connection) -> dict[str, Any]:
+            counts = dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
+            failed = [
+                dict(r)
+                for r in db.execute(
+                    "SELECT id, kind, status, thread_id, recipient, attempts, last_error,"
+                    " updated_at"
+                    " FROM outbox WHERE status = 'failed' OR (status = 'pending' AND attempts > 0)"
+                    " ORDER BY updated_at DESC LIMIT 50"
+                )
+            ]
+            suppressed = [dict(r) for r in db.execute("SELECT * FROM suppressed ORDER BY address")]
+            return {"counts": counts, "problems": failed, "suppressed": suppressed}
+
+        return await self._read(query)  # type: ignore[no-any-return]
+
+    # -- inbound -------------------------------------------------------------------
+
+    async def reply_tag(self, tag: str) -> tuple[str, str, bool] | None:
+        """(thread, recipient, revoked) for a tag we issued."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT thread_id, recipient, revoked_at FROM reply_tags WHERE tag = ?",
+                (tag.lower(),),
+            ).fetchone()
+        )
+        return (row[0], row[1], row[2] is not None) if row else None
+
+    async def inbound_seen(self, message_id: str) -> bool:
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT 1 FROM inbound WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        )
+        return row is not None
+
+    async def record_inbound(self, message_id: str, verdict: str, thread: str | None) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            db.execute(
+                "INSERT INTO inbound (message_id, verdict, thread_id, received_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (message_id, verdict, thread, utc_now()),
+            )
+            return None, []
+
+        await self._write(op)
+
+    async def suppress(self, addresses: list[str], reason: str) -> None:
+        """Never write to these again (hard bounce, unsubscribe); pending mail is dropped."""
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            now = utc_now()
+            for address in {a.lower() for a in addresses}:
+                db.execute(
+                    "INSERT INTO suppressed (address, reason, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (address, reason, now),
+                )
+                db.execute(
+                    "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
+                    " WHERE recipient = ? AND status = 'pending'",
+                    (f"address suppressed: {reason}", now, address),
+                )
+            return None, []
+
+        await self._write(op)
+
+
+def _cancel(db: sqlite3.Connection, item_id: int, reason: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ? WHERE id = ?",
+        (reason, utc_now(), item_id),
+    )

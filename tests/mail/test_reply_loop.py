@@ -1,0 +1,170 @@
+"""The whole loop over real SMTP: a visitor writes, the owner's notification goes out
+through a real SMTP server, the owner's mail client replies to its Reply-To through
+the relay's SMTP ingress, and only the new text appears live in the widget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid, parseaddr
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from tests.mail.smtp_sink import SinkServer
+from tests.support import RunningRelay, open_live, start_thread
+
+REPLY_DOMAIN = "reply.example"
+OWNER = "owner@alpha.example"
+
+
+@pytest.fixture
+def sink() -> Iterator[SinkServer]:
+    server = SinkServer(_port()).start()
+    yield server
+    server.stop()
+
+
+def _port() -> int:
+    from tests.support import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+def loop_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
+    return make_relay(
+        smtp_url=sink.url, reply_domain=REPLY_DOMAIN, owner_notify_delay=0, smtp_port=_port()
+    )
+
+
+def reply_to(
+    notification: EmailMessage,
+    text: str,
+    *,
+    sender: str = OWNER,
+    to: str | None = None,
+    **headers: str,
+) -> EmailMessage:
+    """What a mail client makes when the owner presses Reply: new text on top, the
+    original quoted below."""
+    original = notification.get_body(("plain",))
+    assert original is not None
+    quoted = "\n".join(f"> {line}" for line in original.get_content().splitlines())
+    reply = EmailMessage()
+    reply["From"] = f"Owner <{sender}>"
+    reply["To"] = to or notification["Reply-To"]
+    reply["Subject"] = "Re: " + notification["Subject"]
+    reply["Message-ID"] = make_msgid(domain="alpha.example")
+    reply["In-Reply-To"] = notification["Message-ID"]
+    for name, value in headers.items():
+        reply[name.replace("_", "-")] = value
+    reply.set_content(f"{text}\n\nOn Tue, 24 Nov 2026 at 10:00, Porch wrote:\n{quoted}\n")
+    return reply
+
+
+async def send_to_relay(relay: RunningRelay, message: EmailMessage) -> None:
+    await aiosmtplib.send(message, hostname="127.0.0.1", port=relay.config.smtp_port)
+
+
+async def conversation(relay: RunningRelay, sink: SinkServer) -> tuple[dict[str, Any], Any]:
+    async with relay.client() as client:
+        started = await start_thread(client, "Is the shop open on Monday?")
+    notification = await sink.sink.next()
+    return started, notification
+
+
+async def test_owner_reply_by_email_appears_live_without_the_quote(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    started, notification = await conversation(loop_relay, sink)
+    live = await open_live(loop_relay, started["token"], since=started["message"]["seq"])
+    await send_to_relay(loop_relay, reply_to(notification, "Closed on Mondays, sorry!"))
+    message = (await live.next("message"))["message"]
+    assert message["body"] == "Closed on Mondays, sorry!"
+    assert message["author"] == "owner" and message["via"] == "email"
+    await live.ws.close()
+
+
+async def test_duplicate_delivery_is_posted_once(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    started, notification = await conversation(loop_relay, sink)
+    reply = reply_to(notification, "Once only")
+    for _ in range(2):
+        await send_to_relay(loop_relay, reply)
+    with loop_relay.db() as db:
+        verdicts = db.execute("SELECT verdict FROM inbound").fetchall()
+        bodies = [r[0] for r in db.execute("SELECT body FROM messages WHERE author = 'owner'")]
+    assert [v[0] for v in verdicts] == ["posted"]
+    assert bodies == ["Once only"]
+
+
+async def test_tag_is_case_insensitive(loop_relay: RunningRelay, sink: SinkServer) -> None:
+    started, notification = await conversation(loop_relay, sink)
+    address = parseaddr(notification["Reply-To"])[1]
+    local, _, domain = address.partition("@")
+    await send_to_relay(
+        loop_relay, reply_to(notification, "Shouted tag", to=f"{local.upper()}@{domain.upper()}")
+    )
+    assert owner_bodies(loop_relay) == ["Shouted tag"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers"),
+    [
+        ("intruder@evil.example", {}),  # someone else holding a valid tag
+        ("intruder@evil.example", {"Reply_To": OWNER}),  # Reply-To is never trusted
+    ],
+)
+async def test_spoofed_sender_with_valid_tag_is_not_posted(
+    loop_relay: RunningRelay, sink: SinkServer, sender: str, headers: dict[str, str]
+) -> None:
+    _, notification = await conversation(loop_relay, sink)
+    await send_to_relay(
+        loop_relay, reply_to(notification, "Free bread for all", sender=sender, **headers)
+    )
+    assert owner_bodies(loop_relay) == []
+    assert inbound_verdicts(loop_relay) == ["forged"]
+
+
+async def test_unknown_tag_and_foreign_domain(loop_relay: RunningRelay, sink: SinkServer) -> None:
+    _, notification = await conversation(loop_relay, sink)
+    await send_to_relay(
+        loop_relay, reply_to(notification, "guess", to=f"r+{'a' * 26}@{REPLY_DOMAIN}")
+    )
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):  # we are not an open relay
+        await send_to_relay(
+            loop_relay, reply_to(notification, "relay me", to="someone@elsewhere.example")
+        )
+    assert owner_bodies(loop_relay) == []
+    assert inbound_verdicts(loop_relay) == ["unknown_tag"]
+
+
+async def test_out_of_office_is_not_posted(loop_relay: RunningRelay, sink: SinkServer) -> None:
+    _, notification = await conversation(loop_relay, sink)
+    auto = reply_to(notification, "I am away until Monday.", Auto_Submitted="auto-replied")
+    auto.replace_header("Subject", "Out of Office: " + notification["Subject"])
+    await send_to_relay(loop_relay, auto)
+    assert owner_bodies(loop_relay) == []
+    assert inbound_verdicts(loop_relay) == ["auto_reply"]
+
+
+async def test_reply_of_only_quotes_is_not_posted(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    _, notification = await conversation(loop_relay, sink)
+    await send_to_relay(loop_relay, reply_to(notification, ""))
+    assert owner_bodies(loop_relay) == []
+    assert inbound_verdicts(loop_relay) == ["empty"]
+
+
+def owner_bodies(relay: RunningRelay) -> list[str]:
+    with relay.db() as db:
+        return [r[0] for r in db.execute("SELECT body FROM messages WHERE author = 'owner'")]
+
+
+def inbound_verdicts(relay: RunningRelay) -> list[str]:
+    with relay.db() as db:
+        return [r[0] for r in db.execute("SELECT verdict FROM inbound ORDER BY received_at")]
