@@ -22,10 +22,10 @@ from starlette.staticfiles import StaticFiles
 from relay import api, demo, owner
 from relay.bus import Bus
 from relay.config import Config
-from relay.errors import PorchError
+from relay.errors import ConfigError, PorchError
 from relay.live import live
 from relay.mail import unsubscribe, webhooks
-from relay.mail.imap import poll_mailbox
+from relay.mail.imap import Mailbox, poll_mailbox
 from relay.mail.inbound import Pipeline
 from relay.mail.outbox import OutboxWorker
 from relay.mail.smtp_ingress import start_smtp_ingress
@@ -52,6 +52,11 @@ def create_app(
     store = Store(config.database_path, synchronous=config.sqlite_synchronous)
     bus = Bus()
     store.on_commit = bus.publish
+    if config.imap_url:  # a bad mailbox URL fails the start, not a background task later
+        try:
+            Mailbox.parse(config.imap_url)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     tokens = Tokens(config.secret_keys)
     mailer = OutboxWorker(store, tokens, config) if config.mail_enabled else None
     if mailer is not None:

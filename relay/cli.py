@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import re
 import shlex
@@ -465,6 +466,10 @@ def serve(
 ) -> None:
     from relay.app import create_app  # keeps `porch keygen` and `--help` fast
 
+    # uvicorn configures only its own loggers; ours (porch.mail, porch.inbound, …) too.
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s"
+    )
     app = create_app(config, site_dir=site_dir, demo_setup=demo_setup)
     server = _Server(
         uvicorn.Config(

@@ -154,17 +154,20 @@ def _report_type(msg: Message) -> str:
     return report_type.lower() if isinstance(report_type, str) else ""
 
 
-def _parts(msg: Message) -> Iterator[Message]:
-    """All MIME parts, not descending into attached messages (a forwarded bounce is not one)."""
-    yield msg
-    if msg.get_content_maintype() == "multipart" and msg.is_multipart():
-        for sub in msg.get_payload():
-            if isinstance(sub, Message):
-                yield from _parts(sub)
+def mime_parts(msg: Message) -> Iterator[Message]:
+    """All MIME parts in order, not descending into attached messages (a forwarded bounce is
+    not one). A loop, not recursion: nesting depth is up to the sender."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        yield part
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            children = [sub for sub in part.get_payload() if isinstance(sub, Message)]
+            stack.extend(reversed(children))
 
 
 def _delivery_status_parts(msg: Message) -> list[Message]:
-    return [p for p in _parts(msg) if p.get_content_type() == "message/delivery-status"]
+    return [p for p in mime_parts(msg) if p.get_content_type() == "message/delivery-status"]
 
 
 def bounce_details(msg: Message) -> tuple[tuple[str, ...], bool]:
@@ -231,7 +234,7 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
 def _text_of(msg: Message) -> str:
     """Text of the report's own text parts, for its status codes."""
     chunks: list[str] = []
-    for part in _parts(msg):
+    for part in mime_parts(msg):
         if part.get_content_maintype() == "text":
             data = part.get_payload(decode=True)
             if isinstance(data, bytes):

@@ -40,14 +40,22 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
     message["Reply-To"] = f"r+{job.tag}@{reply_domain}"
     # Stable per thread: mail clients group by subject as well as by References.
     message["Subject"] = header_text(f"{site}: conversation with {visitor}", site)
-    lines = [*_bodies(job.new), "", MARKER, "", *_history(job.recent, visitor, "You")]
+    # The marker comes first: a reply is written above it, and everything from it down
+    # (the visitor's own words included) is cut, whatever the mail client quotes.
+    new_seqs = {m.seq for m in job.new}
+    earlier = [m for m in job.recent if m.seq not in new_seqs]
+    lines = [MARKER, "", *_bodies(job.new), ""]
+    if earlier:
+        lines += ["Earlier in this conversation:", "", *_history(earlier, visitor, "You")]
     if job.visitor_email:
         lines += ["", f"{visitor} left the address {job.visitor_email}."]
     if job.thread.page:
         lines += [f"Started on {job.thread.page}"]
     text = "\n".join(lines) + "\n"
     message.set_content(text)
-    message.add_alternative(_html(job.new, job.recent, visitor, "You", note=None), subtype="html")
+    message.add_alternative(
+        _html(job.new, earlier, visitor, "You", note=None, marker=True), subtype="html"
+    )
     return message
 
 
@@ -74,7 +82,9 @@ def visitor_notification(
         '<p style="color:#666;font-size:12px">You get this email because you left your address'
         f' in the chat. <a href="{html.escape(unsubscribe_url)}">Stop these emails</a>.</p>'
     )
-    message.add_alternative(_html(job.new, [], site, "You", note=note), subtype="html")
+    message.add_alternative(
+        _html(job.new, [], site, "You", note=note, marker=False), subtype="html"
+    )
     return message
 
 
@@ -115,14 +125,20 @@ def _history(messages: list[Message], visitor: str, owner: str) -> list[str]:
 
 
 def _html(
-    new: list[Message], recent: list[Message], visitor: str, owner: str, note: str | None
+    new: list[Message],
+    recent: list[Message],
+    visitor: str,
+    owner: str,
+    note: str | None,
+    marker: bool,
 ) -> str:
     def paragraphs(text: str) -> str:
         return "<br>".join(html.escape(line) for line in text.splitlines())
 
-    parts = [f'<div style="font-size:15px">{paragraphs(m.body)}</div><br>' for m in new]
+    parts = [f'<p style="color:#888">{html.escape(MARKER)}</p>'] if marker else []
+    parts += [f'<div style="font-size:15px">{paragraphs(m.body)}</div><br>' for m in new]
     if recent:
-        parts.append(f'<p style="color:#888">{html.escape(MARKER)}</p>')
+        parts.append('<p style="color:#888">Earlier in this conversation:</p>')
         for message in recent:
             who = visitor if message.author is Author.VISITOR else owner
             parts.append(

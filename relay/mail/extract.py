@@ -1,22 +1,16 @@
 """The new text of an owner's emailed reply, without the quoted conversation.
 
-Two steps: pick the body part and decode it to text (any charset, any transfer encoding,
-HTML converted with inscriptis), then cut away what the owner did not write: our own
-notification below REPLY_MARKERS, quoted history, forwarded blocks, "-- " signatures and
-"Sent from my iPhone" footers. quotequail and mail-parser-reply find where the history
-starts; the rules of our own below fill the gaps they leave (each says which).
+Works on the body as text (reading.py decodes it): cuts away what the owner did not write,
+that is our own notification below REPLY_MARKERS, quoted history, forwarded blocks, "-- "
+signatures and "Sent from my iPhone" footers. quotequail and mail-parser-reply find where the
+history starts; the rules of our own below fill the gaps they leave (each says which).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from email.message import Message
 
 import quotequail  # type: ignore[import-untyped,unused-ignore]
-from inscriptis import get_text  # type: ignore[import-untyped,unused-ignore]
-from inscriptis.css_profiles import CSS_PROFILES  # type: ignore[import-untyped,unused-ignore]
-from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped,unused-ignore]
 from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-untyped,unused-ignore]
 
 # The composer puts one of these lines above the quoted conversation in both the text and the
@@ -27,27 +21,6 @@ REPLY_MARKERS = ("-- Reply above this line --", "-- Répondez au-dessus de cette
 # A chat message, not a document: beyond this the text is cut before the quote rules run, so
 # that no pathological body can make their regular expressions slow.
 MAX_TEXT_CHARS = 100_000
-
-# Declared charsets that are really their superset in practice: mail labelled Latin-1 is most
-# often written on Windows (curly quotes, €), and "ascii" text regularly carries 8-bit bytes.
-CHARSET_SUPERSETS = {
-    "iso-8859-1": "cp1252",
-    "latin-1": "cp1252",
-    "latin1": "cp1252",
-    "us-ascii": "utf-8",
-    "ascii": "utf-8",
-}
-
-# Tried after the declared charset: UTF-8 is what nearly everything sends nowadays, cp1252 is
-# what old Windows clients send without saying so, latin-1 decodes any byte (last resort).
-FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
-
-# Firefox's defaults: no extra indentation of nested <div>s (Outlook nests them deeply).
-HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
-
-# inscriptis writes links as [text](url); a chat wants "text <url>", or the bare url when the
-# text is the url itself (as Outlook makes every typed address).
-HTML_LINK = re.compile(r"\[([^\]\n]*)\]\(((?:https?|mailto):[^)\s]*)\)")
 
 # Invisible characters that clients put into text: NBSP and narrow NBSP (French typography
 # before ":" and "?", Gmail's "a écrit :") become spaces so the patterns below match; the BOM
@@ -65,12 +38,29 @@ REPLY_PARSER_PATTERNS = tuple(
     if MAIL_LANGUAGES[lang].get(key)
 )
 
-# Our rule: a header block found by mail-parser-reply counts only with at least this many
-# "Label: value" lines. Its patterns accept two (one for Polish) lines of common words such as
-# "Para:"/"Fecha:" (Spanish "for"/"date") that an owner may well type; Outlook always writes
-# From, Sent, To and Subject.
+# Outlook's quoted header block: "From:" and "Sent:" lines (also bold, "*From:*", or quoted)
+# in the languages of mail-parser-reply's patterns, then To, Subject, maybe Cc.
+FROM_LABELS = r"From|De|Von|Van|Da|Od|Från|Fra|发件人|보낸\s?사람"
+SENT_LABELS = (
+    r"Sent|Date|Envoyé|Date d'envoi|Gesendet|Datum|Enviado(?:\s+el)?|Fecha|Verzonden|Inviato"
+    r"|Wysłano|Odesláno|Skickat|Sendt|发送时间|보낸\s?날짜"
+)
+FROM_LABEL = re.compile(rf"^\*?(?:{FROM_LABELS})\s*\*?\s*:", re.IGNORECASE)
+SENT_LABEL = re.compile(rf"^\*?(?:{SENT_LABELS})\s*\*?\s*:", re.IGNORECASE)
+LABEL_LINE = re.compile(r"^\*?[^\W\d][\w .'-]{0,24}:")
+
+# Our rule: a header block found by mail-parser-reply counts only if it has a From line, a
+# Sent line and at least three "Label:" lines in all. Its patterns accept two lines (one for
+# Polish) of any of its labels, common words such as "Para:"/"Fecha:"/"Asunto:" (Spanish
+# "for"/"date"/"subject") or "De :"/"À :" (French "from"/"to": opening hours) that an owner
+# may well type; Outlook always writes From, Sent, To and Subject.
 MIN_HEADER_BLOCK_LINES = 3
-LABEL_LINE = re.compile(r"^[>* ]*[^\W\d][\w .'-]{0,24}:", re.UNICODE)
+
+# Our rule: the same block found directly, from its From line when a Sent line follows within
+# HEADER_BLOCK_REACH lines. mail-parser-reply's French pattern needs a space before the colon
+# ("De :", not "De:"), and it misses Outlook's Spanish "Enviado el:", so it starts that block
+# late, at "Para:", leaving "De:" and the date in the reply.
+HEADER_BLOCK_REACH = 3  # Sent follows From within this many lines (Cc may come first)
 
 # Our rule: attribution lines ("On <date>, <name> wrote:") in en/fr/de/es with any spacing, so
 # also "a écrit:" without space (quotequail wants exactly " a écrit :"), and wrapped onto up to
@@ -111,34 +101,26 @@ SEPARATOR = re.compile(
 # Outlook.com, OWA and Outlook for iOS draw this rule above the quoted header block.
 OUTLOOK_RULE = re.compile(r"^_{20,}$")
 
-# Our rule: Outlook's quoted header block, starting at its From line. mail-parser-reply wants
-# exactly "De :" in French (Outlook on Mac writes "De:"), misses the Spanish "Enviado el:" and
-# so starts the block late, at "Para:", leaving "De:" and the date in the reply. "*From:*" is
-# how some clients render Outlook's bold labels as text.
-HEADER_FROM = re.compile(r"^\*?(?:From|De|Von|Van|Da)\s*:", re.IGNORECASE)
-HEADER_SENT_LABELS = (
-    r"Sent|Date|Envoyé|Date d'envoi|Gesendet|Datum|Enviado(?:\s+el)?|Fecha|Verzonden|Inviato"
-)
-HEADER_SENT = re.compile(rf"^\*?(?:{HEADER_SENT_LABELS})\s*:", re.IGNORECASE)
-HEADER_BLOCK_REACH = 3  # the date line follows From within this many lines (Cc may come first)
-
 # Our rule: trailing footers that mail apps add under what the owner typed. Matched on the
 # whole line, case-insensitive, after dropping "<url>" parts (Outlook links its footers).
+# A device or app name in a footer: words, no sentence punctuation ("Sent from my iPhone? No,
+# from my laptop." is a sentence, not a footer).
+DEVICE = r"[\w .'’&()+-]{1,40}"
 FOOTERS = re.compile(
     r"""^(?:
-        sent\ from\ my\ .{1,40}                                        # iOS, Android (en)
-      | sent\ from\ (?:mail|outlook|yahoo\ mail|proton\ mail)\b.{0,40} # Windows Mail, apps
+        sent\ from\ my\ DEVICE                                         # iOS, Android (en)
+      | sent\ from\ (?:mail|outlook|yahoo\ mail|proton\ mail)\b(?:\ DEVICE)?  # Windows Mail, apps
       | get\ outlook\ for\ (?:ios|android)                             # Outlook mobile
-      | envoyé\ (?:de|depuis)\ mon\ .{1,40}                            # iOS, Android (fr)
-      | envoyé\ (?:de|depuis|à\ partir\ de)\ (?:courrier|outlook|yahoo)\b.{0,40}
+      | envoyé\ (?:de|depuis)\ mon\ DEVICE                             # iOS, Android (fr)
+      | envoyé\ (?:de|depuis|à\ partir\ de)\ (?:courrier|outlook|yahoo)\b(?:\ DEVICE)?
       | obtenir\ outlook\ pour\ (?:ios|android)
-      | von\ meine[mr]\ .{1,40}\ gesendet                               # iOS (de)
-      | gesendet\ von\ (?:meine[mr]|mail|outlook|yahoo)\b.{0,40}
+      | von\ meine[mr]\ DEVICE\ gesendet                                # iOS (de)
+      | gesendet\ von\ (?:meine[mr]|mail|outlook|yahoo)\b(?:\ DEVICE)?
       | (?:holen\ sie\ sich\ )?outlook\ für\ (?:ios|android)(?:\ beziehen|\ herunterladen)?
-      | enviado\ desde\ mi\ .{1,40}                                    # iOS, Android (es)
-      | enviado\ desde\ (?:correo|outlook|yahoo)\b.{0,40}
+      | enviado\ desde\ mi\ DEVICE                                     # iOS, Android (es)
+      | enviado\ desde\ (?:correo|outlook|yahoo)\b(?:\ DEVICE)?
       | obtener\ outlook\ para\ (?:ios|android)
-    )[.!]?$""",
+    )[.!]?$""".replace("DEVICE", DEVICE),
     re.VERBOSE | re.IGNORECASE,
 )
 ANGLE_URL = re.compile(r"<(?:https?|mailto):[^>\s]*>")
@@ -151,132 +133,6 @@ SIGNATURE_SEPARATOR = "--"
 QUOTE_LOOKAHEAD = 4
 
 
-# ---------------------------------------------------------------- body part and decoding
-
-
-def reply_text(msg: Message) -> str:
-    """The new text the owner wrote in this reply; "" when there is none."""
-    return new_text(body_text(msg))
-
-
-def body_text(msg: Message) -> str:
-    """The text of the body. text/plain wins over HTML unless it is blank (some clients send
-    an empty plain alternative); HTML is converted with inscriptis."""
-    plain = _first_part(msg, "text/plain")
-    if plain is not None:
-        text = decode_part(plain)
-        if text.strip():
-            return _unflow_if_flowed(plain, text)
-    html = _first_part(msg, "text/html")
-    if html is not None:
-        return html_to_text(decode_part(html))
-    return ""
-
-
-def _first_part(msg: Message, content_type: str) -> Message | None:
-    """The first inline part of that type, outside attachments and attached messages."""
-    for part in _body_parts(msg):
-        if part.get_content_type() == content_type and not _is_attachment(part):
-            return part
-    return None
-
-
-def _body_parts(msg: Message) -> Iterator[Message]:
-    """Leaf parts in order, not descending into message/rfc822 (a forwarded mail is not ours)."""
-    if msg.is_multipart():
-        payload = msg.get_payload()
-        if isinstance(payload, list) and msg.get_content_maintype() == "multipart":
-            for sub in payload:
-                if isinstance(sub, Message):
-                    yield from _body_parts(sub)
-        return
-    yield msg
-
-
-def _is_attachment(part: Message) -> bool:
-    return (part.get_content_disposition() or "") == "attachment"
-
-
-def decode_part(part: Message) -> str:
-    """Text of a leaf part: transfer encoding undone, charset honoured when it can be, never
-    raising (wrong, unknown or missing charsets fall back to UTF-8, cp1252, latin-1)."""
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:  # the email package can choke on broken base64 or QP; read what is there
-        data = None
-    if not isinstance(data, bytes):
-        raw = part.get_payload()
-        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
-    return decode_bytes(data, _charset_of(part))
-
-
-def _charset_of(part: Message) -> str | None:
-    try:
-        charset = part.get_content_charset()
-    except Exception:  # a charset parameter in RFC 2231 form that does not decode
-        return None
-    if not charset:
-        return None
-    return charset.strip().strip("\"'").lower() or None
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset (or its usual superset), then the fallbacks."""
-    candidates = [CHARSET_SUPERSETS.get(charset, charset)] if charset else []
-    for candidate in [*candidates, *FALLBACK_CHARSETS]:
-        try:
-            return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return data.decode("utf-8", "replace")  # unreachable: latin-1 decodes anything
-
-
-def _unflow_if_flowed(part: Message, text: str) -> str:
-    params = {k.lower(): v.lower() for k, v in part.get_params(failobj=[]) if isinstance(v, str)}
-    if params.get("format") != "flowed":
-        return text
-    return unflow(text, delsp=params.get("delsp") == "yes")
-
-
-def unflow(text: str, *, delsp: bool = False) -> str:
-    """Undo RFC 3676 format=flowed (Thunderbird): a line ending in a space continues on the
-    next line of the same quote depth. Without this every paragraph would arrive broken at
-    72 characters, as the trailing spaces that mark the soft breaks are stripped later."""
-    out: list[str] = []
-    open_depth: int | None = None  # quote depth of the paragraph still being joined
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        depth = len(raw) - len(raw.lstrip(">"))
-        line = raw[depth:]
-        if line.startswith(" "):  # space-stuffing, or the space after ">"
-            line = line[1:]
-        flowed = line.endswith(" ") and line != "-- "
-        if flowed and delsp:
-            line = line[:-1]
-        if open_depth == depth:
-            out[-1] += line
-        else:
-            out.append(">" * depth + (" " if depth and line else "") + line)
-        open_depth = depth if flowed else None
-    return "\n".join(out)
-
-
-def html_to_text(html: str) -> str:
-    """HTML body as text: inscriptis rendering, links kept readable, layout indentation gone."""
-    try:
-        text = get_text(html, HTML_CONFIG)
-    except Exception:  # lxml refuses some documents (e.g. only a comment): strip the tags
-        text = re.sub(r"<[^>]*>", " ", html)
-    text = HTML_LINK.sub(_readable_link, text if isinstance(text, str) else "")
-    return "\n".join(line.strip() for line in text.split("\n"))
-
-
-def _readable_link(match: re.Match[str]) -> str:
-    label, url = match.group(1).strip(), match.group(2)
-    if not label or label in (url, url.removeprefix("mailto:")):
-        return label or url
-    return f"{label} <{url}>"
-
-
 # ---------------------------------------------------------------- new text
 
 
@@ -285,6 +141,7 @@ def new_text(text: str) -> str:
     lines = _lines(text[:MAX_TEXT_CHARS])
     start = history_start(lines)
     kept = lines if start is None else lines[:start] + _answers_in_quote(lines[start:])
+    # "> " lines are someone else's words, also without an attribution line above them.
     kept = [line for line in kept if not _is_quoted(line)]
     kept = _strip_signature_and_footers(kept)
     return normalise("\n".join(kept))
@@ -311,16 +168,19 @@ def _unquoted(line: str) -> str:
 
 
 def history_start(lines: list[str]) -> int | None:
-    """Index of the first line that is not the owner's new text, or None."""
+    """Index of the first line that is not the owner's new text, or None. Below our marker
+    nothing is the owner's (see _answers_in_quote), so the other rules look above it only."""
+    marker = _marker_line(lines)
+    above = lines if marker is None else lines[: marker + 1]
     found = [
         index
         for index in (
-            _marker_line(lines),
-            _quotequail_start(lines),
-            _reply_parser_start(lines),
-            _attribution_start(lines),
-            _separator_start(lines),
-            _header_block_start(lines),
+            marker,
+            _quotequail_start(above),
+            _reply_parser_start(above),
+            _attribution_start(above),
+            _separator_start(above),
+            _header_block_start(above),
         )
         if index is not None
     ]
@@ -355,7 +215,7 @@ def _reply_parser_start(lines: list[str]) -> int | None:
     for pattern, is_header_block in REPLY_PARSER_PATTERNS:
         for match in pattern.finditer(text):
             block = match.group(0)
-            if is_header_block and _label_lines(block) < MIN_HEADER_BLOCK_LINES:
+            if is_header_block and not _is_outlook_block(block):
                 continue
             start = match.start() + len(block) - len(block.lstrip("\n"))
             starts.append(text.count("\n", 0, start))
@@ -363,8 +223,13 @@ def _reply_parser_start(lines: list[str]) -> int | None:
     return min(starts, default=None)
 
 
-def _label_lines(block: str) -> int:
-    return sum(1 for line in block.split("\n") if LABEL_LINE.match(line))
+def _is_outlook_block(block: str) -> bool:
+    lines = [_unquoted(line) for line in block.split("\n")]
+    return (
+        sum(1 for line in lines if LABEL_LINE.match(line)) >= MIN_HEADER_BLOCK_LINES
+        and any(FROM_LABEL.match(line) for line in lines)
+        and any(SENT_LABEL.match(line) for line in lines)
+    )
 
 
 def _attribution_start(lines: list[str]) -> int | None:
@@ -391,10 +256,10 @@ def _separator_start(lines: list[str]) -> int | None:
 
 def _header_block_start(lines: list[str]) -> int | None:
     for index, line in enumerate(lines):
-        if not HEADER_FROM.match(_unquoted(line)):
+        if not FROM_LABEL.match(_unquoted(line)):
             continue
         following = lines[index + 1 : index + 1 + HEADER_BLOCK_REACH]
-        if any(HEADER_SENT.match(_unquoted(other)) for other in following):
+        if any(SENT_LABEL.match(_unquoted(other)) for other in following):
             return index
     return None
 

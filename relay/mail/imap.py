@@ -89,6 +89,11 @@ class Mailbox:
             raise ValueError(
                 "PORCH_IMAP_URL: expected imaps://user:password@host/FOLDER, got no user or no host"
             )
+        try:
+            port = parts.port or PORTS[parts.scheme]
+        except ValueError:
+            where = parts.netloc.rpartition("@")[2]  # never the password
+            raise ValueError(f"PORCH_IMAP_URL: expected host:port, got {where!r}") from None
         folder = unquote(parts.path.lstrip("/")) or DEFAULT_FOLDER
         moves = parse_qs(parts.query).get("move")
         move_to = moves[-1] if moves else None
@@ -98,7 +103,7 @@ class Mailbox:
         return cls(
             tls=parts.scheme == "imaps",
             host=parts.hostname,
-            port=parts.port or PORTS[parts.scheme],
+            port=port,
             user=unquote(parts.username),
             password=unquote(parts.password or ""),
             folder=folder,
@@ -136,8 +141,9 @@ class Poller:
             except Exception as error:  # a bug must not stop the mail: log it, go on
                 log.exception("imap: unexpected error on %s", self.mailbox)
                 reason = type(error).__name__
-            # A session that got as far as watching starts the backoff again.
-            attempt = 1 if session.watching else attempt + 1
+            # A session that worked (it processed the mailbox) starts the backoff again; one
+            # that fails before that, every time, is retried ever more slowly.
+            attempt = 1 if session.healthy else attempt + 1
             delay = backoff(attempt)
             log.info("imap: %s: %s; reconnecting in %.1f s", self.mailbox, reason, delay)
             await asyncio.sleep(delay)
@@ -155,12 +161,25 @@ class Session:
     def __init__(self, poller: Poller) -> None:
         self.poller = poller
         self.mailbox = poller.mailbox
-        self.watching = False
+        self.healthy = False  # true once the mailbox was read through
         self.lost = asyncio.Event()
         self.done: set[int] = set()  # processed in this session, whatever the server says
         self.client: Any = None
+        self.keywords = False  # whether the folder takes our DONE_KEYWORD
+        self.validity = 0  # UIDVALIDITY: UIDs mean the same messages while it stays
 
     async def run(self) -> None:
+        try:
+            await self.open()
+            while True:
+                await self.drain()
+                self.healthy = True
+                await self.wait_for_mail()
+        finally:
+            self.hang_up()
+
+    async def open(self) -> None:
+        """Connect, log in and select the folder."""
         mailbox = self.mailbox
         self.client = aioimaplib.IMAP4(
             host=mailbox.host,
@@ -169,27 +188,21 @@ class Session:
             conn_lost_cb=lambda error: self.lost.set(),
             ssl_context=ssl.create_default_context() if mailbox.tls else None,
         )
-        try:
-            await self.call("connect", self.client.wait_hello_from_server(), check=False)
-            await self.call(
-                "LOGIN", self.client.login(aioimaplib.quoted(mailbox.user), mailbox.password)
-            )
-            if mailbox.move_to:  # NO when it exists already, which is fine
-                await self.call("CREATE", self.client.create(_quote(mailbox.move_to)), check=False)
-            selected = await self.call("SELECT", self.client.select(_quote(mailbox.folder)))
-            keywords, validity = _keywords_allowed(selected.lines), _uidvalidity(selected.lines)
-            self.watching = True
-            log.info("imap: watching %s", mailbox)
-            while True:
-                await self.drain(keywords, validity)
-                await self.wait_for_mail()
-        finally:
-            self.hang_up()
+        await self.call("connect", self.client.wait_hello_from_server(), check=False)
+        await self.call(
+            "LOGIN", self.client.login(aioimaplib.quoted(mailbox.user), mailbox.password)
+        )
+        if mailbox.move_to:  # NO when it exists already, which is fine
+            await self.call("CREATE", self.client.create(_quote(mailbox.move_to)), check=False)
+        selected = await self.call("SELECT", self.client.select(_quote(mailbox.folder)))
+        self.keywords = _keywords_allowed(selected.lines)
+        self.validity = _uidvalidity(selected.lines)
+        log.info("imap: watching %s", mailbox)
 
-    async def drain(self, keywords: bool, validity: int) -> None:
+    async def drain(self) -> None:
         """Process everything not yet processed, until a search finds nothing new."""
         since = (datetime.now(UTC) - timedelta(days=LOOKBACK_DAYS)).date()
-        todo = ("UNKEYWORD", DONE_KEYWORD) if keywords else ("UNSEEN",)
+        todo = ("UNKEYWORD", DONE_KEYWORD) if self.keywords else ("UNSEEN",)
         criteria = (
             "UNDELETED",
             *todo,
@@ -197,9 +210,10 @@ class Session:
             f"{since.day}-{MONTHS[since.month - 1]}-{since.year}",
         )
         while True:
-            # A NOOP sent along with the SEARCH collects the EXISTS the server announces
-            # as it finishes the SEARCH, which aioimaplib would otherwise drop: without
-            # it, mail arriving during the search would wait for the next IDLE timeout.
+            # Mail delivered since our last command is not in this SEARCH's result: the
+            # server announces it (EXISTS) only as the SEARCH ends, and aioimaplib drops
+            # that line. A NOOP sent right behind the SEARCH (gather starts them in order)
+            # collects it; without it, that mail would wait for the next IDLE timeout.
             found, noop = await asyncio.gather(
                 self.call("SEARCH", self.client.uid_search(*criteria, charset=None)),
                 self.call("NOOP", self.client.noop()),
@@ -207,14 +221,14 @@ class Session:
             uids = [
                 uid
                 for uid in _uids(found.lines)
-                if uid not in self.done and self.poller.failures[validity, uid] < MAX_ATTEMPTS
+                if uid not in self.done and self.poller.failures[self.validity, uid] < MAX_ATTEMPTS
             ]
             for uid in sorted(uids):
-                await self.process(uid, keywords, validity)
+                await self.process(uid)
             if not uids and not any(EXISTS.match(line) for line in _lines(noop.lines)):
                 return
 
-    async def process(self, uid: int, keywords: bool, validity: int) -> None:
+    async def process(self, uid: int) -> None:
         # PEEK leaves \Seen alone: if the pipeline fails, the message looks untouched.
         part = f"(BODY.PEEK[]<0.{MAX_MESSAGE_BYTES + 1}>)"
         fetched = await self.call("FETCH", self.client.uid("fetch", str(uid), part))
@@ -226,15 +240,17 @@ class Session:
             log.info("imap: message %s over %s bytes, not read", uid, MAX_MESSAGE_BYTES)
         else:
             try:
-                await self.poller.pipeline.receive(raw, source="imap")
+                outcome = await self.poller.pipeline.receive(raw, source="imap")
             except Exception:
-                self.poller.failures[validity, uid] += 1
+                self.poller.failures[self.validity, uid] += 1
                 raise
-        await self.mark_done(uid, keywords)
+            if outcome.temporary:  # left unmarked: the next pass delivers it again
+                return
+        await self.mark_done(uid)
         self.done.add(uid)
 
-    async def mark_done(self, uid: int, keywords: bool) -> None:
-        flags = f"(\\Seen {DONE_KEYWORD})" if keywords else "(\\Seen)"
+    async def mark_done(self, uid: int) -> None:
+        flags = f"(\\Seen {DONE_KEYWORD})" if self.keywords else "(\\Seen)"
         await self.call("STORE", self.client.uid("store", str(uid), "+FLAGS.SILENT", flags))
         target = self.mailbox.move_to
         if target is None:

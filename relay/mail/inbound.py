@@ -54,6 +54,12 @@ class Outcome:
     def posted(self) -> bool:
         return self.verdict is Verdict.POSTED
 
+    @property
+    def temporary(self) -> bool:
+        """Refused for now only: the ingress must get the mail delivered again later
+        (SMTP 451, HTTP 429, IMAP leaves it unmarked)."""
+        return self.verdict is Verdict.RATE_LIMITED
+
 
 class Pipeline:
     def __init__(self, store: Store, tokens: Tokens) -> None:
@@ -74,7 +80,7 @@ class Pipeline:
         if await self.store.inbound_seen(message_id):
             return Outcome(Verdict.DUPLICATE)
         outcome = await self._process(mail, message_id)
-        if outcome.verdict is not Verdict.RATE_LIMITED:  # a capped reply may come again
+        if not outcome.temporary:  # a capped reply will be delivered again
             await self.store.record_inbound(message_id, outcome.verdict.value, outcome.thread)
         log.info("inbound via %s from %s: %s", source, mail.sender, outcome.verdict.value)
         return outcome

@@ -25,6 +25,7 @@ log = logging.getLogger("porch.smtp")
 # Protocol replies, named as aiosmtpd names them.
 S250_OK = "250 OK"
 S550_NO_SUCH_USER = "550 5.1.1 No such recipient here"
+S451_TRY_LATER = "451 4.7.1 Too many replies to this conversation; try again later"
 S554_REJECTED = "554 5.6.0 Message not accepted"
 # A reply to a chat message is a few kilobytes; 10 MB leaves room for inline images.
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -60,6 +61,8 @@ class ReplyHandler:
         # mail server would: clients that Bcc us leave no trace of it in the headers.
         prefix = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos).encode()
         outcome = await self.pipeline.receive(prefix + raw, source="smtp")
+        if outcome.temporary:  # the sending server keeps it and tries again later
+            return S451_TRY_LATER
         # Accepted or quietly dropped alike: a bounce to a forged sender would be
         # backscatter, and telling a prober what we think of its mail helps it.
         log.debug("smtp from %s: %s", envelope.mail_from, outcome.verdict)

@@ -44,6 +44,8 @@ SIGNATURE_WINDOW = 300
 # few a second at most; past this, the oldest are forgotten (the pipeline still refuses
 # a second delivery of the same Message-ID).
 MAX_SEEN_TOKENS = 10_000
+# A reply refused for now (rate cap) is answered 429: the provider delivers it again.
+TEMPORARY_RETRY_AFTER = 60
 REALM = 'Basic realm="porch inbound", charset="UTF-8"'
 RAW_TYPES = ("message/rfc822", "application/octet-stream")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -68,23 +70,29 @@ async def from_mailgun(request: Request) -> Response:
     key = services(request).config.mailgun_signing_key
     _require(key)
     form = await _read_form(request)
-    timestamp, token, signature = (
-        _text(form, name) for name in ("timestamp", "token", "signature")
-    )
-    if not timestamp or not token or not signature:
-        raise InvalidToken("expected Mailgun's 'timestamp', 'token' and 'signature' fields")
-    _check_fresh(timestamp)
-    _check_signature(key, (timestamp + token).encode(), signature)
-    seen = _seen_tokens(request)
-    seen.claim(token)
     try:
+        timestamp, token, signature = (
+            _text(form, name) for name in ("timestamp", "token", "signature")
+        )
+        if not timestamp or not token or not signature:
+            raise InvalidToken("expected Mailgun's 'timestamp', 'token' and 'signature' fields")
+        _check_fresh(timestamp)
+        _check_signature(key, (timestamp + token).encode(), signature)
         raw = await _field_bytes(
             form, "body-mime", "a URL ending in 'mime' as the forward destination"
         )
-        return await _deliver(request, raw, "mailgun")
+    finally:
+        await form.close()
+    seen = _seen_tokens(request)
+    seen.claim(token)
+    try:
+        response = await _deliver(request, raw, "mailgun")
     except Exception:
         seen.release(token)  # not processed: Mailgun's retry must get through
         raise
+    if response.status_code == 429:
+        seen.release(token)  # refused for now: the retry is not a replay
+    return response
 
 
 async def from_sendgrid(request: Request) -> Response:
@@ -93,7 +101,10 @@ async def from_sendgrid(request: Request) -> Response:
     if challenge := _basic_auth(request, config.inbound_basic_auth):
         return challenge
     form = await _read_form(request)
-    raw = await _field_bytes(form, "email", "'POST the raw, full MIME message' turned on")
+    try:
+        raw = await _field_bytes(form, "email", "'POST the raw, full MIME message' turned on")
+    finally:
+        await form.close()
     return await _deliver(request, raw, "sendgrid")
 
 
@@ -119,6 +130,12 @@ async def from_worker(request: Request) -> Response:
 
 async def _deliver(request: Request, message: bytes, source: str) -> Response:
     outcome = await services(request).pipeline.receive(message, source=source)
+    if outcome.temporary:  # providers retry a 429 later; a 200 would lose the mail
+        return JSONResponse(
+            {"verdict": outcome.verdict.value},
+            status_code=429,
+            headers={"retry-after": str(TEMPORARY_RETRY_AFTER)},
+        )
     return JSONResponse({"verdict": outcome.verdict.value})
 
 
@@ -278,7 +295,6 @@ async def _field_bytes(form: FormData, name: str, hint: str) -> bytes:
         data = value.encode()
     else:
         data = b""
-    await form.close()
     if not data.strip():
         raise InvalidRequest(
             f"expected the raw message in the '{name}' field ({hint}), got {_kind(value)}"

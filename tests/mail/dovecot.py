@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
+OPENSSL = "/usr/bin/openssl"
 PACKAGE = "dovecot-imapd"
 PASSWORD = "secret"
 STARTUP_TIMEOUT = 10.0  # seconds; Dovecot answers in well under one
@@ -44,7 +46,7 @@ listen = 127.0.0.1
 base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
-ssl = no
+{tls}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{dir}/mail/%u
@@ -53,9 +55,10 @@ first_valid_uid = 0
 verbose_proctitle = yes
 {users}
 service imap-login {{
-  inet_listener imap {{
+  inet_listener {listener} {{
     address = 127.0.0.1
     port = {port}
+    ssl = {listener_ssl}
   }}
 }}
 passdb {{
@@ -66,6 +69,15 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={dir}/mail/%u
 }}
+"""
+
+
+# With tls=True: a certificate made for 127.0.0.1 at start, that clients must be told
+# to trust (its file is Dovecot.certificate).
+TLS_CONFIG = """
+ssl = required
+ssl_cert = <{dir}/cert.pem
+ssl_key = <{dir}/key.pem
 """
 
 
@@ -97,10 +109,12 @@ def ensure_installed() -> None:
 
 
 class Dovecot:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, tls: bool = False) -> None:
         self.port = port
+        self.tls = tls
         self.dir = Path(tempfile.mkdtemp(prefix="porch-dovecot-"))
         self.config = self.dir / "dovecot.conf"
+        self.certificate = self.dir / "cert.pem"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Dovecot:
@@ -114,9 +128,19 @@ class Dovecot:
             me = pwd.getpwuid(os.geteuid())
             users = USER_CONFIG.format(user=me.pw_name, group=_group_name(me.pw_gid))
             uid, gid = str(me.pw_uid), str(me.pw_gid)
+        if self.tls:
+            self._make_certificate()
         self.config.write_text(
             CONFIG.format(
-                dir=self.dir, port=self.port, users=users, uid=uid, gid=gid, password=PASSWORD
+                dir=self.dir,
+                port=self.port,
+                users=users,
+                uid=uid,
+                gid=gid,
+                password=PASSWORD,
+                tls=TLS_CONFIG.format(dir=self.dir) if self.tls else "ssl = no",
+                listener="imaps" if self.tls else "imap",
+                listener_ssl="yes" if self.tls else "no",
             )
         )
         # -F: stay in the foreground, so the server is our child and stops with it.
@@ -154,7 +178,12 @@ class Dovecot:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, user: str, folder: str = "INBOX", query: str = "") -> str:
-        return f"imap://{user}:{PASSWORD}@127.0.0.1:{self.port}/{folder}{query}"
+        scheme = "imaps" if self.tls else "imap"
+        return f"{scheme}://{user}:{PASSWORD}@127.0.0.1:{self.port}/{folder}{query}"
+
+    def client_context(self) -> ssl.SSLContext:
+        """Verifies the server as a careful client does, trusting our certificate."""
+        return ssl.create_default_context(cafile=str(self.certificate))
 
     def log(self) -> str:
         path = self.dir / "dovecot.log"
@@ -163,7 +192,13 @@ class Dovecot:
     @contextlib.contextmanager
     def connect(self, user: str) -> imaplib.IMAP4:  # type: ignore[misc]
         """A logged-in imaplib client, logged out after."""
-        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=STARTUP_TIMEOUT)
+        client = (
+            imaplib.IMAP4_SSL(
+                "127.0.0.1", self.port, ssl_context=self.client_context(), timeout=STARTUP_TIMEOUT
+            )
+            if self.tls
+            else imaplib.IMAP4("127.0.0.1", self.port, timeout=STARTUP_TIMEOUT)
+        )
         try:
             client.login(user, PASSWORD)
             yield client
@@ -174,17 +209,19 @@ class Dovecot:
     def append(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver a message as a mail server would leave it: unseen, no flags."""
         with self.connect(user) as client:
-            status, _ = client.append(folder, "", imaplib.Time2Internaldate(time.time()), raw)
+            when = imaplib.Time2Internaldate(time.time())
+            status, _ = client.append(f'"{folder}"', "", when, raw)
             assert status == "OK", f"APPEND to {user}/{folder} failed: {status}"
 
     def flags(self, user: str, folder: str = "INBOX") -> list[set[str]]:
         """The flags of every message in the folder, in order."""
         with self.connect(user) as client:
-            status, _ = client.select(folder, readonly=True)
-            assert status == "OK", f"SELECT {folder} failed for {user}"
+            status, count = client.select(f'"{folder}"', readonly=True)  # imaplib won't quote
+            assert status == "OK", f"SELECT {folder} failed for {user}: {count}"
+            if count == [b"0"]:  # FETCH 1:* of an empty folder is an error
+                return []
             status, data = client.fetch("1:*", "(FLAGS)")
-        if status != "OK" or data == [None]:
-            return []
+            assert status == "OK", f"FETCH in {folder} failed for {user}: {data}"
         # \Recent only says which session saw the message first: not ours to check.
         return [
             {flag.decode() for flag in imaplib.ParseFlags(line)} - {"\\Recent"}
@@ -219,9 +256,38 @@ class Dovecot:
     def _greets(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                return sock.recv(64).startswith(b"* OK")
+                if not self.tls:
+                    return sock.recv(64).startswith(b"* OK")
+                with self.client_context().wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                    return tls.recv(64).startswith(b"* OK")
         except OSError:
             return False
+
+    def _make_certificate(self) -> None:
+        done = subprocess.run(
+            [
+                OPENSSL,
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(self.dir / "key.pem"),
+                "-out",
+                str(self.certificate),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+        )
+        assert done.returncode == 0, f"openssl could not make a certificate: {done.stderr}"
 
 
 def _group_name(gid: int) -> str:

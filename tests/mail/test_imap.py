@@ -5,12 +5,23 @@ the poller survives servers that are down or drop it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from relay.mail.imap import BACKOFF_FIRST, BACKOFF_MAX, DONE_KEYWORD, Mailbox, backoff
+from relay.mail.imap import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
+    DONE_KEYWORD,
+    IDLE_SECONDS,
+    Mailbox,
+    Poller,
+    Session,
+    backoff,
+)
+from relay.mail.inbound import Outcome, Pipeline, Verdict
 from tests.mail.conftest import (
     REPLY_DOMAIN,
     eventually,
@@ -98,7 +109,7 @@ async def test_second_delivery_of_a_message_id_is_not_posted_again(
     assert await owner_bodies(relay, started["token"]) == ["First answer.", "Second answer."]
     with relay.db() as db:
         verdict = db.execute(
-            "SELECT verdict FROM inbound WHERE message_id = ?", ("<once@alpha.example>",)
+            "SELECT verdict FROM inbound WHERE message_id = ?", ("once@alpha.example",)
         ).fetchone()
     assert verdict["verdict"] == "posted"
 
@@ -203,3 +214,48 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert len(delays) > 1  # jittered, not in step
     assert backoff(1) <= BACKOFF_FIRST and backoff(100) <= BACKOFF_MAX
+
+
+async def test_mail_announced_as_a_search_ends_is_not_left_for_later(
+    dovecot: Dovecot, mailbox_user: str
+) -> None:
+    """Mail delivered between two commands is missing from the next SEARCH's result and
+    announced only as that SEARCH ends; the poller must still take it before idling."""
+    received: list[bytes] = []
+
+    class Recorder:
+        async def receive(self, raw: bytes, *, source: str) -> Outcome:
+            received.append(raw)
+            return Outcome(Verdict.NO_TAG)
+
+    pipeline = cast(Pipeline, Recorder())
+    session = Session(Poller(pipeline, Mailbox.parse(dovecot.url(mailbox_user)), IDLE_SECONDS))
+    try:
+        await session.open()
+        await session.drain()  # nothing there yet
+        await asyncio.to_thread(dovecot.append, mailbox_user, b"Subject: late\r\n\r\nx\r\n")
+        await session.drain()
+    finally:
+        session.hang_up()
+    assert [raw.split(b"\r\n")[0] for raw in received] == [b"Subject: late"]
+
+
+async def test_imaps_verifies_the_server_certificate(
+    make_relay: MakeRelay, mailbox_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = Dovecot(free_port(), tls=True).start()
+    try:
+        untrusting = polling(make_relay, server.url(mailbox_user))
+        started, tag = await conversation(untrusting)
+        # The poller hangs up mid-handshake: it does not trust a self-signed certificate.
+        await eventually(lambda: "TLS handshaking" in server.log(), "the poller to refuse it")
+        untrusting.stop()
+        assert f"user=<{mailbox_user}>" not in server.log()  # no password was sent
+
+        # The system's trust store, as an administrator would extend it.
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))
+        relay = polling(make_relay, server.url(mailbox_user))
+        server.append(mailbox_user, owner_reply(tag, "Over TLS."))
+        assert (await next_owner_message(relay, started["token"]))["body"] == "Over TLS."
+    finally:
+        server.stop()

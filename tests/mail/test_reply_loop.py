@@ -4,6 +4,8 @@ the relay's SMTP ingress, and only the new text appears live in the widget."""
 
 from __future__ import annotations
 
+import asyncio
+import smtplib
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -12,6 +14,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
+from relay.limits import RateLimiter
 from tests.mail.smtp_sink import SinkServer
 from tests.support import RunningRelay, open_live, start_thread
 
@@ -168,3 +171,59 @@ def owner_bodies(relay: RunningRelay) -> list[str]:
 def inbound_verdicts(relay: RunningRelay) -> list[str]:
     with relay.db() as db:
         return [r[0] for r in db.execute("SELECT verdict FROM inbound ORDER BY received_at")]
+
+
+DSN = """From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
+To: bounces@reply.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn.1@mx.example.net>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=us-ascii
+
+This is the mail system at host mx.example.net.
+I'm sorry to have to inform you that your message could not be delivered.
+
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; ann@example.com
+Original-Recipient: rfc822;ann@example.com
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <ann@example.com>: Recipient address rejected
+
+--b1--
+"""
+
+
+async def test_hard_bounce_to_the_bounce_address_stops_mail(loop_relay: RunningRelay) -> None:
+    def deliver() -> None:  # smtplib: it can send the null reverse-path of a bounce
+        with smtplib.SMTP("127.0.0.1", loop_relay.config.smtp_port) as client:
+            client.sendmail("", [f"bounces@{REPLY_DOMAIN}"], DSN.replace("\n", "\r\n"))
+
+    await asyncio.to_thread(deliver)
+    with loop_relay.db() as db:
+        row = db.execute(
+            "SELECT reason FROM suppressed WHERE address = 'ann@example.com'"
+        ).fetchone()
+    assert row is not None and row[0] == "hard_bounce"
+    assert inbound_verdicts(loop_relay) == ["bounce"]
+
+
+async def test_capped_replies_are_deferred_not_lost(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    loop_relay.services.pipeline.per_thread = RateLimiter(1, 3600)  # a tight cap to hit
+    _, notification = await conversation(loop_relay, sink)
+    await send_to_relay(loop_relay, reply_to(notification, "first"))
+    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+        await send_to_relay(loop_relay, reply_to(notification, "second"))
+    assert deferred.value.code == 451  # the sending server keeps it and retries
+    assert owner_bodies(loop_relay) == ["first"]
+    assert inbound_verdicts(loop_relay) == ["posted"]  # the second is not marked as seen
