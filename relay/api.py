@@ -9,13 +9,13 @@ from starlette.routing import Route
 from relay.errors import InvalidToken, NotFound
 from relay.inputs import (
     MAX_NAME_CHARS,
-    MAX_PAGE_CHARS,
     MAX_PAGE_MESSAGES,
     bearer,
     client_id,
     email_address,
     message_body,
     optional_text,
+    page_url,
     query_since,
     read_json,
     seq_value,
@@ -38,7 +38,7 @@ async def start_thread(request: Request) -> Response:
     body = message_body(data, s.config.max_body_chars)
     cid = client_id(data)
     name = optional_text(data, "name", MAX_NAME_CHARS)
-    page = optional_text(data, "page", MAX_PAGE_CHARS)
+    page = page_url(data, site.origins)
     ip = client_ip(request)
     taken = enforce(
         (s.limits.threads_by_ip, ip, "new conversations from this address"),

@@ -25,6 +25,9 @@ from relay.assets import asset_dir
 from relay.config import FIELDS, Config, env_var, flag
 from relay.demo_mailbox import DemoMailbox
 from relay.errors import ConfigError
+from relay.inputs import EMAIL
+from relay.mail.smtp_forwarder import RelayForwarder
+from relay.mail.smtp_ingress import start_smtp_ingress
 from relay.models import Site
 from relay.origins import normalize_origin
 from relay.store import Store
@@ -35,10 +38,10 @@ DEMO_OWNER = "owner@dupont.example"
 DEMO_REPLY_DOMAIN = "reply.dupont.localhost"
 DEMO_NOTIFY_DELAY = 3  # seconds: the demo mailbox fills while the visitor watches
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 LANGUAGES = ("en", "fr")
-SECRET_FILE = "secret_key"  # inside the demo's data dir
+SECRET_FILE = "secret_key"
+LOG_FORMAT = "%(levelname)-9s %(name)s: %(message)s"  # inside the demo's data dir
 
 
 class CommandError(Exception):
@@ -89,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         "keygen", run_keygen, "Print a new secret key for PORCH_SECRET_KEYS.", with_settings=False
     )
     command("serve", run_serve, "Run the relay (needs PORCH_SECRET_KEYS).")
+    command(
+        "smtp",
+        run_smtp,
+        "Listen for replies by SMTP (--smtp-port) and hand them to a running relay "
+        "(--public-url) through its signed /v1/inbound/raw.",
+    )
     command("demo", run_demo, "Run the relay with a demo bakery site; prints the URL.")
 
     site = commands.add_parser(
@@ -218,6 +227,36 @@ def run_serve(args: argparse.Namespace) -> None:
     serve(config)
 
 
+def run_smtp(args: argparse.Namespace) -> None:
+    config = load_config(args, demo_key=False)
+    for name in ("smtp_port", "inbound_secret", "reply_domain"):
+        if not getattr(config, name):
+            raise ConfigError(f"porch smtp needs {env_var(name)} (or {flag(name)})")
+
+    async def listen() -> None:
+        forwarder = RelayForwarder(config.base_url, config.inbound_secret)
+        server = await start_smtp_ingress(
+            forwarder, config.reply_domain, config.host, config.smtp_port
+        )
+        print(
+            f"Porch SMTP ingress on {config.host}:{config.smtp_port}, for "
+            f"r+…@{config.reply_domain}, handing replies to {config.base_url}",
+            flush=True,
+        )
+        try:
+            await server.serve_forever()
+        finally:
+            await forwarder.close()
+
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
+    try:
+        asyncio.run(listen())
+    except OSError as error:
+        raise CommandError(
+            f"cannot listen on {config.host}:{config.smtp_port}: {error.strerror}"
+        ) from None
+
+
 def run_demo(args: argparse.Namespace) -> None:
     config = load_config(args)
     if not config.secret_keys:
@@ -276,10 +315,13 @@ def run_site_add(args: argparse.Namespace) -> None:
         origins = tuple(dict.fromkeys(normalize_origin(o) for o in args.origin))
     except ValueError as error:
         raise CommandError(f"--origin: {error}") from None
-    for email in [*args.owner_email, *args.alias]:
+    for flag_name, email in [
+        *(("--owner-email", e) for e in args.owner_email),
+        *(("--alias", e) for e in args.alias),
+    ]:
         if not EMAIL.match(email):
             raise CommandError(
-                f"--owner-email: expected an address like owner@shop.example, got {email!r}"
+                f"{flag_name}: expected an address like owner@shop.example, got {email!r}"
             )
     if not COLOR.match(args.color):
         raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
@@ -467,9 +509,7 @@ def serve(
     from relay.app import create_app  # keeps `porch keygen` and `--help` fast
 
     # uvicorn configures only its own loggers; ours (porch.mail, porch.inbound, …) too.
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
     app = create_app(config, site_dir=site_dir, demo_setup=demo_setup)
     server = _Server(
         uvicorn.Config(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay.errors import ConfigError
 
@@ -118,14 +119,10 @@ class Config:
             raise ConfigError(
                 f"{env_var('smtp_port')}: expected a port up to 65535, got {self.smtp_port}"
             )
-        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
-            raise ConfigError(
-                f"{env_var('smtp_url')}: expected smtp://… or smtps://…, got {self.smtp_url!r}"
-            )
-        if self.imap_url and not self.imap_url.startswith(("imap://", "imaps://")):
-            raise ConfigError(
-                f"{env_var('imap_url')}: expected imap://… or imaps://…, got {self.imap_url!r}"
-            )
+        if self.smtp_url:
+            _check_server_url("smtp_url", self.smtp_url, ("smtp", "smtps"))
+        if self.imap_url:
+            _check_server_url("imap_url", self.imap_url, ("imap", "imaps"))
         if (self.smtp_url or self.smtp_port or self.imap_url) and not self.reply_domain:
             raise ConfigError(
                 f"{env_var('reply_domain')} is needed for email: replies come "
@@ -161,6 +158,19 @@ class Config:
 ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay"}
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _check_server_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    """scheme://[user:password@]host[:port]; errors never repeat the password."""
+    parts = urlsplit(url)
+    shown = parts._replace(netloc=parts.hostname or "").geturl() if parts.password else url
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{env_var(name)}: the port is not a number in {shown!r}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        expected = " or ".join(f"{s}://host" for s in schemes)
+        raise ConfigError(f"{env_var(name)}: expected {expected}, got {shown!r}")
 
 
 def env_var(name: str) -> str:

@@ -52,6 +52,13 @@ class DemoMailbox:
         return HTMLResponse(PAGE.format(body=body))
 
     async def reply(self, request: Request) -> Response:
+        # Only this page may post here: another site open in the same browser must not
+        # be able to answer as the owner (a form POST carries no CORS preflight).
+        if request.headers.get("origin") not in (
+            None,
+            f"{request.url.scheme}://{request.url.netloc}",
+        ):
+            return Response("cross-origin form refused", status_code=403)
         form = await request.form()
         index, text = str(form.get("mail", "")), str(form.get("text", "")).strip()
         if not index.isdigit() or int(index) >= len(self.mails) or not text:

@@ -7,10 +7,12 @@ import json
 import re
 import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection, Request
 
 from relay.errors import InvalidRequest, InvalidToken, TooLarge, UnprocessableRequest
+from relay.origins import normalize_origin
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # Control characters other than newline and tab have no place in a chat message;
@@ -75,7 +77,13 @@ def client_id(data: dict[str, Any]) -> str | None:
     return raw
 
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A plain addr-spec and nothing else: dot-atom local part (RFC 5322 3.4.1, no quoted
+# strings, comments or groups) at a DNS name. Stricter than the RFC on purpose: the
+# address ends up in a To header and in the suppression list, and must mean one thing.
+EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 MAX_EMAIL_CHARS = 254  # RFC 5321 path limit minus the angle brackets
 
 
@@ -88,7 +96,21 @@ def email_address(data: dict[str, Any]) -> str:
         raise UnprocessableRequest(
             f"'email' must be an address like ann@example.com, got {_short(raw)}"
         )
-    return email
+    return email.lower()
+
+
+def page_url(data: dict[str, Any], origins: tuple[str, ...]) -> str | None:
+    """The page a conversation started on, kept only if it is on one of the site's
+    origins: it is shown to the owner and linked from emails, so it must be theirs."""
+    page = optional_text(data, "page", MAX_PAGE_CHARS)
+    if page is None:
+        return None
+    parts = urlsplit(page)
+    try:
+        origin = normalize_origin(f"{parts.scheme}://{parts.netloc}")
+    except ValueError:
+        return None
+    return page if origin in origins else None
 
 
 def optional_text(data: dict[str, Any], key: str, max_chars: int) -> str | None:

@@ -65,6 +65,7 @@ class Session:
         "_outbox",
         "_flusher",
         "_live",
+        "_too_slow",
     )
 
     def __init__(
@@ -85,6 +86,7 @@ class Session:
         self._outbox: deque[Event] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events are held back until the replay is done
+        self._too_slow = False
 
     def subscribe(self) -> Any:
         if self.thread is not None:
@@ -94,12 +96,24 @@ class Session:
     def deliver(self, event: Event) -> None:
         """The bus watcher: buffer, and make sure something is sending."""
         self._outbox.append(event)
+        if len(self._outbox) > QUEUE_LIMIT and not self._too_slow:
+            # The reader stopped reading (a send is stuck on its full TCP window): drop it
+            # now rather than buffer without bound; it resumes from its last seq.
+            self._too_slow = True
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self._flusher = asyncio.ensure_future(
+                _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
+            )
+            return
+        if self._too_slow:
+            return
         if self._live and self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
 
     def go_live(self) -> None:
         self._live = True
-        if self._outbox and self._flusher is None:
+        if self._outbox and self._flusher is None and not self._too_slow:
             self._flusher = asyncio.ensure_future(self._flush())
 
     def stop(self) -> None:
@@ -108,10 +122,7 @@ class Session:
 
     async def _flush(self) -> None:
         try:
-            while self._outbox:
-                if len(self._outbox) > QUEUE_LIMIT:
-                    await _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
-                    return
+            while self._outbox and not self._too_slow:
                 text = self._text_for(self._outbox.popleft())
                 if text is not None:
                     await self.send_text(text)

@@ -53,15 +53,32 @@ async def test_start_thread_creates_visitor_thread_and_message(relay: RunningRel
 
 
 async def test_retried_start_returns_the_same_thread(relay: RunningRelay) -> None:
+    cid = "5f0c8a54-3d8e-4c43-9a55-0c0d7c2b1f7e"  # what the widget sends: a UUID
     async with relay.client() as client:
-        first = await start_thread(client, "Hi", client_id="same")
-        again = await client.post(
-            "/v1/sites/alpha/threads", json={"body": "Hi", "client_id": "same"}
-        )
+        first = await start_thread(client, "Hi", client_id=cid)
+        again = await client.post("/v1/sites/alpha/threads", json={"body": "Hi", "client_id": cid})
     assert again.status_code == S200_REPLAYED
     assert again.json()["message"]["seq"] == first["message"]["seq"]
     assert again.json()["thread"]["id"] == first["thread"]["id"]
     assert relay.counts()["messages"] == 1
+
+
+async def test_guessable_start_id_does_not_hand_out_the_thread(relay: RunningRelay) -> None:
+    async with relay.client() as client:
+        first = await start_thread(client, "Mine", client_id="1")
+        other = await start_thread(client, "Someone else", client_id="1")
+    assert other["thread"]["id"] != first["thread"]["id"]
+    assert other["token"] != first["token"]
+
+
+async def test_page_from_another_origin_is_not_kept(relay: RunningRelay) -> None:
+    async with relay.client() as client:
+        kept = await start_thread(client, "a", page="https://alpha.example/cakes?x=1")
+        dropped = await start_thread(client, "b", page="https://evil.example/phish")
+    with relay.db() as db:
+        pages = dict(db.execute("SELECT id, page FROM threads").fetchall())
+    assert pages[kept["thread"]["id"]] == "https://alpha.example/cakes?x=1"
+    assert pages[dropped["thread"]["id"]] is None
 
 
 async def test_history_since_and_idempotent_send(relay: RunningRelay) -> None:

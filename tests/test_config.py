@@ -61,3 +61,21 @@ def test_every_setting_is_in_the_readme_table() -> None:
     for name, field in FIELDS.items():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{env_var(name)}`"))
         assert field.metadata["help"] in row, f"README help for {env_var(name)} is stale"
+
+
+def test_server_urls_are_checked_without_echoing_passwords() -> None:
+    for env in (
+        {"PORCH_SMTP_URL": "smtpx://user:hunter2@mail.example", "PORCH_REPLY_DOMAIN": "r.x"},
+        {"PORCH_SMTP_URL": "smtp://user:hunter2@mail.example:port", "PORCH_REPLY_DOMAIN": "r.x"},
+        {"PORCH_IMAP_URL": "imap://user:hunter2@", "PORCH_REPLY_DOMAIN": "r.x"},
+    ):
+        with pytest.raises(ConfigError) as error:
+            Config.load(env)
+        assert "hunter2" not in str(error.value)
+        assert next(iter(env)) in str(error.value)
+
+
+def test_email_needs_a_reply_domain() -> None:
+    with pytest.raises(ConfigError) as error:
+        Config.load({"PORCH_SMTP_URL": "smtp://mail.example"})
+    assert "PORCH_REPLY_DOMAIN" in str(error.value)

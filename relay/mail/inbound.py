@@ -10,20 +10,26 @@ Reply-To and display names are never looked at.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import enum
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 
 from relay.limits import RateLimiter
-from relay.mail.reading import Inspection, UnreadableEmail, inspect
+from relay.mail.reading import Inspection, UnreadableEmail, inspect, tag_of
 from relay.models import Author, Message, Via
 from relay.store import Store
+from relay.store.mail import MailKind
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.inbound")
 
 HOUR = 3600.0
+# Our Message-IDs (relay/mail/compose.py): a bounce quoting one names the email it is about.
+OUR_MESSAGE_ID = re.compile(rb"<outbox\.(\d+)\.")
 # An owner answering by hand writes a few emails an hour per conversation; a loop
 # between two robots writes hundreds. These caps stop the second, never the first.
 REPLIES_PER_THREAD_PER_HOUR = 30
@@ -42,6 +48,7 @@ class Verdict(enum.StrEnum):
     FORGED = "forged"  # the tag does not match, or From is not whom it was issued to
     RATE_LIMITED = "rate_limited"
     UNREADABLE = "unreadable"
+    DEFERRED = "deferred"  # could not be processed now (`porch smtp`: relay unreachable)
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Outcome:
     def temporary(self) -> bool:
         """Refused for now only: the ingress must get the mail delivered again later
         (SMTP 451, HTTP 429, IMAP leaves it unmarked)."""
-        return self.verdict is Verdict.RATE_LIMITED
+        return self.verdict in (Verdict.RATE_LIMITED, Verdict.DEFERRED)
 
 
 class Pipeline:
@@ -68,10 +75,15 @@ class Pipeline:
         self.per_thread = RateLimiter(REPLIES_PER_THREAD_PER_HOUR, HOUR)
         self.per_sender = RateLimiter(REPLIES_PER_SENDER_PER_HOUR, HOUR)
 
-    async def receive(self, raw: bytes, *, source: str) -> Outcome:
-        """Process one raw RFC 5322 message; never raises for bad mail."""
+    async def receive(
+        self, raw: bytes, *, source: str, envelope_to: list[str] | None = None
+    ) -> Outcome:
+        """Process one raw RFC 5322 message; never raises for bad mail. `envelope_to`:
+        the SMTP envelope's recipients, which decide over any header the sender wrote."""
         try:
-            mail = inspect(raw)
+            # Parsing a large HTML mail takes CPU: off the event loop, which serves
+            # every socket.
+            mail = await asyncio.to_thread(inspect, raw)
         except UnreadableEmail as error:
             log.info("inbound via %s: unreadable (%s)", source, error)
             return Outcome(Verdict.UNREADABLE)
@@ -79,16 +91,18 @@ class Pipeline:
         message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
         if await self.store.inbound_seen(message_id):
             return Outcome(Verdict.DUPLICATE)
-        outcome = await self._process(mail, message_id)
+        envelope_tags = [tag for tag in map(tag_of, envelope_to or []) if tag]
+        if envelope_tags:
+            mail = dataclasses.replace(mail, token=envelope_tags[0])
+        outcome = await self._process(mail, raw, message_id)
         if not outcome.temporary:  # a capped reply will be delivered again
             await self.store.record_inbound(message_id, outcome.verdict.value, outcome.thread)
         log.info("inbound via %s from %s: %s", source, mail.sender, outcome.verdict.value)
         return outcome
 
-    async def _process(self, mail: Inspection, message_id: str) -> Outcome:
+    async def _process(self, mail: Inspection, raw: bytes, message_id: str) -> Outcome:
         if mail.kind == "bounce":
-            if mail.hard_bounce and mail.bounced:
-                await self.store.suppress(list(mail.bounced), "hard_bounce")
+            await self._bounce(mail, raw)
             return Outcome(Verdict.BOUNCE)
         if mail.kind == "auto_reply":
             return Outcome(Verdict.AUTO_REPLY)
@@ -119,14 +133,31 @@ class Pipeline:
         )
         return Outcome(Verdict.POSTED, thread_id, message)
 
+    async def _bounce(self, mail: Inspection, raw: bytes) -> None:
+        """Stop writing to an address that bounced for good, but only when the bounce
+        returns an email we really sent to it: anyone can write a fake bounce."""
+        if not mail.hard_bounce:
+            return
+        for outbox_id in {int(n) for n in OUR_MESSAGE_ID.findall(raw)}:
+            sent_to = await self.store.outbox_recipient(outbox_id)
+            if sent_to is None:
+                continue
+            kind, recipient = sent_to
+            if mail.bounced and recipient not in mail.bounced:
+                continue
+            if kind == MailKind.OWNER:  # an owner's mailbox is the owner's to fix
+                log.warning("mail to owner address %s bounced for good", recipient)
+                continue
+            await self.store.suppress([recipient], "hard_bounce")
+
     async def _sender_allowed(self, sender: str | None, recipient: str, thread_id: str) -> bool:
+        """From must be whom the tag was issued to, still an owner of the site, or a
+        registered alias of the owners."""
         if sender is None:
             return False
-        if sender == recipient:
-            return True
         thread = await self.store.get_thread(thread_id)
         site = await self.store.get_site(thread.site) if thread else None
-        if site is None:
+        if site is None or recipient not in {e.lower() for e in site.owner_emails}:
             return False
         aliases = {a.lower() for a in site.settings.get("reply_aliases", [])}
-        return recipient in {e.lower() for e in site.owner_emails} and sender in aliases
+        return sender == recipient or sender in aliases

@@ -78,10 +78,15 @@ class OutboxWorker:
         self.retry_base = RETRY_BASE
 
     async def run(self) -> None:
+        await self.store.requeue_interrupted()
         while True:
             due = await self.store.due_mail()
             for item in due:
-                await self.deliver(item)
+                try:
+                    await self.deliver(item)
+                except Exception as error:  # one bad email must not stop all the others
+                    log.exception("mail %s to %s could not be sent", item.id, item.recipient)
+                    await self.store.mail_failed(item, f"{type(error).__name__}: {error}")
             if due:
                 continue
             with contextlib.suppress(TimeoutError):

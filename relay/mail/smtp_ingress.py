@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from relay.mail.inbound import Pipeline
+from relay.mail.inbound import Outcome
 from relay.mail.reading import tag_of
 
 # Our emails go out with MAIL FROM bounces@REPLY_DOMAIN, so delivery failures come
@@ -25,14 +25,22 @@ log = logging.getLogger("porch.smtp")
 # Protocol replies, named as aiosmtpd names them.
 S250_OK = "250 OK"
 S550_NO_SUCH_USER = "550 5.1.1 No such recipient here"
-S451_TRY_LATER = "451 4.7.1 Too many replies to this conversation; try again later"
+S451_TRY_LATER = "451 4.7.1 Cannot take this reply now; try again later"
 S554_REJECTED = "554 5.6.0 Message not accepted"
 # A reply to a chat message is a few kilobytes; 10 MB leaves room for inline images.
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 
+class Receiver(Protocol):
+    """The pipeline, or `porch smtp`'s forwarder to a relay's pipeline."""
+
+    async def receive(
+        self, raw: bytes, *, source: str, envelope_to: list[str] | None = None
+    ) -> Outcome: ...
+
+
 class ReplyHandler:
-    def __init__(self, pipeline: Pipeline, reply_domain: str) -> None:
+    def __init__(self, pipeline: Receiver, reply_domain: str) -> None:
         self.pipeline = pipeline
         self.reply_domain = reply_domain.lower()
 
@@ -60,7 +68,9 @@ class ReplyHandler:
         # Delivered-To tells the pipeline which of our addresses this came in on, as a
         # mail server would: clients that Bcc us leave no trace of it in the headers.
         prefix = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos).encode()
-        outcome = await self.pipeline.receive(prefix + raw, source="smtp")
+        outcome = await self.pipeline.receive(
+            prefix + raw, source="smtp", envelope_to=list(envelope.rcpt_tos)
+        )
         if outcome.temporary:  # the sending server keeps it and tries again later
             return S451_TRY_LATER
         # Accepted or quietly dropped alike: a bounce to a forged sender would be
@@ -70,7 +80,7 @@ class ReplyHandler:
 
 
 async def start_smtp_ingress(
-    pipeline: Pipeline, reply_domain: str, host: str, port: int, **server: Any
+    pipeline: Receiver, reply_domain: str, host: str, port: int, **server: Any
 ) -> asyncio.Server:
     handler = ReplyHandler(pipeline, reply_domain)
     loop = asyncio.get_running_loop()

@@ -7,18 +7,21 @@ CREATE TABLE outbox (
     thread_id   TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
     recipient   TEXT NOT NULL,
     not_before  TEXT NOT NULL,               -- ISO UTC; due when now >= not_before
-    status      TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
+    status      TEXT NOT NULL DEFAULT 'pending'  -- sending: claimed by the worker
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'cancelled')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
-    upto_seq    INTEGER,                     -- messages up to this seq went in the email
+    upto_seq    INTEGER,                     -- messages up to this seq went in the email;
+                                             -- the next email to this recipient starts after
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
 -- One pending email per (kind, thread, recipient): later messages join it (batching).
+-- Once claimed (sending), it is out of the index, and a new message starts a new one.
 CREATE UNIQUE INDEX outbox_one_pending ON outbox(kind, thread_id, recipient)
     WHERE status = 'pending';
 CREATE INDEX outbox_due ON outbox(status, not_before);
+CREATE INDEX outbox_last_sent ON outbox(kind, thread_id, recipient, status, upto_seq);
 
 CREATE TABLE reply_tags (
     tag         TEXT PRIMARY KEY,            -- lowercase base32 HMAC(thread, recipient)
@@ -42,6 +45,4 @@ CREATE TABLE suppressed (
     created_at  TEXT NOT NULL
 );
 
-ALTER TABLE threads ADD COLUMN owner_notified_seq INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE threads ADD COLUMN visitor_notified_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE visitors ADD COLUMN unconfirmed_emails_sent INTEGER NOT NULL DEFAULT 0;

@@ -149,11 +149,17 @@ class MailStore:
         return row[0] if row else None
 
     async def prepare_mail(self, item: OutboxItem, tag: str | None) -> MailJob | None:
-        """What the email says; None (and the row cancelled) if there is nothing to say."""
+        """Claim a due email and gather what it says; None (the row cancelled) if there is
+        nothing to say or nobody to say it to any more. `tag`: for owner emails, the tag
+        to issue if this recipient has none yet for the thread."""
 
         def op(db: sqlite3.Connection) -> tuple[MailJob | None, list[StoreEvent]]:
+            status = db.execute("SELECT status FROM outbox WHERE id = ?", (item.id,)).fetchone()
+            if status is None or status[0] != "pending":  # cancelled meanwhile, or claimed
+                return None, []
             row = db.execute(
-                "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email FROM threads t"
+                "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email,"
+                " v.email_verified_at, v.unconfirmed_emails_sent FROM threads t"
                 " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
                 (item.thread,),
             ).fetchone()
@@ -161,18 +167,27 @@ class MailStore:
                 _cancel(db, item.id, "the conversation was deleted")
                 return None, []
             thread = thread_from_row(row)
-            if item.kind == MailKind.OWNER:
-                author = Author.VISITOR
-                since = max(row["owner_notified_seq"], thread.owner_read_seq)
-            else:
-                author = Author.OWNER
-                since = max(row["visitor_notified_seq"], thread.visitor_read_seq)
+            site = site_from_row(
+                db.execute("SELECT * FROM sites WHERE id = ?", (thread.site,)).fetchone()
+            )
+            refusal = _still_wanted(db, item, row, site)
+            if refusal:
+                _cancel(db, item.id, refusal)
+                return None, []
+            owner = item.kind == MailKind.OWNER
+            author = Author.VISITOR if owner else Author.OWNER
+            read = thread.owner_read_seq if owner else thread.visitor_read_seq
+            last_sent = db.execute(
+                "SELECT MAX(upto_seq) FROM outbox WHERE kind = ? AND thread_id = ?"
+                " AND recipient = ? AND status = 'sent'",
+                (item.kind, item.thread, item.recipient),
+            ).fetchone()[0]
             new = [
                 message_from_row(r)
                 for r in db.execute(
                     "SELECT * FROM messages WHERE thread_id = ? AND seq > ? AND author = ?"
                     " ORDER BY seq",
-                    (thread.id, since, author.value),
+                    (thread.id, max(last_sent or 0, read), author.value),
                 )
             ]
             if not new:
@@ -186,17 +201,22 @@ class MailStore:
                     (thread.id, new[-1].seq, RECENT_IN_EMAIL),
                 )
             ]
-            site = site_from_row(
-                db.execute("SELECT * FROM sites WHERE id = ?", (thread.site,)).fetchone()
+            issued = _reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
+            # Claimed: out of the one-pending index, so a message that comes while this
+            # email is on its way queues a new one instead of joining one already written.
+            db.execute(
+                "UPDATE outbox SET status = 'sending', updated_at = ? WHERE id = ?",
+                (utc_now(), item.id),
             )
-            if tag is not None:
-                db.execute(
-                    "INSERT INTO reply_tags (tag, thread_id, recipient, created_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (tag, thread.id, item.recipient, utc_now()),
-                )
             job = MailJob(
-                item, site, thread, row["visitor_name"], row["visitor_email"], new, recent, tag
+                item,
+                site,
+                thread,
+                row["visitor_name"],
+                row["visitor_email"],
+                new,
+                recent,
+                issued,
             )
             return job, []
 
@@ -204,18 +224,10 @@ class MailStore:
 
     async def mail_sent(self, job: MailJob) -> None:
         def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
-            now = utc_now()
             db.execute(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, upto_seq = ?,"
                 " updated_at = ? WHERE id = ?",
-                (job.upto_seq, now, job.item.id),
-            )
-            column = (
-                "owner_notified_seq" if job.item.kind == MailKind.OWNER else "visitor_notified_seq"
-            )
-            db.execute(
-                f"UPDATE threads SET {column} = MAX({column}, ?) WHERE id = ?",
-                (job.upto_seq, job.thread.id),
+                (job.upto_seq, utc_now(), job.item.id),
             )
             if job.item.kind == MailKind.VISITOR:
                 db.execute(
@@ -228,15 +240,43 @@ class MailStore:
         await self._write(op)
 
     async def mail_retry(self, item: OutboxItem, error: str, delay: float) -> None:
+        """Back to pending for a later try; merged into a newer pending email if one
+        was queued meanwhile (it will say everything this one would have)."""
+
         def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, not_before = ?,"
-                " updated_at = ? WHERE id = ?",
-                (error[:500], later(round(delay)), utc_now(), item.id),
-            )
+            now = utc_now()
+            if _newer_pending(db, item):
+                db.execute(
+                    "UPDATE outbox SET status = 'cancelled', attempts = attempts + 1,"
+                    " last_error = ?, updated_at = ? WHERE id = ?",
+                    (f"merged into a newer email after: {error}"[:500], now, item.id),
+                )
+            else:
+                db.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = attempts + 1,"
+                    " last_error = ?, not_before = ?, updated_at = ? WHERE id = ?",
+                    (error[:500], later(round(delay)), now, item.id),
+                )
             return None, []
 
         await self._write(op)
+
+    async def requeue_interrupted(self) -> int:
+        """Emails claimed by a process that died mid-send go back to pending (they may
+        have left: at least once, with the same Message-ID)."""
+
+        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
+            rows = db.execute("SELECT * FROM outbox WHERE status = 'sending'").fetchall()
+            for row in rows:
+                item = _item(row)
+                status = "cancelled" if _newer_pending(db, item) else "pending"
+                db.execute(
+                    "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
+                    (status, utc_now(), item.id),
+                )
+            return len(rows), []
+
+        return await self._write(op)  # type: ignore[no-any-return]
 
     async def mail_failed(self, item: OutboxItem, error: str) -> None:
         def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
@@ -278,6 +318,16 @@ class MailStore:
         )
         return (row[0], row[1], row[2] is not None) if row else None
 
+    async def outbox_recipient(self, outbox_id: int) -> tuple[str, str] | None:
+        """(kind, recipient) of an email we sent."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT kind, recipient FROM outbox WHERE id = ? AND status = 'sent'",
+                (outbox_id,),
+            ).fetchone()
+        )
+        return (row[0], row[1]) if row else None
+
     async def inbound_seen(self, message_id: str) -> bool:
         row = await self._read(
             lambda db: db.execute(
@@ -316,6 +366,50 @@ class MailStore:
             return None, []
 
         await self._write(op)
+
+
+def _still_wanted(
+    db: sqlite3.Connection, item: OutboxItem, row: sqlite3.Row, site: Site
+) -> str | None:
+    """Why this email must not go out now, or None. Checked when it is sent, not only
+    when it was queued: owners and addresses change, people unsubscribe."""
+    if _suppressed(db, item.recipient):
+        return "address suppressed"
+    if item.kind == MailKind.OWNER:
+        if item.recipient not in {e.lower() for e in site.owner_emails}:
+            return "no longer an owner address of the site"
+        return None
+    if (row["visitor_email"] or "").lower() != item.recipient:
+        return "the visitor changed or removed this address"
+    if row["email_verified_at"] is None and row["unconfirmed_emails_sent"] >= 1:
+        return "unconfirmed address: already written to once"
+    return None
+
+
+def _reply_tag(db: sqlite3.Connection, thread: str, recipient: str, candidate: str) -> str:
+    """The tag this recipient already has for the thread (whatever key made it: every
+    key verifies), else `candidate`, recorded."""
+    found = db.execute(
+        "SELECT tag FROM reply_tags WHERE thread_id = ? AND recipient = ?", (thread, recipient)
+    ).fetchone()
+    if found is not None:
+        return str(found[0])
+    db.execute(
+        "INSERT INTO reply_tags (tag, thread_id, recipient, created_at) VALUES (?, ?, ?, ?)",
+        (candidate, thread, recipient, utc_now()),
+    )
+    return candidate
+
+
+def _newer_pending(db: sqlite3.Connection, item: OutboxItem) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM outbox WHERE kind = ? AND thread_id = ? AND recipient = ?"
+            " AND status = 'pending' AND id != ?",
+            (item.kind, item.thread, item.recipient, item.id),
+        ).fetchone()
+        is not None
+    )
 
 
 def _cancel(db: sqlite3.Connection, item_id: int, reason: str) -> None:

@@ -53,6 +53,9 @@ WriteOp = Callable[[sqlite3.Connection], tuple[T, list[StoreEvent]]]
 MAX_BATCH = 256
 # How long another process (the CLI) may hold the write lock before we give up.
 BUSY_TIMEOUT_MS = 5000
+# Shortest client_id that makes starting a conversation idempotent: 16 characters of
+# a UUID are 64 random bits, beyond guessing.
+MIN_START_CLIENT_ID = 16
 
 
 class SQLiteStore(MailStore):
@@ -221,15 +224,19 @@ class SQLiteStore(MailStore):
         The same (site, client_id) again returns what the first request created.
         """
 
+        # Replaying a start hands out the thread's token, so only a client_id nobody
+        # can guess (the widget's are UUIDs) makes a start idempotent.
+        replayable = client_id if client_id and len(client_id) >= MIN_START_CLIENT_ID else None
+
         def op(db: sqlite3.Connection) -> tuple[Started, list[StoreEvent]]:
-            if client_id is not None:
+            if replayable is not None:
                 row = db.execute(
                     "SELECT * FROM threads WHERE site_id = ? AND start_client_id = ?",
-                    (site_id, client_id),
+                    (site_id, replayable),
                 ).fetchone()
                 if row is not None:
                     thread = thread_from_row(row)
-                    first = _message_by_client_id(db, thread.id, client_id)
+                    first = _message_by_client_id(db, thread.id, replayable)
                     assert first is not None
                     return Started(thread.visitor, thread, first, created=False), []
             if not db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone():
@@ -244,7 +251,7 @@ class SQLiteStore(MailStore):
             db.execute(
                 "INSERT INTO threads (id, site_id, visitor_id, page, start_client_id,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (thread_id, site_id, visitor_id, page, client_id, now, now),
+                (thread_id, site_id, visitor_id, page, replayable, now, now),
             )
             inserted = _insert_message(
                 db, thread_id, Author.VISITOR, body, Via.WIDGET, client_id, now

@@ -16,7 +16,7 @@ import pytest
 
 from relay.limits import RateLimiter
 from tests.mail.smtp_sink import SinkServer
-from tests.support import RunningRelay, open_live, start_thread
+from tests.support import RunningRelay, bearer, open_live, start_thread
 
 REPLY_DOMAIN = "reply.example"
 OWNER = "owner@alpha.example"
@@ -38,7 +38,11 @@ def _port() -> int:
 @pytest.fixture
 def loop_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
     return make_relay(
-        smtp_url=sink.url, reply_domain=REPLY_DOMAIN, owner_notify_delay=0, smtp_port=_port()
+        smtp_url=sink.url,
+        reply_domain=REPLY_DOMAIN,
+        owner_notify_delay=0,
+        visitor_notify_delay=0,
+        smtp_port=_port(),
     )
 
 
@@ -176,7 +180,7 @@ def inbound_verdicts(relay: RunningRelay) -> list[str]:
 DSN = """From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
 To: bounces@reply.example
 Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn.1@mx.example.net>
+Message-ID: <dsn.{n}@mx.example.net>
 Auto-Submitted: auto-replied
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
@@ -192,28 +196,63 @@ Content-Type: message/delivery-status
 
 Reporting-MTA: dns; mx.example.net
 
-Final-Recipient: rfc822; ann@example.com
-Original-Recipient: rfc822;ann@example.com
+Final-Recipient: rfc822; {address}
 Action: failed
 Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <ann@example.com>: Recipient address rejected
+Diagnostic-Code: smtp; 550 5.1.1 <{address}>: Recipient address rejected
+
+--b1
+Content-Type: text/rfc822-headers
+
+From: Alpha Bakery <notify@reply.example>
+To: {address}
+Message-ID: {message_id}
 
 --b1--
 """
 
 
-async def test_hard_bounce_to_the_bounce_address_stops_mail(loop_relay: RunningRelay) -> None:
-    def deliver() -> None:  # smtplib: it can send the null reverse-path of a bounce
-        with smtplib.SMTP("127.0.0.1", loop_relay.config.smtp_port) as client:
-            client.sendmail("", [f"bounces@{REPLY_DOMAIN}"], DSN.replace("\n", "\r\n"))
+def bounce(relay: RunningRelay, address: str, message_id: str, n: int = 1) -> None:
+    text = DSN.format(address=address, message_id=message_id, n=n).replace("\n", "\r\n")
+    with smtplib.SMTP("127.0.0.1", relay.config.smtp_port) as client:  # null reverse-path
+        client.sendmail("", [f"bounces@{REPLY_DOMAIN}"], text)
 
-    await asyncio.to_thread(deliver)
-    with loop_relay.db() as db:
-        row = db.execute(
-            "SELECT reason FROM suppressed WHERE address = 'ann@example.com'"
-        ).fetchone()
-    assert row is not None and row[0] == "hard_bounce"
+
+def suppressed(relay: RunningRelay) -> dict[str, str]:
+    with relay.db() as db:
+        return dict(db.execute("SELECT address, reason FROM suppressed").fetchall())
+
+
+async def test_hard_bounce_of_our_email_stops_mail_to_that_address(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    started, _ = await conversation(loop_relay, sink)
+    async with loop_relay.client() as client:
+        await client.post(
+            "/v1/thread/contact",
+            headers=bearer(started["token"]),
+            json={"email": "ann@example.com"},
+        )
+        await client.post(
+            f"/v1/owner/threads/{started['thread']['id']}/messages",
+            headers=bearer(loop_relay.owner_token()),
+            json={"body": "Yes!"},
+        )
+    to_visitor = await sink.sink.next()
+    assert to_visitor["To"] == "ann@example.com"
+    await asyncio.to_thread(bounce, loop_relay, "ann@example.com", to_visitor["Message-ID"])
+    assert suppressed(loop_relay) == {"ann@example.com": "hard_bounce"}
     assert inbound_verdicts(loop_relay) == ["bounce"]
+
+
+async def test_forged_bounces_suppress_nothing(loop_relay: RunningRelay, sink: SinkServer) -> None:
+    _, notification = await conversation(loop_relay, sink)
+    # Anyone can write a bounce: one quoting no email of ours, and one quoting the
+    # owner's notification (an owner's mailbox is never switched off by mail).
+    await asyncio.to_thread(bounce, loop_relay, "victim@example.com", "<made.up@x>", 1)
+    await asyncio.to_thread(bounce, loop_relay, OWNER, notification["Message-ID"], 2)
+    assert suppressed(loop_relay) == {}
+    assert inbound_verdicts(loop_relay) == ["bounce", "bounce"]
 
 
 async def test_capped_replies_are_deferred_not_lost(

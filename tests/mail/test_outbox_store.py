@@ -1,0 +1,98 @@
+"""The outbox's rules in the store itself: who gets which email, claiming, batching."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from relay.models import Author, Via
+from relay.store import Store
+from relay.store.mail import MailKind, MailPolicy
+from tests.support import ALPHA
+
+TWO_OWNERS = replace(ALPHA, owner_emails=("owner@alpha.example", "partner@alpha.example"))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(tmp_path / "s.sqlite3")
+    store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0)
+    await store.open()
+    await store.add_site(TWO_OWNERS)
+    yield store
+    await store.close()
+
+
+def rows(store: Store) -> list[sqlite3.Row]:
+    db = sqlite3.connect(store.path)
+    db.row_factory = sqlite3.Row
+    with db:
+        return db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+
+
+async def test_every_owner_address_is_notified(store: Store) -> None:
+    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    due = await store.due_mail()
+    assert sorted(item.recipient for item in due) == [
+        "owner@alpha.example",
+        "partner@alpha.example",
+    ]
+    jobs = [await store.prepare_mail(item, f"tag{item.id}") for item in due]
+    assert all(job is not None and [m.body for m in job.new] == ["hi"] for job in jobs)
+
+
+async def test_message_during_a_send_gets_its_own_email(store: Store) -> None:
+    started = await store.start_thread("alpha", body="one", client_id=None, name=None, page=None)
+    item = (await store.due_mail())[0]
+    job = await store.prepare_mail(item, "tag1")  # claimed: on its way
+    assert job is not None
+    await store.add_message(
+        started.thread.id, author=Author.VISITOR, body="two", via=Via.WIDGET, client_id=None
+    )
+    await store.mail_sent(job)
+    pending = [
+        r for r in rows(store) if r["status"] == "pending" and r["recipient"] == item.recipient
+    ]
+    assert len(pending) == 1  # "two" was not swallowed by the email already written
+    later = await store.prepare_mail(
+        next(i for i in await store.due_mail() if i.recipient == item.recipient), "tag1"
+    )
+    assert later is not None and [m.body for m in later.new] == ["two"]
+
+
+async def test_a_rotated_key_keeps_the_issued_tag(store: Store) -> None:
+    started = await store.start_thread("alpha", body="one", client_id=None, name=None, page=None)
+    first = await store.prepare_mail((await store.due_mail())[0], "old-key-tag")
+    assert first is not None
+    await store.mail_sent(first)
+    await store.add_message(
+        started.thread.id, author=Author.VISITOR, body="two", via=Via.WIDGET, client_id=None
+    )
+    same = [i for i in await store.due_mail() if i.recipient == first.item.recipient][0]
+    second = await store.prepare_mail(same, "new-key-tag")
+    assert second is not None and second.tag == "old-key-tag"  # replies still route
+
+
+async def test_a_changed_visitor_address_is_not_written_to(store: Store) -> None:
+    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    await store.set_contact(started.visitor, name=None, email="first@example.com")
+    await store.add_message(
+        started.thread.id, author=Author.OWNER, body="reply", via=Via.INBOX, client_id=None
+    )
+    await store.set_contact(started.visitor, name=None, email="second@example.com")
+    to_old = [i for i in await store.due_mail() if i.kind == MailKind.VISITOR]
+    assert [i.recipient for i in to_old] == ["first@example.com"]
+    assert await store.prepare_mail(to_old[0], None) is None
+    assert rows(store)[-1]["last_error"] == "the visitor changed or removed this address"
+
+
+async def test_an_interrupted_send_goes_back_to_pending(store: Store) -> None:
+    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    item = (await store.due_mail())[0]
+    assert await store.prepare_mail(item, "t") is not None  # then the process died
+    assert await store.requeue_interrupted() == 1
+    assert item.id in {i.id for i in await store.due_mail()}
