@@ -84,3 +84,33 @@ def test_needs_its_settings(tmp_path: object) -> None:
         [*porch_command(), "smtp"], env=env, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2 and "PORCH_SMTP_PORT" in result.stderr
+
+
+def test_mail_inspect_prints_json_and_refuses_non_mail(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    corpus = Path(__file__).parent / "corpus"
+    sample = sorted(corpus.glob("*.eml"))[0]
+    env = porch_env(tmp_path)  # type: ignore[arg-type]
+    result = subprocess.run(
+        [*porch_command(), "mail", "inspect", str(sample)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(sample.with_suffix(".json").read_text())
+    garbage = Path(str(tmp_path)) / "garbage.eml"
+    garbage.write_bytes(b"")
+    for path in (garbage, Path(str(tmp_path)) / "missing.eml"):
+        result = subprocess.run(
+            [*porch_command(), "mail", "inspect", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2 and str(path) in result.stderr
+        assert "Traceback" not in result.stderr
