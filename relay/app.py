@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,6 +33,7 @@ from relay.origins import CORSMiddleware
 from relay.services import Limits, Services, services
 from relay.store import Store
 from relay.store.mail import MailPolicy
+from relay.tasks import background
 from relay.tokens import Tokens
 from relay.widget import Widget
 
@@ -123,24 +123,6 @@ def create_app(
     )
     app.state.services = shared
     return app
-
-
-@asynccontextmanager
-async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """Run a task for the app's lifetime; one that dies is logged, not silent."""
-    task = asyncio.create_task(work, name=f"porch-{name}")
-    task.add_done_callback(_report_death)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _report_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 async def _close_server(server: asyncio.Server) -> None:

@@ -12,6 +12,7 @@ from relay.bus import Bus
 from relay.demo_mailbox import DemoMailbox
 from relay.models import Author, Event, MessageAdded, Via
 from relay.store import Store
+from relay.tasks import background
 
 DEMO_SITE = "demo"
 REPLY_DELAY = 2.5  # seconds: long enough to close the panel and see the badge arrive
@@ -62,12 +63,9 @@ class Setup:
 @contextlib.asynccontextmanager
 async def running(store: Store, bus: Bus, setup: Setup) -> AsyncIterator[None]:
     sink = await setup.mailbox.start(setup.mailbox_port)
-    task = asyncio.create_task(answer_new_threads(store, bus, setup.cli_flags))
     try:
-        yield
+        async with background(answer_new_threads(store, bus, setup.cli_flags), "demo"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         sink.close()
         await sink.wait_closed()

@@ -24,16 +24,21 @@ MAX_PAGE_CHARS = 2000
 MAX_PAGE_MESSAGES = 1000
 
 
-async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, refused as soon as it is known to be over `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(f"the request body is {declared} bytes; the limit is {max_bytes}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
             raise TooLarge(f"the request body is over the limit of {max_bytes} bytes")
-    return parse_json_object(bytes(body))
+    return bytes(body)
+
+
+async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
+    return parse_json_object(await read_body(request, max_bytes))
 
 
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message
 
-from relay.errors import InvalidRequest, InvalidToken, TooLarge
-from relay.inputs import read_json
+from relay.errors import InvalidRequest, InvalidToken
+from relay.inputs import read_body, read_json
 from relay.services import services
 
 # Most of a provider's request is the message (one copy, or a few for Postmark's parsed
@@ -247,15 +247,7 @@ def _seen_tokens(request: Request) -> SeenTokens:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise TooLarge(f"the request body is {declared} bytes; the limit is {MAX_REQUEST_BYTES}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_REQUEST_BYTES:
-            raise TooLarge(f"the request body is over the limit of {MAX_REQUEST_BYTES} bytes")
-    return bytes(body)
+    return await read_body(request, MAX_REQUEST_BYTES)
 
 
 async def _read_form(request: Request) -> FormData:
