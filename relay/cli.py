@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import socket
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -205,9 +206,15 @@ def load_config(args: argparse.Namespace, *, demo_key: bool = True) -> Config:
 def with_store(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
     async def run() -> Any:
         store = Store(config.database_path, synchronous=config.sqlite_synchronous)
-        await store.open()
+        try:
+            await store.open()
+        except (OSError, sqlite3.Error) as error:
+            raise CommandError(f"cannot open the database {config.database_path}: {error} "
+                               "(--data-dir or --database)") from None
         try:
             return await work(store)
+        except ValueError as error:  # the store's refusals, e.g. a site id taken meanwhile
+            raise CommandError(str(error)) from None
         finally:
             await store.close()
 

@@ -258,3 +258,9 @@ async def test_demo_creates_its_key_registers_the_site_and_prints_the_url(tmp_pa
     finally:
         process.terminate()
         await process.wait()
+
+
+def test_unusable_database_is_one_line(env: dict[str, str]) -> None:
+    result = porch("threads", "--database", "/proc/no/such/dir/porch.sqlite3", env=env)
+    assert result.returncode == 1
+    assert "cannot open the database" in result.stderr and "Traceback" not in result.stderr
