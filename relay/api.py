@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.errors import InvalidToken, NotFound
+from relay.errors import InvalidToken, NotFound, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
     MAX_PAGE_MESSAGES,
@@ -115,6 +115,53 @@ async def set_contact(request: Request) -> Response:
     return JSONResponse({"name": name, "email": email})
 
 
+async def resume_link(request: Request) -> Response:
+    """Email the visitor a link that opens this conversation on another device."""
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    if s.mailer is None:
+        raise Unavailable("this relay sends no email (PORCH_SMTP_URL is not set)")
+    data = await read_json(request, s.config.max_request_bytes)
+    email = email_address(data)
+    site = await s.store.get_site(thread.site)
+    assert site is not None
+    page = page_url(data, site.origins) or thread.page or site.origins[0] + "/"
+    enforce((s.limits.links_by_visitor, thread.visitor, "links asked for"))
+    await s.store.request_resume_link(thread, email, page)
+    return JSONResponse({"email": email}, status_code=202)
+
+
+async def resume(request: Request) -> Response:
+    """Open a resume link: a new visitor token, on this device, for the same thread."""
+    s = services(request)
+    data = await read_json(request, s.config.max_request_bytes)
+    token = data.get("token")
+    if not isinstance(token, str):
+        raise UnprocessableRequest("'token' must be the text after #porch= in the link")
+    claim = s.tokens.read_resume(token)
+    site = await s.store.get_site(claim.site)
+    origin = request.headers.get("origin")
+    if site is None or (origin is not None and origin not in site.origins):
+        raise InvalidToken("this link belongs to another website", reason="other_site")
+    thread, epoch = await s.store.use_resume(claim.visitor, claim.site, claim.email, claim.jti)
+    return JSONResponse(
+        {
+            "token": s.tokens.visitor_token(claim.visitor, claim.site, epoch),
+            "thread": thread.to_json(),
+        }
+    )
+
+
+async def sign_out(request: Request) -> Response:
+    """{"everywhere": true}: every token of this visitor stops, sockets close (4401)."""
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    data = await read_json(request, s.config.max_request_bytes)
+    if data.get("everywhere") is True:
+        await s.store.sign_out_everywhere(thread)
+    return Response(status_code=204)
+
+
 async def _site(request: Request, site_id: str) -> Site:
     site = await services(request).store.get_site(site_id)
     if site is None:
@@ -127,7 +174,7 @@ async def visitor_thread(request: Request, s: Services) -> Thread:
     """The thread of the visitor whose token came with the request, seen from an allowed page."""
     claim = s.tokens.read_visitor(bearer(request))
     site = await s.store.get_site(claim.site)
-    thread = await s.store.visitor_thread(claim.visitor)
+    thread = await s.store.visitor_thread(claim.visitor, claim.epoch)
     if site is None or thread is None or thread.site != site.id:
         raise InvalidToken("this token's conversation no longer exists")
     check_origin(request.headers.get("origin"), site)
@@ -141,4 +188,7 @@ routes = [
     Route("/v1/thread/messages", post_message, methods=["POST"]),
     Route("/v1/thread/read", mark_read, methods=["POST"]),
     Route("/v1/thread/contact", set_contact, methods=["POST"]),
+    Route("/v1/thread/resume-link", resume_link, methods=["POST"]),
+    Route("/v1/thread/sign-out", sign_out, methods=["POST"]),
+    Route("/v1/resume", resume, methods=["POST"]),
 ]

@@ -155,7 +155,14 @@ def error_response(
 async def porch_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PorchError)
     headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-    return error_response(exc.code, exc.message, exc.status, headers)
+    response = error_response(exc.code, exc.message, exc.status, headers)
+    if exc.reason:
+        response = JSONResponse(
+            {"error": exc.code, "message": exc.message, "reason": exc.reason},
+            status_code=exc.status,
+            headers=headers,
+        )
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -209,8 +209,10 @@ def with_store(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
         try:
             await store.open()
         except (OSError, sqlite3.Error) as error:
-            raise CommandError(f"cannot open the database {config.database_path}: {error} "
-                               "(--data-dir or --database)") from None
+            raise CommandError(
+                f"cannot open the database {config.database_path}: {error} "
+                "(--data-dir or --database)"
+            ) from None
         try:
             return await work(store)
         except ValueError as error:  # the store's refusals, e.g. a site id taken meanwhile

@@ -11,10 +11,13 @@ class PorchError(Exception):
     status = 500
     code = "internal"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.reason = reason  # a finer code for clients to pick their own wording
 
     @property
     def close_code(self) -> int:
@@ -51,6 +54,11 @@ class NotFound(PorchError):
 class TooLarge(PorchError):
     status = 413
     code = "too_large"
+
+
+class Unavailable(PorchError):
+    status = 503
+    code = "unavailable"
 
 
 class RateLimited(PorchError):

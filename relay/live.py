@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from relay.api import visitor_send_limits
 from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
 from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
-from relay.models import Author, Event, MessageAdded, Thread, Typing, Via
+from relay.models import Author, Event, MessageAdded, SignedOut, Thread, Typing, Via
 from relay.origins import check_origin
 from relay.services import Services, client_ip, services
 from relay.tokens import VisitorClaim
@@ -66,12 +66,21 @@ class Session:
         "_flusher",
         "_live",
         "_too_slow",
+        "epoch",
     )
 
     def __init__(
-        self, ws: WebSocket, s: Services, role: Author, site: str, thread: Thread | None, since: int
+        self,
+        ws: WebSocket,
+        s: Services,
+        role: Author,
+        site: str,
+        thread: Thread | None,
+        since: int,
+        epoch: int = 0,
     ) -> None:
         self.ws = ws
+        self.epoch = epoch  # the visitor token's: a newer one on the bus signs this out
         self.s = s
         self.role = role
         self.site = site
@@ -153,6 +162,11 @@ class Session:
                 return
 
     def _text_for(self, event: Event) -> str | None:
+        if isinstance(event, SignedOut):
+            if self.role is Author.VISITOR and event.epoch > self.epoch:
+                self._too_slow = True  # stop sending; the socket closes now
+                asyncio.ensure_future(_close(self.ws, 4401, "signed out everywhere"))
+            return None
         if isinstance(event, MessageAdded):
             if event.message.seq <= self.last_seq:
                 return None  # already sent in the replay
@@ -278,11 +292,11 @@ async def _hello(ws: WebSocket, s: Services) -> Session:
     if site is None:
         raise InvalidToken("this token's site no longer exists")
     if isinstance(claim, VisitorClaim):
-        thread = await s.store.visitor_thread(claim.visitor)
+        thread = await s.store.visitor_thread(claim.visitor, claim.epoch)
         if thread is None or thread.site != site.id:
             raise InvalidToken("this token's conversation no longer exists")
         check_origin(ws.headers.get("origin"), site)
-        return Session(ws, s, Author.VISITOR, site.id, thread, since)
+        return Session(ws, s, Author.VISITOR, site.id, thread, since, claim.epoch)
     return Session(ws, s, Author.OWNER, site.id, None, since)
 
 

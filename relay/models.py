@@ -196,4 +196,16 @@ class Typing(_Framed):
         return {"type": "typing", "thread": self.thread, "author": self.author.value}
 
 
-Event = MessageAdded | ReadMoved | Typing
+@dataclass(frozen=True)
+class SignedOut(_Framed):
+    """The visitor signed out everywhere: sockets on older tokens must close."""
+
+    site: str
+    thread: str
+    epoch: int
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"type": "signed_out", "thread": self.thread}
+
+
+Event = MessageAdded | ReadMoved | Typing | SignedOut

@@ -118,6 +118,34 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Contact"), "Saved."), **ERRORS},
                 }
             },
+            "/v1/thread/resume-link": {
+                "post": {
+                    "summary": "Email a link that opens this conversation on another device",
+                    "description": "Body {email, page?}. The link is page#porch=TOKEN: single "
+                    "use, 30 minutes. An unconfirmed address gets one email at most.",
+                    "security": VISITOR,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Contact")}},
+                    },
+                    "responses": {"202": {"description": "Queued"}, **ERRORS},
+                }
+            },
+            "/v1/resume": {
+                "post": {
+                    "summary": "Open a resume link: a visitor token for this device",
+                    "description": "Body {token}. Refusals are 401 with reason expired, used, "
+                    "invalid or other_site. Confirms the address the link was sent to.",
+                    "responses": {"200": _json(_ref("Started"), "Adopted"), **ERRORS},
+                }
+            },
+            "/v1/thread/sign-out": {
+                "post": {
+                    "summary": "Sign out; {everywhere: true} stops every token and socket",
+                    "security": VISITOR,
+                    "responses": {"204": {"description": "Done"}, **ERRORS},
+                }
+            },
             "/v1/unsubscribe/{token}": {
                 "get": {
                     "summary": "Page asking to confirm: stop emails to this address",

@@ -19,7 +19,7 @@ from relay.store import Store
 
 # Paths a visitor's page calls from the site's origin. Owner and inbound endpoints
 # are not for cross-origin browsers and get no CORS headers.
-CORS_PREFIXES = ("/v1/sites/", "/v1/thread")
+CORS_PREFIXES = ("/v1/sites/", "/v1/thread", "/v1/resume")
 # A preflight answer may be cached by the browser this long (seconds).
 PREFLIGHT_MAX_AGE = 600
 # How long the middleware trusts its memory of "origin is registered" (seconds);

@@ -23,6 +23,7 @@ class Limits:
     messages_by_visitor: RateLimiter
     messages_by_ip: RateLimiter
     threads_by_ip: RateLimiter
+    links_by_visitor: RateLimiter
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -30,6 +31,8 @@ class Limits:
             messages_by_visitor=RateLimiter(config.visitor_messages_per_minute, MINUTE),
             messages_by_ip=RateLimiter(config.ip_messages_per_minute, MINUTE),
             threads_by_ip=RateLimiter(config.threads_per_ip_per_hour, HOUR),
+            # Resume links are emails: a handful an hour is plenty for one person.
+            links_by_visitor=RateLimiter(5, HOUR),
         )
 
 

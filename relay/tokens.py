@@ -13,13 +13,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from relay.errors import InvalidToken
 
 VISITOR_SALT = "visitor"
 OWNER_SALT = "owner"
 UNSUBSCRIBE_SALT = "unsubscribe"
+RESUME_SALT = "resume"
+RESUME_MAX_AGE = 30 * 60  # seconds a resume link works (DESIGN.md: 30 min, single use)
 REPLY_TAG_SALT = b"reply-tag"
 # 26 base32 characters = 130 bits: unguessable, and "r+" + 26 stays far under the
 # 64-character local part of RFC 5321 (4.5.3.1.1).
@@ -30,6 +32,15 @@ REPLY_TAG_CHARS = 26
 class VisitorClaim:
     visitor: str
     site: str
+    epoch: int = 0  # "sign out everywhere" moves the visitor's epoch: older tokens stop
+
+
+@dataclass(frozen=True)
+class ResumeClaim:
+    visitor: str
+    site: str
+    email: str
+    jti: str  # recorded when used: a link works once
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Tokens:
         self._visitor = URLSafeSerializer(keys, salt=VISITOR_SALT)
         self._owner = URLSafeSerializer(keys, salt=OWNER_SALT)
         self._unsubscribe = URLSafeSerializer(keys, salt=UNSUBSCRIBE_SALT)
+        self._resume = URLSafeTimedSerializer(keys, salt=RESUME_SALT)
         self._keys = [key.encode() for key in secret_keys]  # newest first
 
     def reply_tag(self, thread: str, recipient: str) -> str:
@@ -75,8 +87,30 @@ class Tokens:
             raise InvalidToken("this unsubscribe link is not valid")
         return payload["a"], payload["s"]
 
-    def visitor_token(self, visitor: str, site: str) -> str:
-        return str(self._visitor.dumps({"v": visitor, "s": site}))
+    def visitor_token(self, visitor: str, site: str, epoch: int = 0) -> str:
+        payload: dict[str, Any] = {"v": visitor, "s": site}
+        if epoch:
+            payload["n"] = epoch
+        return str(self._visitor.dumps(payload))
+
+    def resume_token(self, visitor: str, site: str, email: str) -> str:
+        payload = {"v": visitor, "s": site, "e": email, "j": secrets.token_urlsafe(12)}
+        return str(self._resume.dumps(payload))
+
+    def read_resume(self, token: str) -> ResumeClaim:
+        """A resume link's claim; InvalidToken with reason expired or invalid."""
+        try:
+            payload = self._resume.loads(token, max_age=RESUME_MAX_AGE)
+        except SignatureExpired:
+            raise InvalidToken(
+                "this link has expired: links work for 30 minutes; ask for a new one",
+                reason="expired",
+            ) from None
+        except (BadData, UnicodeError, ValueError):
+            payload = None
+        if not _strings(payload, "v", "s", "e", "j"):
+            raise InvalidToken("this link is not valid: it was altered or cut", reason="invalid")
+        return ResumeClaim(payload["v"], payload["s"], payload["e"], payload["j"])
 
     def owner_token(self, site: str) -> str:
         return str(self._owner.dumps({"s": site}))
@@ -85,7 +119,8 @@ class Tokens:
         """A visitor or owner claim, or InvalidToken; the salt tells them apart."""
         payload = _loads(self._visitor, token)
         if payload is not None and _strings(payload, "v", "s"):
-            return VisitorClaim(visitor=payload["v"], site=payload["s"])
+            epoch = payload.get("n", 0)
+            return VisitorClaim(payload["v"], payload["s"], epoch if isinstance(epoch, int) else -1)
         payload = _loads(self._owner, token)
         if payload is not None and _strings(payload, "s"):
             return OwnerClaim(site=payload["s"])

@@ -88,6 +88,29 @@ def visitor_notification(
     return message
 
 
+def resume_link_email(job: MailJob, *, sender: str, reply_domain: str, link: str) -> EmailMessage:
+    site = header_text(job.site.name, "The business")
+    message = _base(job, sender=sender, reply_domain=reply_domain)
+    message["From"] = formataddr((site, sender))
+    message["Subject"] = header_text(f"Your conversation with {site}", site)
+    text = (
+        f"Open this link on the device where you want to continue your conversation "
+        f"with {site}:\n\n{link}\n\nIt works once, for 30 minutes. If you did not ask "
+        "for it, ignore this email: nothing happens without the link.\n"
+    )
+    message.set_content(text)
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Open this link on the device where you want to continue your conversation "
+        f"with {html.escape(site)}:</p>"
+        f'<p><a href="{html.escape(link)}">Continue the conversation</a></p>'
+        '<p style="color:#666;font-size:12px">It works once, for 30 minutes. If you did '
+        "not ask for it, ignore this email.</p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
 def _base(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
     message = EmailMessage()
     message["To"] = job.item.recipient

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from relay.config import Config
-from relay.mail.compose import owner_notification, visitor_notification
+from relay.mail.compose import owner_notification, resume_link_email, visitor_notification
 from relay.mail.smtp_ingress import BOUNCE_LOCAL_PART
 from relay.store import Store
 from relay.store.mail import MailKind, OutboxItem
@@ -110,6 +110,12 @@ class OutboxWorker:
         domain = self.config.reply_domain
         if owner:
             message = owner_notification(job, sender=sender, reply_domain=domain)
+        elif item.kind == MailKind.RESUME:
+            token = self.tokens.resume_token(job.thread.visitor, job.site.id, item.recipient)
+            page = (job.page or "").partition("#")[0] or job.site.origins[0] + "/"
+            message = resume_link_email(
+                job, sender=sender, reply_domain=domain, link=f"{page}#porch={token}"
+            )
         else:
             token = self.tokens.unsubscribe_token(item.recipient, job.site.id)
             url = f"{self.config.base_url}/v1/unsubscribe/{token}"

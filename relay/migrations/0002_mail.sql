@@ -3,7 +3,8 @@
 
 CREATE TABLE outbox (
     id          INTEGER PRIMARY KEY,
-    kind        TEXT NOT NULL CHECK (kind IN ('owner_notify', 'visitor_notify')),
+    kind        TEXT NOT NULL
+                CHECK (kind IN ('owner_notify', 'visitor_notify', 'resume_link')),
     thread_id   TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
     recipient   TEXT NOT NULL,
     not_before  TEXT NOT NULL,               -- ISO UTC; due when now >= not_before
@@ -11,6 +12,7 @@ CREATE TABLE outbox (
                 CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'cancelled')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
+    payload     TEXT,                        -- JSON; resume_link: {"page": ...}
     upto_seq    INTEGER,                     -- messages up to this seq went in the email;
                                              -- the next email to this recipient starts after
     created_at  TEXT NOT NULL,
@@ -46,3 +48,10 @@ CREATE TABLE suppressed (
 );
 
 ALTER TABLE visitors ADD COLUMN unconfirmed_emails_sent INTEGER NOT NULL DEFAULT 0;
+-- "Sign out everywhere" moves it; visitor tokens carry the epoch they were issued in.
+ALTER TABLE visitors ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE resume_uses (                   -- a resume link works once
+    jti      TEXT PRIMARY KEY,
+    used_at  TEXT NOT NULL
+);

@@ -26,6 +26,7 @@ RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
 class MailKind:
     OWNER = "owner_notify"
     VISITOR = "visitor_notify"
+    RESUME = "resume_link"  # a link that opens the conversation on another device
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ class MailJob:
     new: list[Message]  # what the email is about
     recent: list[Message]  # the conversation up to now, oldest first, for context
     tag: str | None  # owner emails: the reply tag of r+TAG@
+    page: str | None = None  # resume links: the page the link opens
 
     @property
-    def upto_seq(self) -> int:
-        return self.new[-1].seq
+    def upto_seq(self) -> int | None:
+        return self.new[-1].seq if self.new else None
 
 
 def later(seconds: int) -> str:
@@ -154,7 +156,9 @@ class MailStore:
         to issue if this recipient has none yet for the thread."""
 
         def op(db: sqlite3.Connection) -> tuple[MailJob | None, list[StoreEvent]]:
-            status = db.execute("SELECT status FROM outbox WHERE id = ?", (item.id,)).fetchone()
+            status = db.execute(
+                "SELECT status, payload FROM outbox WHERE id = ?", (item.id,)
+            ).fetchone()
             if status is None or status[0] != "pending":  # cancelled meanwhile, or claimed
                 return None, []
             row = db.execute(
@@ -174,6 +178,21 @@ class MailStore:
             if refusal:
                 _cancel(db, item.id, refusal)
                 return None, []
+            if item.kind == MailKind.RESUME:
+                _claim(db, item.id)
+                page = json.loads(status[1] or "{}").get("page")
+                job = MailJob(
+                    item,
+                    site,
+                    thread,
+                    row["visitor_name"],
+                    row["visitor_email"],
+                    [],
+                    [],
+                    None,
+                    page,
+                )
+                return job, []
             owner = item.kind == MailKind.OWNER
             author = Author.VISITOR if owner else Author.OWNER
             read = thread.owner_read_seq if owner else thread.visitor_read_seq
@@ -202,12 +221,7 @@ class MailStore:
                 )
             ]
             issued = _reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
-            # Claimed: out of the one-pending index, so a message that comes while this
-            # email is on its way queues a new one instead of joining one already written.
-            db.execute(
-                "UPDATE outbox SET status = 'sending', updated_at = ? WHERE id = ?",
-                (utc_now(), item.id),
-            )
+            _claim(db, item.id)
             job = MailJob(
                 item,
                 site,
@@ -229,7 +243,7 @@ class MailStore:
                 " updated_at = ? WHERE id = ?",
                 (job.upto_seq, utc_now(), job.item.id),
             )
-            if job.item.kind == MailKind.VISITOR:
+            if job.item.kind in (MailKind.VISITOR, MailKind.RESUME):
                 db.execute(
                     "UPDATE visitors SET unconfirmed_emails_sent = unconfirmed_emails_sent + 1"
                     " WHERE id = ? AND email_verified_at IS NULL",
@@ -384,6 +398,14 @@ def _still_wanted(
     if row["email_verified_at"] is None and row["unconfirmed_emails_sent"] >= 1:
         return "unconfirmed address: already written to once"
     return None
+
+
+def _claim(db: sqlite3.Connection, item_id: int) -> None:
+    # Claimed: out of the one-pending index, so a message that comes while this email
+    # is on its way queues a new one instead of joining one already written.
+    db.execute(
+        "UPDATE outbox SET status = 'sending', updated_at = ? WHERE id = ?", (utc_now(), item_id)
+    )
 
 
 def _reply_tag(db: sqlite3.Connection, thread: str, recipient: str, candidate: str) -> str:

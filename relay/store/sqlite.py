@@ -36,6 +36,7 @@ from relay.models import (
     Via,
     utc_now,
 )
+from relay.store.continuity import ContinuityStore
 from relay.store.mail import MailQueued, MailStore, queue_notifications
 from relay.store.migrate import apply_migrations
 from relay.store.rows import message_from_row, new_id, site_from_row, thread_from_row
@@ -58,7 +59,7 @@ BUSY_TIMEOUT_MS = 5000
 MIN_START_CLIENT_ID = 16
 
 
-class SQLiteStore(MailStore):
+class SQLiteStore(MailStore, ContinuityStore):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous.upper()
@@ -325,13 +326,15 @@ class SQLiteStore(MailStore):
     async def get_thread(self, thread_id: str) -> Thread | None:
         return await self._read(lambda db: _thread_by_id(db, thread_id))
 
-    async def visitor_thread(self, visitor_id: str) -> Thread | None:
-        """The visitor's open thread, else their latest one."""
+    async def visitor_thread(self, visitor_id: str, epoch: int = 0) -> Thread | None:
+        """The visitor's open thread, else their latest one; None if there is none, or
+        if `epoch` (from their token) is not the visitor's current one (signed out)."""
         row = await self._read(
             lambda db: db.execute(
-                "SELECT * FROM threads WHERE visitor_id = ?"
-                " ORDER BY status = 'open' DESC, created_at DESC LIMIT 1",
-                (visitor_id,),
+                "SELECT t.* FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+                " WHERE t.visitor_id = ? AND v.token_epoch = ?"
+                " ORDER BY t.status = 'open' DESC, t.created_at DESC LIMIT 1",
+                (visitor_id, epoch),
             ).fetchone()
         )
         return thread_from_row(row) if row else None

@@ -1,0 +1,100 @@
+"""The store's side of continuity across devices: resume links (emailed, single use)
+and signing a visitor out everywhere. Mixed into SQLiteStore."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from relay.errors import InvalidToken, RateLimited
+from relay.models import SignedOut, Thread, utc_now
+from relay.store.mail import MailKind, MailQueued, _suppressed
+from relay.store.rows import thread_from_row
+
+if TYPE_CHECKING:
+    from relay.store.sqlite import StoreEvent
+
+
+class ContinuityStore:
+    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+
+    async def request_resume_link(self, thread: Thread, email: str, page: str) -> None:
+        """Queue an email with a link that opens this thread on another device.
+
+        An address nobody confirmed gets one email at most: opening the link confirms it.
+        """
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            row = db.execute(
+                "SELECT email, email_verified_at, unconfirmed_emails_sent FROM visitors"
+                " WHERE id = ?",
+                (thread.visitor,),
+            ).fetchone()
+            if _suppressed(db, email):
+                raise RateLimited("this address asked us not to write to it", retry_after=3600)
+            same = (row["email"] or "").lower() == email
+            if not same:  # a new address: unconfirmed, and nothing sent to it yet
+                db.execute(
+                    "UPDATE visitors SET email = ?, email_verified_at = NULL,"
+                    " unconfirmed_emails_sent = 0 WHERE id = ?",
+                    (email, thread.visitor),
+                )
+            elif row["email_verified_at"] is None and row["unconfirmed_emails_sent"] >= 1:
+                raise RateLimited(
+                    "we already wrote to this address once; open that email's link first "
+                    "(it confirms the address), then ask again",
+                    retry_after=3600,
+                )
+            now = utc_now()
+            db.execute(
+                "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (kind, thread_id, recipient) WHERE status = 'pending'"
+                " DO UPDATE SET payload = excluded.payload",
+                (MailKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
+            )
+            return None, [MailQueued()]
+
+        await self._write(op)
+
+    async def use_resume(self, visitor: str, site: str, email: str, jti: str) -> tuple[Thread, int]:
+        """Spend a resume link: (the thread, the visitor's token epoch). The address it
+        was sent to is confirmed by this: only its owner could open the link."""
+
+        def op(db: sqlite3.Connection) -> tuple[tuple[Thread, int], list[StoreEvent]]:
+            used = db.execute(
+                "INSERT INTO resume_uses (jti, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (jti, utc_now()),
+            )
+            if used.rowcount == 0:
+                raise InvalidToken("this link was already used: ask for a new one", reason="used")
+            row = db.execute(
+                "SELECT t.*, v.token_epoch FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+                " WHERE t.visitor_id = ? AND t.site_id = ?"
+                " ORDER BY t.status = 'open' DESC, t.created_at DESC LIMIT 1",
+                (visitor, site),
+            ).fetchone()
+            if row is None:
+                raise InvalidToken("this conversation no longer exists", reason="invalid")
+            db.execute(
+                "UPDATE visitors SET email = ?, email_verified_at = ? WHERE id = ?"
+                " AND (email IS NULL OR lower(email) = ?)",
+                (email, utc_now(), visitor, email),
+            )
+            return (thread_from_row(row), row["token_epoch"]), []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def sign_out_everywhere(self, thread: Thread) -> int:
+        """Every token issued so far stops working, over HTTP and on open sockets."""
+
+        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
+            epoch = db.execute(
+                "UPDATE visitors SET token_epoch = token_epoch + 1 WHERE id = ?"
+                " RETURNING token_epoch",
+                (thread.visitor,),
+            ).fetchone()[0]
+            return epoch, [SignedOut(thread.site, thread.id, epoch)]
+
+        return await self._write(op)  # type: ignore[no-any-return]
