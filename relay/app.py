@@ -147,22 +147,22 @@ async def openapi(request: Request) -> Response:
 
 
 def error_response(
-    code: str, message: str, status: int, headers: Mapping[str, str] | None = None
+    code: str,
+    message: str,
+    status: int,
+    headers: Mapping[str, str] | None = None,
+    reason: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+    body = {"error": code, "message": message}
+    if reason:  # a finer code, for clients that word the refusal themselves
+        body["reason"] = reason
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def porch_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PorchError)
     headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
-    response = error_response(exc.code, exc.message, exc.status, headers)
-    if exc.reason:
-        response = JSONResponse(
-            {"error": exc.code, "message": exc.message, "reason": exc.reason},
-            status_code=exc.status,
-            headers=headers,
-        )
-    return response
+    return error_response(exc.code, exc.message, exc.status, headers, reason=exc.reason)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
