@@ -6,9 +6,10 @@ import { View } from './view.js';
 const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
 const COMMANDS = new Set(['open', 'close', 'toggle', 'send', 'on', 'off', 'setLanguage']);
 const EVENTS = new Set(['message', 'open', 'close', 'unread']);
+const RESUME_REFUSALS = new Set(['expired', 'used', 'invalid', 'other_site']); // the relay's `reason`
 
-export function start({ element, relay, site, version, options, queue }) {
-  const chat = new Chat({ element, relay, site, base: `${relay}/widget/${version}/`, options });
+export function start({ element, relay, site, version, options, queue, resume }) {
+  const chat = new Chat({ element, relay, site, base: `${relay}/widget/${version}/`, options, resume });
   for (const args of queue.splice(0)) chat.call(...args);
   return chat;
 }
@@ -32,7 +33,7 @@ class Chat {
   #synced = false;
   #audio = null;
 
-  constructor({ element, relay, site, base, options }) {
+  constructor({ element, relay, site, base, options, resume }) {
     this.#element = element;
     this.#root = element.shadowRoot;
     this.#launcher = this.#root.querySelector('.launcher');
@@ -40,11 +41,12 @@ class Chat {
     this.#options = options;
     this.#language = pickLanguage(options.lang);
     this.#conversation = new Conversation({ relay, site });
-    this.#queue = this.#load(relay, site, base);
+    this.#queue = this.#load(relay, site, base, resume);
     this.#queue.catch((error) => console.error('[porch] the chat could not start:', error));
   }
 
-  async #load(relay, site, base) {
+  // `resume`: the token of a "continue on another device" link this page was opened with.
+  async #load(relay, site, base, resume) {
     const [catalogue, css, config] = await Promise.all([
       fetch(`${base}messages.json`).then(ok).then((r) => r.json()),
       fetch(`${base}styles.css`).then(ok).then((r) => r.text()),
@@ -60,6 +62,7 @@ class Chat {
     this.#label();
     this.#wire();
     const c = this.#conversation;
+    const refused = resume && await c.resume(resume).then(() => '', (error) => error.reason || 'failed');
     if (c.hasThread) {
       await c.sync().catch(() => {});
       c.live();
@@ -67,6 +70,10 @@ class Chat {
     this.#synced = true;
     this.#render();
     c.flush();
+    if (resume) {
+      this.open();
+      if (refused) this.#view.showNotice(this.#t(`resume.${RESUME_REFUSALS.has(refused) ? refused : 'failed'}`));
+    }
   }
 
   // -- the public API ----------------------------------------------------------------
@@ -164,6 +171,9 @@ class Chat {
     }, { signal });
     view.contact.addEventListener('submit', (event) => this.#saveContact(event), { signal });
     view.contactSkip.addEventListener('click', () => this.#dismissContact('skipped'), { signal });
+    view.handoffToggle.addEventListener('click', () => this.#showHandoff(view.handoff.hidden), { signal });
+    view.handoffCancel.addEventListener('click', () => this.#showHandoff(false), { signal });
+    view.handoff.addEventListener('submit', (event) => this.#sendLink(event), { signal });
     this.#root.addEventListener('keydown', (event) => this.#onKey(event), { signal });
     for (const type of ['pointerdown', 'keydown']) this.#root.addEventListener(type, this.#unlockAudio, { signal });
     for (const type of ['focus', 'blur', 'visibilitychange']) {
@@ -279,6 +289,35 @@ class Chat {
     }, () => { this.#view.contactError.textContent = this.#t('error.generic'); });
   }
 
+  // "Continue on another device": the form to email a link, shown or put away.
+  #showHandoff(show) {
+    const view = this.#view;
+    view.handoff.hidden = !show;
+    view.handoffToggle.setAttribute('aria-expanded', String(show));
+    if (!show) return view.handoffToggle.focus();
+    view.handoffError.textContent = '';
+    view.handoffEmail.value ||= this.#conversation.email || '';
+    view.handoffEmail.focus();
+  }
+
+  async #sendLink(event) {
+    event.preventDefault();
+    const view = this.#view;
+    const email = view.email(view.handoffEmail, view.handoffError);
+    if (!email || view.handoffSend.disabled) return;
+    view.handoffSend.disabled = true;
+    try {
+      await this.#conversation.sendLink(email);
+      this.#showHandoff(false);
+      view.showNotice(this.#t('handoff.sent', { email }));
+    } catch (error) {
+      view.handoffError.textContent = this.#t({ 422: 'contact.invalid', 429: 'handoff.rate_limited' }[error.status] || 'error.generic');
+      view.handoffEmail.focus();
+    } finally {
+      view.handoffSend.disabled = false;
+    }
+  }
+
   #dismissContact(state) {
     this.#conversation.contact = state;
     this.#render();
@@ -296,6 +335,7 @@ class Chat {
       siteName: this.#site.name, online: c.online, onRetry: (id) => c.retry(id),
     });
     this.#view.contact.hidden = !(c.hasThread && !c.contact);
+    this.#view.footer.hidden = !c.hasThread;
     if (!c.online) this.#view.showNotice(this.#t('status.offline'));
     else if (this.#view.notice.textContent === this.#t('status.offline')) this.#view.showNotice('');
     const unread = messages.filter((m) => m.author !== 'visitor' && m.seq > c.visitorReadSeq).length;

@@ -18,6 +18,7 @@ export class Conversation extends EventTarget {
   #typingAt = 0;
   #wantLive = false;
   #contact = null;
+  #email = null;
 
   constructor({ relay, site }) {
     super();
@@ -34,6 +35,7 @@ export class Conversation extends EventTarget {
     this.token = saved.token || null;
     this.outbox = saved.outbox || []; // [{client_id, body, created_at, failed?, error?}]
     this.#contact = saved.contact || null; // 'saved' | 'skipped': the email offer was answered
+    this.#email = saved.email || null; // the address the visitor last gave us, to prefill
     addEventListener('online', this.#onOnline);
     addEventListener('offline', this.#onOffline);
     addEventListener('storage', this.#onStorage);
@@ -48,6 +50,8 @@ export class Conversation extends EventTarget {
     this.#save();
   }
 
+  get email() { return this.#email; }
+
   // -- storage (one key; corrupt data is cleared, never trusted) ---------------------
 
   #load() {
@@ -58,6 +62,7 @@ export class Conversation extends EventTarget {
           token: typeof value.token === 'string' ? value.token : null,
           outbox: Array.isArray(value.outbox) ? value.outbox.filter((m) => m && typeof m.body === 'string' && typeof m.client_id === 'string') : [],
           contact: ['saved', 'skipped'].includes(value.contact) ? value.contact : null,
+          email: typeof value.email === 'string' ? value.email : null,
         };
       }
     } catch {
@@ -70,7 +75,7 @@ export class Conversation extends EventTarget {
   #save() {
     try {
       if (!this.token && !this.outbox.length) localStorage.removeItem(this.#storageKey);
-      else localStorage.setItem(this.#storageKey, JSON.stringify({ token: this.token, outbox: this.outbox, contact: this.#contact }));
+      else localStorage.setItem(this.#storageKey, JSON.stringify({ token: this.token, outbox: this.outbox, contact: this.#contact, email: this.#email }));
     } catch {
       // Storage full or blocked: the conversation still works for this page view.
     }
@@ -81,15 +86,50 @@ export class Conversation extends EventTarget {
     if (event.key !== this.#storageKey) return;
     const saved = this.#load();
     const newToken = saved.token && saved.token !== this.token;
+    if (newToken) this.#adopt(saved.token);
     this.token = saved.token || null;
     this.outbox = saved.outbox || [];
     this.#contact = saved.contact || null;
+    this.#email = saved.email || null;
     this.#emit('change');
     if (newToken) {
       this.#emit('token');
       this.sync().then(() => this.#wantLive && this.live());
     }
   };
+
+  // Another conversation from now on (a resume link, here or in another tab): drop
+  // what this page holds of the previous one, and its socket.
+  #adopt(token) {
+    const socket = this.#socket;
+    if (socket) {
+      socket.onclose = socket.onmessage = null;
+      socket.close();
+      this.#socket = null;
+      this.connected = false;
+    }
+    this.token = token;
+    this.messages.clear();
+    this.lastSeq = this.ownerReadSeq = this.visitorReadSeq = 0;
+  }
+
+  // A resume link's token (no Authorization: it is its own proof) -> this browser
+  // takes over the visitor and the thread; refused: an Error with .reason, nothing changed.
+  async resume(token) {
+    const data = await this.#post('/v1/resume', { token }, false);
+    this.#adopt(data.token);
+    this.#contact = null; // the offer was answered (or not) by the previous visitor
+    if (data.thread) this.#thread(data.thread);
+    this.#save();
+    this.#emit('token');
+    this.#emit('change');
+  }
+
+  // Email the visitor a link that opens this conversation in another browser.
+  async sendLink(email) {
+    await this.#post('/v1/thread/resume-link', { email, page: location.href.slice(0, 2000) });
+    this.#remember(email);
+  }
 
   // -- history -----------------------------------------------------------------------
 
@@ -237,9 +277,13 @@ export class Conversation extends EventTarget {
   }
 
   async saveContact(name, email) {
-    const response = await this.#request('POST', '/v1/thread/contact', { name: name || null, email });
-    if (!response.ok) throw new Error((await response.json().catch(() => ({}))).error || 'generic');
-    return response.json();
+    await this.#post('/v1/thread/contact', { name: name || null, email });
+    this.#remember(email);
+  }
+
+  #remember(email) {
+    this.#email = email;
+    this.#save();
   }
 
   // -- live socket ----------------------------------------------------------------------
@@ -325,9 +369,17 @@ export class Conversation extends EventTarget {
 
   // -- plumbing ------------------------------------------------------------------------
 
-  #request(method, path, body) {
+  // JSON in, JSON out; a refusal throws an Error with the relay's code, status and reason.
+  async #post(path, body, auth) {
+    const response = await this.#request('POST', path, body, auth);
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw Object.assign(new Error(data.error || 'generic'), { status: response.status, reason: data.reason });
+    return data;
+  }
+
+  #request(method, path, body, auth = true) {
     const headers = {};
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (this.token && auth) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     return fetch(`${this.#relay}${path}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),

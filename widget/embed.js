@@ -6,6 +6,9 @@
   'use strict';
   const script = document.currentScript;
   if (!script || customElements.get('porch-chat')) return;
+  // A link from "continue on another device" (#porch=TOKEN): out of the address bar now.
+  const resume = location.hash.startsWith('#porch=') && location.hash.slice(7);
+  if (resume) history.replaceState(history.state, '', location.pathname + location.search);
 
   const VERSION = '__PORCH_VERSION__';
   const TEXT = __PORCH_LAUNCHER_TEXT__;
@@ -26,7 +29,7 @@
 
   const load = () => {
     loading ||= import(`${relay}/widget/${VERSION}/app.js`)
-      .then((module) => { app = module.start({ element, relay, site, version: VERSION, options, queue }); })
+      .then((module) => { app = module.start({ element, relay, site, version: VERSION, options, queue, resume }); })
       .catch((error) => { loading = null; console.error('[porch] the chat could not load:', error); });
     return loading;
   };
@@ -107,10 +110,10 @@
   const mount = () => document.body.append(element);
   if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount, { once: true });
 
-  // A returning visitor may have unread replies: load now to show the badge.
-  // Reading storage is fine before interaction; only writing is not.
+  // A returning visitor may have unread replies: load now to show the badge (and a
+  // resume link opens the panel). Reading storage is fine before interaction; writing is not.
   try {
-    if (localStorage.getItem(STORAGE_KEY)) load();
+    if (resume || localStorage.getItem(STORAGE_KEY)) load();
   } catch {
     // Storage blocked (privacy mode): behave as a new visitor.
   }

@@ -18,9 +18,12 @@ export class View {
     this.input = el('textarea', { rows: '1', maxlength: '4000', enterkeyhint: 'send' });
     this.sendButton = el('button', { type: 'submit', class: 'primary' });
     this.composer = el('form', { class: 'composer' }, this.input, this.sendButton);
+    this.handoffToggle = el('button', { type: 'button', class: 'link', 'aria-expanded': 'false', 'aria-controls': 'porch-handoff' });
+    this.handoff = this.#handoffForm();
+    this.footer = el('div', { class: 'footer', hidden: '' }, this.handoffToggle, this.handoff);
     this.panel.append(
       el('header', {}, this.title, this.availability, this.closeButton),
-      this.log, this.typingLine, this.notice, this.contact, this.composer,
+      this.log, this.typingLine, this.notice, this.contact, this.composer, this.footer,
     );
     root.append(this.panel);
   }
@@ -35,6 +38,18 @@ export class View {
     return el('form', { class: 'contact', hidden: '', novalidate: '' },
       this.contactText, el('div', { class: 'row' }, this.contactName, this.contactEmail),
       this.contactError, el('div', { class: 'row' }, this.contactSkip, this.contactSave));
+  }
+
+  // "Continue on another device": an address to email a one-time link to.
+  #handoffForm() {
+    this.handoffText = el('p', { id: 'porch-handoff-text' });
+    this.handoffEmail = el('input', { type: 'email', autocomplete: 'email', required: '', maxlength: '254', 'aria-describedby': 'porch-handoff-text' });
+    this.handoffSend = el('button', { type: 'submit', class: 'primary' });
+    this.handoffCancel = el('button', { type: 'button', class: 'secondary' });
+    this.handoffError = el('p', { role: 'alert' });
+    return el('form', { class: 'handoff', id: 'porch-handoff', hidden: '', novalidate: '' },
+      this.handoffText, this.handoffEmail, this.handoffError,
+      el('div', { class: 'row' }, this.handoffCancel, this.handoffSend));
   }
 
   // Every user-facing string, from the catalogue: called again on setLanguage.
@@ -53,16 +68,26 @@ export class View {
     this.contactEmail.setAttribute('aria-label', t('contact.email'));
     this.contactSave.textContent = t('contact.save');
     this.contactSkip.textContent = t('contact.skip');
+    this.handoffToggle.textContent = t('handoff.open');
+    this.handoffText.textContent = t('handoff.offer');
+    this.handoffEmail.placeholder = t('contact.email');
+    this.handoffEmail.setAttribute('aria-label', t('contact.email'));
+    this.handoffSend.textContent = t('handoff.send');
+    this.handoffCancel.textContent = t('handoff.cancel');
   }
 
   contactValues() {
-    const email = this.contactEmail.value.trim();
-    if (!EMAIL.test(email)) {
-      this.contactError.textContent = this.t('contact.invalid');
-      return null;
-    }
-    this.contactError.textContent = '';
-    return { name: this.contactName.value.trim(), email };
+    const email = this.email(this.contactEmail, this.contactError);
+    return email && { name: this.contactName.value.trim(), email };
+  }
+
+  // The address typed in `input`, or '' with the reason shown in `error`.
+  email(input, error) {
+    const email = input.value.trim();
+    const valid = EMAIL.test(email);
+    error.textContent = valid ? '' : this.t('contact.invalid');
+    input.setAttribute('aria-invalid', String(!valid));
+    return valid ? email : '';
   }
 
   // Bring the log up to date. Nodes are keyed (client_id, else seq) and reused, so a

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,19 @@ class Stage:
         return response.json()["messages"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def stage(tmp_path: Path) -> Iterator[Stage]:
+@contextmanager
+def running_stage(tmp_path: Path, **relay_overrides: Any) -> Iterator[Stage]:
+    """A stage whose relay has no rate limits, plus any relay_config overrides."""
     page_socket = free_socket()
     pages = f"http://127.0.0.1:{page_socket.getsockname()[1]}"
     config = relay_config(
         tmp_path,
-        visitor_messages_per_minute=UNLIMITED,
-        ip_messages_per_minute=UNLIMITED,
-        threads_per_ip_per_hour=UNLIMITED,
+        **{
+            "visitor_messages_per_minute": UNLIMITED,
+            "ip_messages_per_minute": UNLIMITED,
+            "threads_per_ip_per_hour": UNLIMITED,
+            **relay_overrides,
+        },
     )
     seed_sites(config, [replace(ALPHA, origins=(pages,))])
     relay = start_relay(config)
@@ -111,10 +116,18 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
     thread.start()
     if not server.ready.wait(STARTUP_TIMEOUT):
         raise RuntimeError(f"the page server failed to start within {STARTUP_TIMEOUT} s")
-    yield Stage(relay, pages)
-    server.should_exit = True
-    thread.join(timeout=10)
-    relay.stop()
+    try:
+        yield Stage(relay, pages)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        relay.stop()
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Iterator[Stage]:
+    with running_stage(tmp_path) as stage:
+        yield stage
 
 
 @pytest.fixture
