@@ -60,7 +60,7 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
 
 
 def visitor_notification(
-    job: MailJob, *, sender: str, reply_domain: str, unsubscribe_url: str
+    job: MailJob, *, sender: str, reply_domain: str, unsubscribe_url: str, link: str
 ) -> EmailMessage:
     site = header_text(job.site.name, "The business")
     message = _base(job, sender=sender, reply_domain=reply_domain)
@@ -68,16 +68,14 @@ def visitor_notification(
     message["Subject"] = header_text(f"{site} replied to your message", site)
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    link = job.thread.page or ""
     lines = [f"{site} answered you:", "", *_bodies(job.new), ""]
-    if link:
-        lines += [f"Continue the conversation: {link}", ""]
+    lines += [f"Continue the conversation (this link works once, for 30 minutes): {link}", ""]
     lines += [
         "You get this email because you left your address in the chat.",
         f"Stop these emails: {unsubscribe_url}",
     ]
     message.set_content("\n".join(lines) + "\n")
-    note = f'<p><a href="{html.escape(link)}">Continue the conversation</a></p>' if link else ""
+    note = f'<p><a href="{html.escape(link)}">Continue the conversation</a></p>'
     note += (
         '<p style="color:#666;font-size:12px">You get this email because you left your address'
         f' in the chat. <a href="{html.escape(unsubscribe_url)}">Stop these emails</a>.</p>'

@@ -22,7 +22,7 @@ from relay.config import Config
 from relay.mail.compose import owner_notification, resume_link_email, visitor_notification
 from relay.mail.smtp_ingress import BOUNCE_LOCAL_PART
 from relay.store import Store
-from relay.store.mail import MailKind, OutboxItem
+from relay.store.mail import MailJob, MailKind, OutboxItem
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.mail")
@@ -111,16 +111,19 @@ class OutboxWorker:
         if owner:
             message = owner_notification(job, sender=sender, reply_domain=domain)
         elif item.kind == MailKind.RESUME:
-            token = self.tokens.resume_token(job.thread.visitor, job.site.id, item.recipient)
-            page = (job.page or "").partition("#")[0] or job.site.origins[0] + "/"
-            message = resume_link_email(
-                job, sender=sender, reply_domain=domain, link=f"{page}#porch={token}"
-            )
+            link = self._resume_link(job, job.page)
+            message = resume_link_email(job, sender=sender, reply_domain=domain, link=link)
         else:
             token = self.tokens.unsubscribe_token(item.recipient, job.site.id)
             url = f"{self.config.base_url}/v1/unsubscribe/{token}"
+            # The way back is a resume link: it opens the conversation in whatever
+            # browser reads the email, and confirms the address.
             message = visitor_notification(
-                job, sender=sender, reply_domain=domain, unsubscribe_url=url
+                job,
+                sender=sender,
+                reply_domain=domain,
+                unsubscribe_url=url,
+                link=self._resume_link(job, job.thread.page),
             )
         try:
             await self.server.send(message, bounces_to=f"{BOUNCE_LOCAL_PART}@{domain}")
@@ -134,6 +137,11 @@ class OutboxWorker:
             await self._retry(item, f"{type(error).__name__}: {error}")
         else:
             await self.store.mail_sent(job)
+
+    def _resume_link(self, job: MailJob, page: str | None) -> str:
+        token = self.tokens.resume_token(job.thread.visitor, job.site.id, job.item.recipient)
+        base = (page or "").partition("#")[0] or job.site.origins[0] + "/"
+        return f"{base}#porch={token}"
 
     async def _retry(self, item: OutboxItem, error: str) -> None:
         if item.attempts + 1 >= MAX_ATTEMPTS:

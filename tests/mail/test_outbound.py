@@ -158,6 +158,7 @@ async def test_visitor_gets_unseen_owner_reply_once_until_confirmed(
         mail = await sink.sink.next()
         assert mail["To"] == "ann@example.com"  # addresses are kept lowercased
         assert "Yes, at 5 pm." in text_of(mail)
+        assert "#porch=" in text_of(mail)  # a resume link: opens the thread anywhere
         unsubscribe = mail["List-Unsubscribe"].strip("<>")
         assert unsubscribe.startswith(mail_relay.url + "/v1/unsubscribe/")
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
