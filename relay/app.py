@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from relay import api, demo, owner
+from relay import api, demo, owner, privacy
 from relay.bus import Bus
 from relay.config import Config
 from relay.errors import ConfigError, PorchError
@@ -79,6 +79,7 @@ def create_app(
             stack.push_async_callback(store.close)
             if demo_setup is not None:
                 await stack.enter_async_context(demo.running(store, bus, demo_setup))
+            await stack.enter_async_context(background(privacy.purge_daily(store), "purge"))
             if mailer is not None:
                 await stack.enter_async_context(background(mailer.run(), "outbox"))
             if config.imap_url:
@@ -102,6 +103,7 @@ def create_app(
         *api.routes,
         *owner.routes,
         *unsubscribe.routes,
+        *privacy.routes,
         *webhooks.routes,
         WebSocketRoute("/v1/live", live),
         *Widget().routes(),

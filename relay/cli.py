@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--greeting-fr", default="", help="The greeting for French pages.")
     add.add_argument("--language", default="en", choices=LANGUAGES, help="Default language.")
     add.add_argument("--color", default="#2f6f4e", help="Accent colour, #rrggbb.")
+    add.add_argument(
+        "--retention-days",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Erase conversations idle longer than N days (0: keep).",
+    )
     command("list", run_site_list, "List registered sites.", parent=site_commands)
 
     owner = commands.add_parser(
@@ -165,6 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
         with_settings=False,
     )
     inspect_cmd.add_argument("file", type=Path, help="An .eml file (raw RFC 5322 message).")
+
+    visitor = commands.add_parser(
+        "visitor",
+        help="Answer access and erasure requests.",
+        description="Answer access and erasure requests.",
+    )
+    visitor_commands = visitor.add_subparsers(title="commands", metavar="COMMAND")
+    for name, run, text in (
+        ("export", run_visitor_export, "Print everything stored about a visitor (JSON)."),
+        ("delete", run_visitor_delete, "Erase a visitor and all their conversations."),
+    ):
+        sub_command = command(name, run, text, parent=visitor_commands)
+        sub_command.add_argument(
+            "who", metavar="EMAIL_OR_ID", help="The visitor's email (every site) or id."
+        )
+    purge = command(
+        "purge",
+        run_purge,
+        "Erase conversations idle longer than their site's retention (the relay does it daily).",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="Only list what would go.")
 
     threads = command("threads", run_threads, "List conversations, latest first.")
     threads.add_argument("--site", help="Only this site's.")
@@ -332,6 +360,8 @@ def run_site_add(args: argparse.Namespace) -> None:
             raise CommandError(
                 f"{flag_name}: expected an address like owner@shop.example, got {email!r}"
             )
+    if args.retention_days < 0:
+        raise CommandError(f"--retention-days: expected 0 or more, got {args.retention_days}")
     if not COLOR.match(args.color):
         raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
     if args.id is not None and not SITE_ID.match(args.id):
@@ -357,6 +387,7 @@ def run_site_add(args: argparse.Namespace) -> None:
                 "language": args.language,
                 "color": args.color,
                 "reply_aliases": [alias.lower() for alias in args.alias],
+                "retention_days": args.retention_days,
             },
         )
         return await store.add_site(site)
@@ -410,6 +441,36 @@ def run_mail_inspect(args: argparse.Namespace) -> None:
         print(json.dumps(inspect(raw).to_json(), ensure_ascii=False, indent=2))
     except UnreadableEmail as error:
         raise ConfigError(f"{args.file} is not an email: {error}") from None
+
+
+def run_visitor_export(args: argparse.Namespace) -> None:
+    async def export(store: Store) -> list[Any]:
+        ids = await store.find_visitors(args.who)
+        return [await store.export_visitor(visitor) for visitor in ids]
+
+    found = with_store(load_config(args), export)
+    if not found:
+        raise CommandError(f"no visitor with the email or id {args.who!r}")
+    print(json.dumps(found, ensure_ascii=False, indent=2))
+
+
+def run_visitor_delete(args: argparse.Namespace) -> None:
+    async def erase(store: Store) -> tuple[int, int]:
+        ids = await store.find_visitors(args.who)
+        return len(ids), sum([await store.delete_visitor(visitor) for visitor in ids])
+
+    visitors, threads = with_store(load_config(args), erase)
+    if not visitors:
+        raise CommandError(f"no visitor with the email or id {args.who!r}")
+    print(f"Erased {visitors} visitor(s) and {threads} conversation(s).")
+
+
+def run_purge(args: argparse.Namespace) -> None:
+    found = with_store(load_config(args), lambda store: store.purge_idle(dry_run=args.dry_run))
+    verb = "would erase" if args.dry_run else "erased"
+    for site, thread, when in found:
+        print(f"{verb}\t{site}\t{thread}\tidle since {when}")
+    print(f"{len(found)} conversation(s) {verb}.")
 
 
 def run_threads(args: argparse.Namespace) -> None:

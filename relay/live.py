@@ -28,7 +28,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from relay.api import visitor_send_limits
 from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
 from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
-from relay.models import Author, Event, MessageAdded, SignedOut, Thread, Typing, Via
+from relay.models import (
+    Author,
+    Event,
+    MessageAdded,
+    SignedOut,
+    Thread,
+    ThreadDeleted,
+    Typing,
+    Via,
+)
 from relay.origins import check_origin
 from relay.services import Services, client_ip, services
 from relay.tokens import VisitorClaim
@@ -162,6 +171,10 @@ class Session:
                 return
 
     def _text_for(self, event: Event) -> str | None:
+        if isinstance(event, ThreadDeleted) and self.role is Author.VISITOR:
+            self._too_slow = True
+            asyncio.ensure_future(_close(self.ws, 4401, "this conversation was deleted"))
+            return None
         if isinstance(event, SignedOut):
             if self.role is Author.VISITOR and event.epoch > self.epoch:
                 self._too_slow = True  # stop sending; the socket closes now

@@ -208,4 +208,15 @@ class SignedOut(_Framed):
         return {"type": "signed_out", "thread": self.thread}
 
 
-Event = MessageAdded | ReadMoved | Typing | SignedOut
+@dataclass(frozen=True)
+class ThreadDeleted(_Framed):
+    """Erased (by the visitor, an owner's erasure command, or retention)."""
+
+    site: str
+    thread: str
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"type": "deleted", "thread": self.thread}
+
+
+Event = MessageAdded | ReadMoved | Typing | SignedOut | ThreadDeleted

@@ -84,12 +84,17 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/thread": {
+                "delete": {
+                    "summary": "Erase the visitor: threads, messages, queued emails",
+                    "security": VISITOR,
+                    "responses": {"204": {"description": "Erased"}, **ERRORS},
+                },
                 "get": {
                     "summary": "The visitor's thread and its messages",
                     "security": VISITOR,
                     "parameters": [SINCE],
                     "responses": {"200": HISTORY, **ERRORS},
-                }
+                },
             },
             "/v1/thread/messages": {
                 "post": {
@@ -137,6 +142,13 @@ def document() -> dict[str, Any]:
                     "description": "Body {token}. Refusals are 401 with reason expired, used, "
                     "invalid or other_site. Confirms the address the link was sent to.",
                     "responses": {"200": _json(_ref("Started"), "Adopted"), **ERRORS},
+                }
+            },
+            "/v1/thread/export": {
+                "get": {
+                    "summary": "Everything stored about the visitor (?format=text: transcript)",
+                    "security": VISITOR,
+                    "responses": {"200": {"description": "JSON or text"}, **ERRORS},
                 }
             },
             "/v1/thread/sign-out": {

@@ -89,7 +89,7 @@ class CORSMiddleware:
             status, body = 204, b""
             headers = [
                 *_cors_headers(origin),
-                (b"access-control-allow-methods", b"GET, POST"),
+                (b"access-control-allow-methods", b"GET, POST, DELETE"),
                 (b"access-control-allow-headers", b"Authorization, Content-Type"),
                 (b"access-control-max-age", str(PREFLIGHT_MAX_AGE).encode()),
             ]
@@ -108,6 +108,6 @@ class CORSMiddleware:
 def _cors_headers(origin: str) -> list[tuple[bytes, bytes]]:
     return [
         (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"access-control-expose-headers", b"Retry-After"),
+        (b"access-control-expose-headers", b"Retry-After, Content-Disposition"),
         (b"vary", b"Origin"),
     ]

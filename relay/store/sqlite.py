@@ -39,6 +39,7 @@ from relay.models import (
 from relay.store.continuity import ContinuityStore
 from relay.store.mail import MailQueued, MailStore, queue_notifications
 from relay.store.migrate import apply_migrations
+from relay.store.privacy import PrivacyStore
 from relay.store.rows import message_from_row, new_id, site_from_row, thread_from_row
 
 log = logging.getLogger("porch.store")
@@ -59,7 +60,7 @@ BUSY_TIMEOUT_MS = 5000
 MIN_START_CLIENT_ID = 16
 
 
-class SQLiteStore(MailStore, ContinuityStore):
+class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous.upper()

@@ -1,0 +1,139 @@
+"""The store's side of the visitor's control over their data: export, erasure, and the
+per-site retention purge. Mixed into SQLiteStore."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from relay.models import ThreadDeleted
+from relay.store.rows import message_from_row, site_from_row, thread_from_row
+
+if TYPE_CHECKING:
+    from relay.store.sqlite import StoreEvent
+
+
+class PrivacyStore:
+    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+
+    async def find_visitors(self, email_or_id: str) -> list[str]:
+        """Visitor ids with this id, or this email (any case), on any site."""
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT id FROM visitors WHERE id = ? OR lower(email) = lower(?) ORDER BY id",
+                (email_or_id, email_or_id),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    async def export_visitor(self, visitor_id: str) -> dict[str, Any] | None:
+        """Everything stored about a visitor, as JSON-ready data."""
+
+        def query(db: sqlite3.Connection) -> dict[str, Any] | None:
+            visitor = db.execute("SELECT * FROM visitors WHERE id = ?", (visitor_id,)).fetchone()
+            if visitor is None:
+                return None
+            site = site_from_row(
+                db.execute("SELECT * FROM sites WHERE id = ?", (visitor["site_id"],)).fetchone()
+            )
+            threads = []
+            for row in db.execute(
+                "SELECT * FROM threads WHERE visitor_id = ? ORDER BY created_at", (visitor_id,)
+            ):
+                thread = thread_from_row(row)
+                messages = db.execute(
+                    "SELECT * FROM messages WHERE thread_id = ? ORDER BY seq", (thread.id,)
+                )
+                threads.append(
+                    {
+                        **thread.to_json(),
+                        "page": thread.page,
+                        "messages": [message_from_row(m).to_json() for m in messages],
+                    }
+                )
+            return {
+                "site": {"id": site.id, "name": site.name},
+                "visitor": {
+                    "id": visitor["id"],
+                    "name": visitor["name"],
+                    "email": visitor["email"],
+                    "email_verified_at": visitor["email_verified_at"],
+                    "created_at": visitor["created_at"],
+                    "last_seen_at": visitor["last_seen_at"],
+                },
+                "threads": threads,
+            }
+
+        return await self._read(query)  # type: ignore[no-any-return]
+
+    async def delete_visitor(self, visitor_id: str) -> int:
+        """Erase a visitor: their threads, messages, queued emails, reply addresses and
+        suppression entry go with them. Returns the number of threads erased."""
+
+        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
+            return _erase(db, [visitor_id])
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def purge_idle(self, *, dry_run: bool = False) -> list[tuple[str, str, str]]:
+        """Threads idle longer than their site's retention_days: (site, thread, last
+        activity). Erased unless dry_run; a visitor left with no thread goes too."""
+
+        def op(db: sqlite3.Connection) -> tuple[list[tuple[str, str, str]], list[StoreEvent]]:
+            idle: list[tuple[str, str, str, str]] = []
+            for site_row in db.execute("SELECT * FROM sites"):
+                days = site_from_row(site_row).settings.get("retention_days")
+                if not isinstance(days, int) or days <= 0:
+                    continue
+                cutoff = (
+                    (datetime.now(UTC) - timedelta(days=days))
+                    .isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z")
+                )
+                idle += [
+                    (r["site_id"], r["id"], r["updated_at"], r["visitor_id"])
+                    for r in db.execute(
+                        "SELECT * FROM threads WHERE site_id = ? AND updated_at < ?",
+                        (site_row["id"], cutoff),
+                    )
+                ]
+            found = [(site, thread, when) for site, thread, when, _ in idle]
+            if dry_run or not idle:
+                return found, []
+            events: list[StoreEvent] = []
+            for site, thread, _, _ in idle:
+                db.execute("DELETE FROM threads WHERE id = ?", (thread,))
+                db.execute("UPDATE inbound SET thread_id = NULL WHERE thread_id = ?", (thread,))
+                events.append(ThreadDeleted(site, thread))
+            orphans = [
+                v
+                for *_, v in idle
+                if not db.execute("SELECT 1 FROM threads WHERE visitor_id = ?", (v,)).fetchone()
+            ]
+            _erase(db, orphans)
+            return found, events
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+
+def _erase(db: sqlite3.Connection, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
+    erased = 0
+    events: list[StoreEvent] = []
+    for visitor_id in visitor_ids:
+        row = db.execute("SELECT email FROM visitors WHERE id = ?", (visitor_id,)).fetchone()
+        if row is None:
+            continue
+        threads = db.execute(
+            "SELECT id, site_id FROM threads WHERE visitor_id = ?", (visitor_id,)
+        ).fetchall()
+        for thread in threads:
+            db.execute("UPDATE inbound SET thread_id = NULL WHERE thread_id = ?", (thread["id"],))
+            events.append(ThreadDeleted(thread["site_id"], thread["id"]))
+        # Foreign keys cascade: threads, messages, outbox rows, reply tags.
+        db.execute("DELETE FROM visitors WHERE id = ?", (visitor_id,))
+        if row["email"]:
+            db.execute("DELETE FROM suppressed WHERE address = lower(?)", (row["email"],))
+        erased += len(threads)
+    return erased, events
