@@ -32,6 +32,7 @@ class Chat {
   #tab = crypto.randomUUID();
   #synced = false;
   #audio = null;
+  #pending = null; // the action waiting in the confirm step: 'delete' | 'sign_out_all'
 
   constructor({ element, relay, site, base, options, resume }) {
     this.#element = element;
@@ -174,6 +175,15 @@ class Chat {
     view.handoffToggle.addEventListener('click', () => this.#showHandoff(view.handoff.hidden), { signal });
     view.handoffCancel.addEventListener('click', () => this.#showHandoff(false), { signal });
     view.handoff.addEventListener('submit', (event) => this.#sendLink(event), { signal });
+    view.menuButton.addEventListener('click', () => this.#showMenu(view.menu.hidden), { signal });
+    view.menu.addEventListener('click', (event) => this.#act(event.target.closest('[data-action]')?.dataset.action), { signal });
+    view.confirmCancel.addEventListener('click', () => this.#ask(null), { signal });
+    view.confirmOk.addEventListener('click', () => this.#confirmed(), { signal });
+    // A press anywhere else (in the panel or on the page) puts the menu away.
+    document.addEventListener('pointerdown', (event) => {
+      const path = event.composedPath();
+      if (!view.menu.hidden && !path.includes(view.menu) && !path.includes(view.menuButton)) this.#showMenu(false, false);
+    }, { signal });
     this.#root.addEventListener('keydown', (event) => this.#onKey(event), { signal });
     for (const type of ['pointerdown', 'keydown']) this.#root.addEventListener(type, this.#unlockAudio, { signal });
     for (const type of ['focus', 'blur', 'visibilitychange']) {
@@ -196,6 +206,24 @@ class Chat {
   }
 
   #onKey(event) {
+    const view = this.#view;
+    if (!view.menu.hidden) {
+      const items = view.menuItems();
+      const index = items.indexOf(this.#root.activeElement);
+      const next = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: -1 }[event.key];
+      if (event.key === 'Escape' || event.key === 'Tab') {
+        if (event.key === 'Escape') event.preventDefault();
+        return this.#showMenu(false, event.key === 'Escape');
+      }
+      if (next !== undefined) {
+        event.preventDefault();
+        return items.at(next % items.length)?.focus();
+      }
+    }
+    if (event.key === 'Escape' && !view.confirm.hidden) {
+      event.preventDefault();
+      return this.#ask(null);
+    }
     if (event.key === 'Escape' && this.isOpen) {
       event.preventDefault();
       this.close();
@@ -318,6 +346,79 @@ class Chat {
     }
   }
 
+  // -- the visitor's data: download, delete, sign out --------------------------------------
+
+  #showMenu(show, focus = true) {
+    const view = this.#view;
+    view.menu.hidden = !show;
+    view.menuButton.setAttribute('aria-expanded', String(show));
+    if (show) view.menuItems()[0].focus();
+    else if (focus) view.menuButton.focus();
+  }
+
+  #act(action) {
+    if (!action) return;
+    this.#showMenu(false, false);
+    this.#view.alert.textContent = '';
+    if (action === 'delete' || action === 'sign_out_all') return this.#ask(action);
+    if (action === 'sign_out') return this.#conversation.signOut(false).then(() => this.#reset('privacy.signed_out'));
+    this.#view.menuButton.focus();
+    this.#download(action === 'download_text' ? 'text' : 'json');
+  }
+
+  // The confirm step inside the panel (null: put it away, back to the menu button).
+  #ask(action) {
+    const view = this.#view;
+    this.#pending = action;
+    view.confirm.hidden = !action;
+    if (!action) return view.menuButton.hidden ? view.input.focus() : view.menuButton.focus();
+    view.confirmText.textContent = this.#t(`confirm.${action}`);
+    view.confirmOk.textContent = this.#t(action === 'delete' ? 'confirm.delete_button' : 'menu.sign_out_all');
+    view.confirmCancel.focus();
+  }
+
+  async #confirmed() {
+    const view = this.#view;
+    const action = this.#pending;
+    if (!action || view.confirmOk.disabled) return;
+    view.confirmOk.disabled = true;
+    try {
+      await (action === 'delete' ? this.#conversation.erase() : this.#conversation.signOut(true));
+      this.#reset(action === 'delete' ? 'privacy.deleted' : 'privacy.signed_out_all');
+    } catch {
+      view.alert.textContent = this.#t('error.generic');
+      if (!this.#conversation.hasThread) this.#reset(''); // refused: this token is gone anyway
+    } finally {
+      view.confirmOk.disabled = false;
+    }
+  }
+
+  async #download(format) {
+    try {
+      const url = URL.createObjectURL(await this.#conversation.export(format));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `conversation.${format === 'text' ? 'txt' : 'json'}`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch {
+      this.#view.alert.textContent = this.#t('error.generic');
+    }
+  }
+
+  // This device forgot the conversation: a fresh panel, and why.
+  #reset(notice) {
+    const view = this.#view;
+    this.#ask(null);
+    this.#showHandoff(false);
+    view.input.value = '';
+    view.autosize();
+    view.showTyping('');
+    view.showNotice(notice && this.#t(notice));
+    this.#render();
+    if (this.isOpen) view.input.focus();
+  }
+
   #dismissContact(state) {
     this.#conversation.contact = state;
     this.#render();
@@ -336,6 +437,11 @@ class Chat {
     });
     this.#view.contact.hidden = !(c.hasThread && !c.contact);
     this.#view.footer.hidden = !c.hasThread;
+    this.#view.menuButton.hidden = !c.hasThread;
+    if (!c.hasThread) {
+      this.#view.menu.hidden = this.#view.confirm.hidden = true; // forgotten, maybe in another tab
+      this.#pending = null;
+    }
     if (!c.online) this.#view.showNotice(this.#t('status.offline'));
     else if (this.#view.notice.textContent === this.#t('status.offline')) this.#view.showNotice('');
     const unread = messages.filter((m) => m.author !== 'visitor' && m.seq > c.visitorReadSeq).length;

@@ -81,20 +81,19 @@ export class Conversation extends EventTarget {
     }
   }
 
-  // Another tab changed our key: adopt its token and outbox.
+  // Another tab changed our key: adopt its token (none: it signed out or deleted) and outbox.
   #onStorage = (event) => {
-    if (event.key !== this.#storageKey) return;
+    if (event.key !== this.#storageKey && event.key !== null) return; // null: storage cleared
     const saved = this.#load();
-    const newToken = saved.token && saved.token !== this.token;
-    if (newToken) this.#adopt(saved.token);
-    this.token = saved.token || null;
+    const changed = (saved.token || null) !== this.token;
+    if (changed) this.#adopt(saved.token || null);
     this.outbox = saved.outbox || [];
     this.#contact = saved.contact || null;
     this.#email = saved.email || null;
     this.#emit('change');
-    if (newToken) {
+    if (changed) {
       this.#emit('token');
-      this.sync().then(() => this.#wantLive && this.live());
+      if (this.token) this.sync().then(() => this.#wantLive && this.live());
     }
   };
 
@@ -359,12 +358,41 @@ export class Conversation extends EventTarget {
     return false;
   }
 
-  #forget() {
-    this.token = null;
-    this.messages.clear();
-    this.lastSeq = 0;
+  // Nothing of this conversation stays on this device (`all`: not even unsent messages).
+  #forget(all = false) {
+    this.#adopt(null);
+    this.#contact = this.#email = null;
+    if (all) this.outbox = [];
     this.#save();
+    this.#emit('token');
     this.#emit('change');
+  }
+
+  // -- the visitor's data --------------------------------------------------------------
+
+  // everywhere: every token of this visitor stops. This device forgets either way
+  // (here only: even if the relay could not be told).
+  async signOut(everywhere) {
+    const response = await this.#request('POST', '/v1/thread/sign-out', { everywhere }).catch(() => null);
+    if (everywhere && !response?.ok && response?.status !== 401) throw new Error('sign-out failed');
+    this.#forget(true);
+  }
+
+  // The relay deletes the visitor, thread and messages; then this device forgets.
+  async erase() {
+    const response = await this.#request('DELETE', '/v1/thread');
+    if (!response.ok) {
+      this.#refused(response);
+      throw Object.assign(new Error('delete failed'), { status: response.status });
+    }
+    this.#forget(true);
+  }
+
+  // The whole conversation as the relay keeps it: format 'text' or 'json'.
+  async export(format) {
+    const response = await this.#request('GET', `/v1/thread/export${format === 'text' ? '?format=text' : ''}`);
+    if (!response.ok) throw Object.assign(new Error('export failed'), { status: response.status });
+    return response.blob();
   }
 
   // -- plumbing ------------------------------------------------------------------------

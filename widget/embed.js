@@ -1,7 +1,8 @@
 // Porch embed: the one script a site pastes. It draws the launcher button and keeps
 // the Porch() call queue; the conversation UI (app.js) loads on first interaction,
 // or at once for a returning visitor. Before that: no storage writes, no socket,
-// no request but this script. The relay fills in the two __PORCH_…__ values.
+// no request but this script. With data-consent="required", not even that until the
+// page calls Porch('consent', true). The relay fills in the two __PORCH_…__ values.
 (() => {
   'use strict';
   const script = document.currentScript;
@@ -17,7 +18,13 @@
   const site = options.site;
   // The one storage key; app.js owns what is stored under it.
   const STORAGE_KEY = `porch:${site}`;
-  const queue = Array.from((window.Porch && window.Porch.q) || []);
+  // data-consent="required": nothing is loaded, read or stored until Porch('consent', true).
+  let consented = options.consent !== 'required';
+  const queue = [];
+  for (const args of (window.Porch && window.Porch.q) || []) {
+    if (args[0] === 'consent') consented ||= args[1] === true;
+    else queue.push(args);
+  }
   let app = null;
   let loading = null;
 
@@ -28,7 +35,7 @@
   };
 
   const load = () => {
-    loading ||= import(`${relay}/widget/${VERSION}/app.js`)
+    if (consented) loading ||= import(`${relay}/widget/${VERSION}/app.js`)
       .then((module) => { app = module.start({ element, relay, site, version: VERSION, options, queue, resume }); })
       .catch((error) => { loading = null; console.error('[porch] the chat could not load:', error); });
     return loading;
@@ -37,13 +44,22 @@
   // Calls that only register something wait quietly; anything else needs the UI.
   const PASSIVE = new Set(['on', 'off', 'setLanguage']);
   function Porch(...args) {
+    if (args[0] === 'consent') return void (args[1] === true && consent());
     if (app) return app.call(...args);
     if (args[0] === 'setLanguage') options.lang = String(args[1]);
     queue.push(args);
-    if (!PASSIVE.has(args[0])) load();
+    if (!PASSIVE.has(args[0])) (consented ? load() : ask());
     if (args[0] === 'setLanguage' && element.isConnected) element.label();
   }
   window.Porch = Porch;
+  // Before consent: tell the page (it shows its own banner), load nothing.
+  const ask = () => element.dispatchEvent(new CustomEvent('porch-chat-consent-needed', { bubbles: true, composed: true }));
+  const consent = () => {
+    if (consented) return;
+    consented = true;
+    restore();
+    if (queue.some((args) => !PASSIVE.has(args[0]))) load();
+  };
 
   const CSS = `
 :host { all: initial; position: fixed; z-index: 2147483000; right: 20px; bottom: 20px;
@@ -89,7 +105,7 @@
       const signal = this.#abort.signal;
       // Warm up on intent (lite-youtube-embed's trick): hover or focus starts the load.
       for (const type of ['pointerover', 'focus']) launcher.addEventListener(type, load, { once: true, signal });
-      launcher.addEventListener('click', () => { if (!app) Porch('toggle'); }, { signal });
+      launcher.addEventListener('click', () => { if (!consented) ask(); else if (!app) Porch('toggle'); }, { signal });
     }
 
     disconnectedCallback() {
@@ -112,9 +128,12 @@
 
   // A returning visitor may have unread replies: load now to show the badge (and a
   // resume link opens the panel). Reading storage is fine before interaction; writing is not.
-  try {
-    if (resume || localStorage.getItem(STORAGE_KEY)) load();
-  } catch {
-    // Storage blocked (privacy mode): behave as a new visitor.
+  function restore() {
+    try {
+      if (resume || localStorage.getItem(STORAGE_KEY)) load();
+    } catch {
+      // Storage blocked (privacy mode): behave as a new visitor.
+    }
   }
+  if (consented) restore();
 })();

@@ -2,6 +2,7 @@
 import { dayLabel, renderText, sameDay, timeLabel } from './text.js';
 
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const MENU = ['download_text', 'download_json', 'delete', 'sign_out', 'sign_out_all']; // menu.<action> in the catalogue
 
 export class View {
   constructor(root, t) {
@@ -11,9 +12,18 @@ export class View {
     this.title = el('h2', { id: 'porch-title' });
     this.availability = el('p', { class: 'availability' });
     this.closeButton = el('button', { type: 'button', class: 'close' }, '×');
+    this.menuButton = el('button', { type: 'button', class: 'more', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-controls': 'porch-menu', hidden: '' }, '⋯');
+    this.menu = el('div', { class: 'menu', id: 'porch-menu', role: 'menu', hidden: '' },
+      ...MENU.map((action) => el('button', { type: 'button', role: 'menuitem', tabindex: '-1', 'data-action': action })));
     this.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions text' });
     this.typingLine = el('p', { class: 'typing', hidden: '', 'aria-live': 'polite' });
     this.notice = el('p', { class: 'notice', hidden: '', role: 'status' });
+    this.alert = el('p', { class: 'alert', role: 'alert' });
+    this.confirmText = el('p', { id: 'porch-confirm-text' });
+    this.confirmCancel = el('button', { type: 'button', class: 'secondary' });
+    this.confirmOk = el('button', { type: 'button', class: 'danger' });
+    this.confirm = el('div', { class: 'confirm', role: 'group', 'aria-labelledby': 'porch-confirm-text', hidden: '' },
+      this.confirmText, el('div', { class: 'row' }, this.confirmCancel, this.confirmOk));
     this.contact = this.#contactForm();
     this.input = el('textarea', { rows: '1', maxlength: '4000', enterkeyhint: 'send' });
     this.sendButton = el('button', { type: 'submit', class: 'primary' });
@@ -22,8 +32,8 @@ export class View {
     this.handoff = this.#handoffForm();
     this.footer = el('div', { class: 'footer', hidden: '' }, this.handoffToggle, this.handoff);
     this.panel.append(
-      el('header', {}, this.title, this.availability, this.closeButton),
-      this.log, this.typingLine, this.notice, this.contact, this.composer, this.footer,
+      el('header', {}, this.title, this.availability, this.menuButton, this.closeButton, this.menu),
+      this.log, this.typingLine, this.notice, this.alert, this.confirm, this.contact, this.composer, this.footer,
     );
     root.append(this.panel);
   }
@@ -58,6 +68,10 @@ export class View {
     this.title.textContent = site.name;
     this.availability.textContent = site.availability || t('panel.availability');
     this.closeButton.setAttribute('aria-label', t('panel.close'));
+    this.menuButton.setAttribute('aria-label', t('menu.open'));
+    this.menu.setAttribute('aria-label', t('menu.open'));
+    for (const item of this.menuItems()) item.textContent = t(`menu.${item.dataset.action}`);
+    this.confirmCancel.textContent = t('handoff.cancel');
     this.input.setAttribute('aria-label', t('composer.label'));
     this.input.placeholder = t('composer.placeholder');
     this.sendButton.textContent = t('composer.send');
@@ -74,6 +88,10 @@ export class View {
     this.handoffEmail.setAttribute('aria-label', t('contact.email'));
     this.handoffSend.textContent = t('handoff.send');
     this.handoffCancel.textContent = t('handoff.cancel');
+  }
+
+  menuItems() {
+    return [...this.menu.children];
   }
 
   contactValues() {

@@ -76,6 +76,18 @@ def page_app(relay: str) -> Starlette:
             PAGE.format(lang="en", title="API page", head=head, body=body, relay=relay, extra="")
         )
 
+    async def consent(request: Request) -> Response:
+        return HTMLResponse(
+            PAGE.format(
+                lang="en",
+                title="Consent first",
+                head="",
+                body="",
+                relay=relay,
+                extra='data-consent="required"',
+            )
+        )
+
     async def queue_js(request: Request) -> Response:
         return PlainTextResponse(QUEUE_STUB, media_type="text/javascript")
 
@@ -103,6 +115,7 @@ document.addEventListener('DOMContentLoaded', () => {
             Route("/hostile-css", hostile_css),
             Route("/strict", strict),
             Route("/api", api),
+            Route("/consent", consent),
             Route("/queue.js", queue_js),
             Route("/api.js", api_js),
             Route("/host.css", host_css),
