@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.errors import InvalidToken, NotFound, Unavailable, UnprocessableRequest
+from relay.errors import InvalidToken, NotFound, PorchError, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
     MAX_PAGE_MESSAGES,
@@ -25,6 +29,8 @@ from relay.models import Author, Site, Thread, Via
 from relay.origins import check_origin
 from relay.services import Services, client_ip, services
 
+MAX_USER_ID_CHARS = 200  # a site's user id: a number, a UUID, an email at most
+
 
 async def site_config(request: Request) -> Response:
     site = await _site(request, request.path_params["site"])
@@ -39,17 +45,21 @@ async def start_thread(request: Request) -> Response:
     cid = client_id(data)
     name = optional_text(data, "name", MAX_NAME_CHARS)
     page = page_url(data, site.origins)
+    identity = data.get("identity")
+    external_id = verified_user(site, identity) if isinstance(identity, dict) else None
     ip = client_ip(request)
     taken = enforce(
         (s.limits.threads_by_ip, ip, "new conversations from this address"),
         (s.limits.messages_by_ip, ip, "messages from this address"),
     )
-    started = await s.store.start_thread(site.id, body=body, client_id=cid, name=name, page=page)
+    started = await s.store.start_thread(
+        site.id, body=body, client_id=cid, name=name, page=page, external_id=external_id
+    )
     if not started.created:  # a retry of a start that already succeeded
         refund(taken)
     return JSONResponse(
         {
-            "token": s.tokens.visitor_token(started.visitor, site.id),
+            "token": s.tokens.visitor_token(started.visitor, site.id, started.epoch),
             "thread": started.thread.to_json(),
             "message": started.message.to_json(),
         },
@@ -113,6 +123,56 @@ async def set_contact(request: Request) -> Response:
     name = optional_text(data, "name", MAX_NAME_CHARS)
     await s.store.set_contact(thread.visitor, name=name, email=email)
     return JSONResponse({"name": name, "email": email})
+
+
+async def identify(request: Request) -> Response:
+    """A signed-in user of the site: `hash` = hex HMAC-SHA256(site identity secret, id),
+    computed by the site's server. Verified: their one thread, on every device (an
+    anonymous thread of this browser is merged in). Not verified: a display name at
+    most, no access."""
+    s = services(request)
+    site = await _site(request, request.path_params["site"])
+    data = await read_json(request, s.config.max_request_bytes)
+    name = optional_text(data, "name", MAX_NAME_CHARS)
+    anonymous = await optional_visitor_thread(request, s)
+    user = verified_user(site, data)
+    if user is None:
+        if anonymous is not None and name:
+            await s.store.set_name(anonymous.visitor, name)
+        return JSONResponse({"verified": False})
+    found = await s.store.identify(site.id, user, anonymous.visitor if anonymous else None, name)
+    if found is None:
+        return JSONResponse({"verified": True, "token": None, "thread": None})
+    thread, epoch, visitor = found
+    return JSONResponse(
+        {
+            "verified": True,
+            "token": s.tokens.visitor_token(visitor, site.id, epoch),
+            "thread": thread.to_json(),
+        }
+    )
+
+
+def verified_user(site: Site, data: dict[str, Any]) -> str | None:
+    """The site's user id if its hash verifies with the site's identity secret."""
+    user, given = data.get("id"), data.get("hash")
+    secret = site.settings.get("identity_secret")
+    if not (isinstance(user, str) and isinstance(given, str) and isinstance(secret, str)):
+        return None
+    if not 0 < len(user) <= MAX_USER_ID_CHARS:
+        return None
+    expected = hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()
+    return user if hmac.compare_digest(expected, given.strip().lower()) else None
+
+
+async def optional_visitor_thread(request: Request, s: Services) -> Thread | None:
+    """The caller's thread if they sent a valid visitor token, else None (no error)."""
+    if "authorization" not in request.headers:
+        return None
+    try:
+        return await visitor_thread(request, s)
+    except PorchError:
+        return None
 
 
 async def resume_link(request: Request) -> Response:
@@ -184,6 +244,7 @@ async def visitor_thread(request: Request, s: Services) -> Thread:
 routes = [
     Route("/v1/sites/{site}/config", site_config, methods=["GET"]),
     Route("/v1/sites/{site}/threads", start_thread, methods=["POST"]),
+    Route("/v1/sites/{site}/identify", identify, methods=["POST"]),
     Route("/v1/thread", get_thread, methods=["GET"]),
     Route("/v1/thread/messages", post_message, methods=["POST"]),
     Route("/v1/thread/read", mark_read, methods=["POST"]),

@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Erase conversations idle longer than N days (0: keep).",
     )
     command("list", run_site_list, "List registered sites.", parent=site_commands)
+    secret = command(
+        "secret",
+        run_site_secret,
+        "Print the site's identity secret (for Porch('identify') hashes).",
+        parent=site_commands,
+    )
+    secret.add_argument("site", help="The site's id.")
+    secret.add_argument(
+        "--rotate",
+        action="store_true",
+        help="Make a new one: hashes made with the old one stop verifying.",
+    )
 
     owner = commands.add_parser(
         "owner", help="Owner credentials.", description="Owner credentials."
@@ -404,6 +416,22 @@ def run_site_list(args: argparse.Namespace) -> None:
         print("No sites yet: add one with `porch site add`.")
     for site in sites:
         print(f"{site.id}\t{site.name}\t{' '.join(site.origins)}\t{' '.join(site.owner_emails)}")
+
+
+def run_site_secret(args: argparse.Namespace) -> None:
+    async def secret(store: Store) -> str:
+        site = await store.get_site(args.site)
+        if site is None:
+            raise CommandError(f"no site {args.site!r} (see `porch site list`)")
+        current = site.settings.get("identity_secret")
+        if isinstance(current, str) and not args.rotate:
+            return current
+        fresh = new_secret_key()
+        settings = {**site.settings, "identity_secret": fresh}
+        await store.add_site(dataclasses.replace(site, settings=settings), replace=True)
+        return fresh
+
+    print(with_store(load_config(args), secret))
 
 
 def run_owner_token(args: argparse.Namespace) -> None:

@@ -145,6 +145,7 @@ class Started:
     thread: Thread
     message: Message
     created: bool
+    epoch: int = 0  # the visitor's token epoch (a signed-in user may have signed out)
 
 
 # Events: what the live socket streams. Message and read events are published by

@@ -83,6 +83,17 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/sites/{site}/identify": {
+                "post": {
+                    "summary": "A signed-in user: {id, hash, name?} with hash = hex "
+                    "HMAC-SHA256(site identity secret, id)",
+                    "description": "Verified: {verified: true, token, thread} (their one "
+                    "thread; an anonymous thread of the caller's token is merged), or token "
+                    "null when nothing is stored yet. Otherwise {verified: false}.",
+                    "parameters": [SITE_ID],
+                    "responses": {"200": {"description": "Verdict"}, **ERRORS},
+                }
+            },
             "/v1/thread": {
                 "delete": {
                     "summary": "Erase the visitor: threads, messages, queued emails",

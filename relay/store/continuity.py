@@ -86,6 +86,20 @@ class ContinuityStore:
 
         return await self._write(op)  # type: ignore[no-any-return]
 
+    async def identify(
+        self, site: str, user_id: str, anonymous: str | None, name: str | None
+    ) -> tuple[Thread, int, str] | None:
+        """Bind to a verified user: (their thread, token epoch, visitor id), or None when
+        nothing is stored yet. An anonymous visitor's earlier thread is merged in."""
+        return await self._write(identify_op(site, user_id, anonymous, name))  # type: ignore[no-any-return]
+
+    async def set_name(self, visitor: str, name: str) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            db.execute("UPDATE visitors SET name = ? WHERE id = ?", (name, visitor))
+            return None, []
+
+        await self._write(op)
+
     async def sign_out_everywhere(self, thread: Thread) -> int:
         """Every token issued so far stops working, over HTTP and on open sockets."""
 
@@ -98,3 +112,55 @@ class ContinuityStore:
             return epoch, [SignedOut(thread.site, thread.id, epoch)]
 
         return await self._write(op)  # type: ignore[no-any-return]
+
+
+def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None) -> Any:
+    """The write op of ContinuityStore.identify (kept flat for reading)."""
+
+    def op(db: sqlite3.Connection) -> tuple[tuple[Thread, int, str] | None, list[StoreEvent]]:
+        known = db.execute(
+            "SELECT id, token_epoch FROM visitors WHERE site_id = ? AND external_id = ?",
+            (site, user_id),
+        ).fetchone()
+        if known is None:
+            if anonymous is None:
+                return None, []  # nothing stored yet: the first message will carry the id
+            db.execute(
+                "UPDATE visitors SET external_id = ?, name = COALESCE(?, name)"
+                " WHERE id = ? AND site_id = ?",
+                (user_id, name, anonymous, site),
+            )
+            thread, epoch = _latest_thread(db, anonymous)
+            return (thread, epoch, anonymous), []
+        visitor, epoch = known["id"], known["token_epoch"]
+        target, _ = _latest_thread(db, visitor)
+        if anonymous is not None and anonymous != visitor:
+            # Merge what was written before login: messages move thread, keeping their
+            # seq (so their order), and the anonymous visitor is erased.
+            moved = db.execute(
+                "UPDATE messages SET thread_id = ? WHERE thread_id IN"
+                " (SELECT id FROM threads WHERE visitor_id = ? AND site_id = ?)",
+                (target.id, anonymous, site),
+            ).rowcount
+            db.execute("DELETE FROM visitors WHERE id = ? AND site_id = ?", (anonymous, site))
+            if moved:
+                db.execute(
+                    "UPDATE threads SET last_seq = (SELECT MAX(seq) FROM messages"
+                    " WHERE thread_id = ?1), updated_at = ?2 WHERE id = ?1",
+                    (target.id, utc_now()),
+                )
+            target, _ = _latest_thread(db, visitor)
+        if name:
+            db.execute("UPDATE visitors SET name = ? WHERE id = ?", (name, visitor))
+        return (target, epoch, visitor), []
+
+    return op
+
+
+def _latest_thread(db: sqlite3.Connection, visitor: str) -> tuple[Thread, int]:
+    row = db.execute(
+        "SELECT t.*, v.token_epoch FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+        " WHERE t.visitor_id = ? ORDER BY t.status = 'open' DESC, t.created_at DESC LIMIT 1",
+        (visitor,),
+    ).fetchone()
+    return thread_from_row(row), row["token_epoch"]

@@ -219,7 +219,14 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
     # -- conversations -----------------------------------------------------------
 
     async def start_thread(
-        self, site_id: str, *, body: str, client_id: str | None, name: str | None, page: str | None
+        self,
+        site_id: str,
+        *,
+        body: str,
+        client_id: str | None,
+        name: str | None,
+        page: str | None,
+        external_id: str | None = None,
     ) -> Started:
         """Visitor + thread + first message in one transaction.
 
@@ -244,11 +251,18 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
             if not db.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone():
                 raise NotFound(f"no site {site_id!r}")
             now = utc_now()
+            if external_id is not None:  # a signed-in user: their one thread, if they have it
+                known = db.execute(
+                    "SELECT id, token_epoch FROM visitors WHERE site_id = ? AND external_id = ?",
+                    (site_id, external_id),
+                ).fetchone()
+                if known is not None:
+                    return self._continue(db, known["id"], known["token_epoch"], body, client_id)
             visitor_id, thread_id = new_id("v"), new_id("t")
             db.execute(
-                "INSERT INTO visitors (id, site_id, name, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (visitor_id, site_id, name, now, now),
+                "INSERT INTO visitors (id, site_id, name, external_id, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (visitor_id, site_id, name, external_id, now, now),
             )
             db.execute(
                 "INSERT INTO threads (id, site_id, visitor_id, page, start_client_id,"
@@ -286,6 +300,28 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
             return (existing, False), []
 
         return await self._write(op)
+
+    def _continue(
+        self, db: sqlite3.Connection, visitor: str, epoch: int, body: str, client_id: str | None
+    ) -> tuple[Started, list[StoreEvent]]:
+        """A start by a user who already has a thread (another device): add to it."""
+        thread_row = db.execute(
+            "SELECT * FROM threads WHERE visitor_id = ?"
+            " ORDER BY status = 'open' DESC, created_at DESC LIMIT 1",
+            (visitor,),
+        ).fetchone()
+        thread = thread_from_row(thread_row)
+        existing = _message_by_client_id(db, thread.id, client_id) if client_id else None
+        if existing is not None:
+            return Started(visitor, thread, existing, created=False, epoch=epoch), []
+        inserted = _insert_message(
+            db, thread.id, Author.VISITOR, body, Via.WIDGET, client_id, utc_now()
+        )
+        assert inserted is not None
+        message, site = inserted
+        thread = _thread_by_id(db, thread.id) or thread
+        events = [MessageAdded(site, message), *self._notify(db, message, site)]
+        return Started(visitor, thread, message, created=True, epoch=epoch), events
 
     def _notify(self, db: sqlite3.Connection, message: Message, site: str) -> list[StoreEvent]:
         """Queue the email this message calls for, in its own transaction."""

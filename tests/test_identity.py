@@ -1,0 +1,130 @@
+"""Verified identity: a signed-in user has one thread on every device; a forged hash
+grants nothing; an anonymous thread started before login is merged, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import subprocess
+
+import httpx
+
+from tests.support import RunningRelay, bearer, porch_command, porch_env, start_thread
+
+
+def site_secret(relay: RunningRelay) -> str:
+    env = porch_env(relay.config.data_dir)
+    result = subprocess.run(
+        [*porch_command(), "site", "secret", "alpha"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def signed(secret: str, user: str) -> dict[str, str]:
+    return {
+        "id": user,
+        "hash": hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest(),
+    }
+
+
+async def identify(
+    client: httpx.AsyncClient, body: dict[str, str], token: str | None = None
+) -> dict[str, object]:
+    response = await client.post(
+        "/v1/sites/alpha/identify", json=body, headers=bearer(token) if token else {}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_secret_is_stable_until_rotated(relay: RunningRelay) -> None:
+    first, again = site_secret(relay), site_secret(relay)
+    assert first == again and len(first) >= 43
+    env = porch_env(relay.config.data_dir)
+    rotated = subprocess.run(
+        [*porch_command(), "site", "secret", "alpha", "--rotate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    assert rotated != first
+    async with relay.client() as client:
+        stale = await identify(client, signed(first, "user-1"))
+    assert stale == {"verified": False}
+    async with relay.client() as client:
+        config = (await client.get("/v1/sites/alpha/config")).text
+    assert rotated not in config  # never public
+
+
+async def test_anonymous_thread_merges_into_the_user_on_every_device(relay: RunningRelay) -> None:
+    secret = site_secret(relay)
+    async with relay.client() as laptop, relay.client() as phone:
+        # The phone, signed in earlier, already has the user's thread.
+        started_phone = await start_thread(
+            phone, "from the phone", identity=signed(secret, "user-42")
+        )
+        anonymous = await start_thread(laptop, "before login")
+        merged = await identify(
+            laptop, {**signed(secret, "user-42"), "name": "Ann"}, anonymous["token"]
+        )
+        assert merged["verified"] is True
+        assert merged["thread"]["id"] == started_phone["thread"]["id"]  # type: ignore[index]
+        history = await laptop.get("/v1/thread", headers=bearer(str(merged["token"])))
+        bodies = [m["body"] for m in history.json()["messages"]]
+        seqs = [m["seq"] for m in history.json()["messages"]]
+        old_token = await laptop.get("/v1/thread", headers=bearer(anonymous["token"]))
+    assert sorted(bodies) == ["before login", "from the phone"] and seqs == sorted(seqs)
+    assert old_token.status_code == 401  # the anonymous visitor is gone, merged
+    assert relay.counts()["threads"] == 1 and relay.counts()["messages"] == 2
+
+
+async def test_forged_hash_grants_nothing(relay: RunningRelay) -> None:
+    secret = site_secret(relay)
+    async with relay.client() as client:
+        owner_of_42 = await start_thread(client, "private", identity=signed(secret, "user-42"))
+        intruder = await start_thread(client, "hello")
+        forged = await identify(
+            client, {"id": "user-42", "hash": "0" * 64, "name": "Mallory"}, intruder["token"]
+        )
+        history = await client.get("/v1/thread", headers=bearer(intruder["token"]))
+    assert forged == {"verified": False}
+    assert [m["body"] for m in history.json()["messages"]] == ["hello"]
+    assert relay.counts()["threads"] == 2
+    with relay.db() as db:
+        names = dict(db.execute("SELECT id, name FROM visitors").fetchall())
+        external = dict(db.execute("SELECT id, external_id FROM visitors").fetchall())
+    intruder_visitor = next(v for v, e in external.items() if e is None)
+    assert names[intruder_visitor] == "Mallory"  # a display name, and nothing else
+    assert owner_of_42["thread"]["id"] != intruder["thread"]["id"]
+
+
+async def test_merge_with_concurrent_sends_doubles_nothing(relay: RunningRelay) -> None:
+    secret = site_secret(relay)
+    async with relay.client() as client:
+        await start_thread(client, "signed in first", identity=signed(secret, "user-7"))
+        anonymous = await start_thread(client, "anon 0", client_id="anon-start-0000000")
+
+        async def send(i: int) -> int:
+            response = await client.post(
+                "/v1/thread/messages",
+                headers=bearer(anonymous["token"]),
+                json={"body": f"anon {i}", "client_id": f"a{i}"},
+            )
+            return response.status_code
+
+        sends = [asyncio.create_task(send(i)) for i in range(1, 20)]
+        merged = await identify(client, signed(secret, "user-7"), anonymous["token"])
+        statuses = await asyncio.gather(*sends)
+        history = await client.get("/v1/thread", headers=bearer(str(merged["token"])))
+    acked = {f"anon {i}" for i, status in zip(range(1, 20), statuses, strict=True) if status == 201}
+    bodies = [m["body"] for m in history.json()["messages"]]
+    assert len(bodies) == len(set(bodies)), "a message was doubled"
+    assert acked <= set(bodies), "an acknowledged message was lost in the merge"
+    assert {"signed in first", "anon 0"} <= set(bodies)
