@@ -4,7 +4,7 @@ import { Conversation } from './conversation.js';
 import { View } from './view.js';
 
 const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
-const COMMANDS = new Set(['open', 'close', 'toggle', 'send', 'on', 'off', 'setLanguage']);
+const COMMANDS = new Set(['open', 'close', 'toggle', 'send', 'on', 'off', 'setLanguage', 'identify']);
 const EVENTS = new Set(['message', 'open', 'close', 'unread']);
 const RESUME_REFUSALS = new Set(['expired', 'used', 'invalid', 'other_site']); // the relay's `reason`
 
@@ -95,6 +95,29 @@ class Chat {
     else if (command === 'toggle') (this.isOpen ? this.close() : this.open());
     else if (command === 'send') this.#send(String(argument ?? ''));
     else if (command === 'setLanguage') this.#setLanguage(argument);
+    else if (command === 'identify') return this.#identify(argument);
+  }
+
+  // Porch('identify', {id, hash, name?, email?}): the site's logged-in user. Never throws
+  // (a failure must not stop the commands queued after it).
+  async #identify(user) {
+    const text = (value) => (['string', 'number'].includes(typeof value) && String(value).trim()) || undefined;
+    const [id, hash, name, email] = ['id', 'hash', 'name', 'email'].map((key) => text(user?.[key]));
+    if (!id || !hash) return console.warn("[porch] Porch('identify', {id, hash, name, email}): id and hash are required");
+    const view = this.#view;
+    view.contactName.value ||= name || '';
+    view.contactEmail.value ||= email || '';
+    view.handoffEmail.value ||= email || '';
+    const c = this.#conversation;
+    try {
+      if (await c.identify({ id, hash, name, email })) {
+        await c.sync().catch(() => {});
+        c.live();
+        c.flush();
+      }
+    } catch (error) {
+      console.warn('[porch] identify failed:', error.message);
+    }
   }
 
   #subscribe(command, name, callback) {

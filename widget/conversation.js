@@ -19,6 +19,7 @@ export class Conversation extends EventTarget {
   #wantLive = false;
   #contact = null;
   #email = null;
+  #identity = null; // {id, hash}: verified, no thread yet; sent with the first message, never stored
 
   constructor({ relay, site }) {
     super();
@@ -115,13 +116,28 @@ export class Conversation extends EventTarget {
   // A resume link's token (no Authorization: it is its own proof) -> this browser
   // takes over the visitor and the thread; refused: an Error with .reason, nothing changed.
   async resume(token) {
-    const data = await this.#post('/v1/resume', { token }, false);
+    this.#take(await this.#post('/v1/resume', { token }, false));
+  }
+
+  #take(data) {
     this.#adopt(data.token);
     this.#contact = null; // the offer was answered (or not) by the previous visitor
     if (data.thread) this.#thread(data.thread);
     this.#save();
     this.#emit('token');
     this.#emit('change');
+  }
+
+  // The site vouches for its logged-in user ({id, hash}; name, email): verified, this
+  // browser takes over that user's conversation (the relay merges ours into it), or the
+  // first message will start it. True when the token changed (sync and go live again).
+  async identify({ id, hash, name, email }) {
+    const data = await this.#post(`/v1/sites/${encodeURIComponent(this.#site)}/identify`, { id, hash, name, email });
+    const verified = data.verified === true;
+    this.#identity = verified && !data.token ? { id, hash } : null;
+    if (!verified || !data.token || data.token === this.token) return false;
+    this.#take(data);
+    return true;
   }
 
   // Email the visitor a link that opens this conversation in another browser.
@@ -213,11 +229,12 @@ export class Conversation extends EventTarget {
 
   async #deliver(item) {
     const start = !this.token;
+    const identity = start && this.#identity;
     let response;
     try {
       response = start
         ? await this.#request('POST', `/v1/sites/${encodeURIComponent(this.#site)}/threads`,
-          { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000) })
+          { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000), ...identity && { identity } })
         : await this.#request('POST', '/v1/thread/messages', { body: item.body, client_id: item.client_id });
     } catch {
       this.#scheduleReconnect(); // the network is down: retry with backoff
@@ -240,6 +257,11 @@ export class Conversation extends EventTarget {
       this.token = data.token;
       this.#thread(data.thread);
       this.#emit('token');
+      // Bound to a known user: this may be their existing thread, history and all.
+      if (identity) {
+        this.#identity = null;
+        await this.sync().catch(() => {});
+      }
     }
     this.outbox = this.outbox.filter((m) => m.client_id !== item.client_id);
     this.#save();
@@ -361,7 +383,7 @@ export class Conversation extends EventTarget {
   // Nothing of this conversation stays on this device (`all`: not even unsent messages).
   #forget(all = false) {
     this.#adopt(null);
-    this.#contact = this.#email = null;
+    this.#contact = this.#email = this.#identity = null;
     if (all) this.outbox = [];
     this.#save();
     this.#emit('token');

@@ -42,7 +42,7 @@
   };
 
   // Calls that only register something wait quietly; anything else needs the UI.
-  const PASSIVE = new Set(['on', 'off', 'setLanguage']);
+  const PASSIVE = new Set(['on', 'off', 'setLanguage', 'identify']);
   function Porch(...args) {
     if (args[0] === 'consent') return void (args[1] === true && consent());
     if (app) return app.call(...args);
