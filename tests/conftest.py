@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from tests.support import ALPHA, BETA, RunningRelay, relay_config, seed_sites, start_relay
+from tests.mail.smtp_sink import SinkServer
+from tests.support import (
+    ALPHA,
+    BETA,
+    RunningRelay,
+    free_port,
+    relay_config,
+    seed_sites,
+    start_relay,
+)
 
 
 @pytest.fixture
@@ -30,3 +39,11 @@ def make_relay(tmp_path: Any) -> Iterator[Callable[..., RunningRelay]]:
 @pytest.fixture
 def relay(make_relay: Callable[..., RunningRelay]) -> RunningRelay:
     return make_relay()
+
+
+@pytest.fixture
+def sink() -> Iterator[SinkServer]:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it receives."""
+    server = SinkServer(free_port()).start()
+    yield server
+    server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,19 +20,11 @@ from tests.support import (
     SECRET,
     RunningRelay,
     bearer,
-    free_port,
     open_live,
     start_thread,
 )
 
 LINK = re.compile(r"(https?://\S+)#porch=(\S+)")
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkServer]:
-    server = SinkServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -174,6 +174,22 @@ class MailStore:
             site = site_from_row(
                 db.execute("SELECT * FROM sites WHERE id = ?", (thread.site,)).fetchone()
             )
+
+            def job(
+                new: list[Message], recent: list[Message], tag: str | None, page: str | None
+            ) -> MailJob:
+                return MailJob(
+                    item,
+                    site,
+                    thread,
+                    row["visitor_name"],
+                    row["visitor_email"],
+                    new,
+                    recent,
+                    tag,
+                    page,
+                )
+
             refusal = _still_wanted(db, item, row, site)
             if refusal:
                 _cancel(db, item.id, refusal)
@@ -181,18 +197,7 @@ class MailStore:
             if item.kind == MailKind.RESUME:
                 _claim(db, item.id)
                 page = json.loads(status[1] or "{}").get("page")
-                job = MailJob(
-                    item,
-                    site,
-                    thread,
-                    row["visitor_name"],
-                    row["visitor_email"],
-                    [],
-                    [],
-                    None,
-                    page,
-                )
-                return job, []
+                return job([], [], None, page), []
             owner = item.kind == MailKind.OWNER
             author = Author.VISITOR if owner else Author.OWNER
             read = thread.owner_read_seq if owner else thread.visitor_read_seq
@@ -222,17 +227,7 @@ class MailStore:
             ]
             issued = _reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
             _claim(db, item.id)
-            job = MailJob(
-                item,
-                site,
-                thread,
-                row["visitor_name"],
-                row["visitor_email"],
-                new,
-                recent,
-                issued,
-            )
-            return job, []
+            return job(new, recent, issued, None), []
 
         return await self._write(op)  # type: ignore[no-any-return]
 

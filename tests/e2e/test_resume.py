@@ -22,7 +22,6 @@ from tests.e2e.test_widget import (
     open_and_send,
 )
 from tests.mail.smtp_sink import SinkServer
-from tests.support import free_port
 
 EMAIL = "ann@example.com"
 STORAGE = "JSON.parse(localStorage.getItem('porch:alpha'))"
@@ -31,13 +30,6 @@ HANDOFF = "porch-chat .handoff"
 LINK = re.compile(r"https?://\S+?#porch=[A-Za-z0-9_.\-]+")
 # A refused resume is a 401 answer, which Chromium logs on the console by itself.
 REFUSED_FETCH = "Failed to load resource: the server responded with a status of 401"
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkServer]:
-    server = SinkServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

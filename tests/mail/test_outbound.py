@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
@@ -18,13 +18,6 @@ from tests.mail.smtp_sink import SinkServer
 from tests.support import RunningRelay, bearer, free_port, start_thread
 
 REPLY_DOMAIN = "reply.example"
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkServer]:
-    server = SinkServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from typing import Any
@@ -16,23 +16,10 @@ import pytest
 
 from relay.limits import RateLimiter
 from tests.mail.smtp_sink import SinkServer
-from tests.support import RunningRelay, bearer, open_live, start_thread
+from tests.support import RunningRelay, bearer, free_port, open_live, start_thread
 
 REPLY_DOMAIN = "reply.example"
 OWNER = "owner@alpha.example"
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkServer]:
-    server = SinkServer(_port()).start()
-    yield server
-    server.stop()
-
-
-def _port() -> int:
-    from tests.support import free_port
-
-    return free_port()
 
 
 @pytest.fixture
@@ -42,7 +29,7 @@ def loop_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> Run
         reply_domain=REPLY_DOMAIN,
         owner_notify_delay=0,
         visitor_notify_delay=0,
-        smtp_port=_port(),
+        smtp_port=free_port(),
     )
 
 
