@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay.availability import public_availability, reply_delays, typical_reply_seconds
+from relay.catalogue import LANGUAGES
 from relay.errors import InvalidToken, NotFound, PorchError, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
@@ -30,11 +33,32 @@ from relay.origins import check_origin
 from relay.services import Services, client_ip, services
 
 MAX_USER_ID_CHARS = 200  # a site's user id: a number, a UUID, an email at most
+# Whether an owner is at the inbox changes by the minute, and an owner who saves a
+# setting expects the next page view to show it: not cached. The request is cheap (one
+# indexed read; the reply time is kept below).
+CONFIG_CACHE = "no-cache"
+# The typical reply time moves slowly, and measuring it reads a month of messages.
+REPLY_TIME_TTL = 300.0
 
 
 async def site_config(request: Request) -> Response:
+    s = services(request)
     site = await _site(request, request.path_params["site"])
-    return JSONResponse(site.public_config(), headers={"cache-control": "public, max-age=60"})
+    availability = public_availability(
+        site, s.clock.now(), s.presence.online(site.id), await typical_reply(s, site.id)
+    )
+    return JSONResponse(site.public_config(availability), headers={"cache-control": CONFIG_CACHE})
+
+
+async def typical_reply(s: Services, site_id: str) -> float | None:
+    """The site's median reply time, measured at most every REPLY_TIME_TTL seconds."""
+    now = time.monotonic()
+    cached = s.reply_times.get(site_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    typical = typical_reply_seconds(reply_delays(await s.store.reply_delay_rows(site_id)))
+    s.reply_times[site_id] = (now + REPLY_TIME_TTL, typical)  # one entry per existing site
+    return typical
 
 
 async def start_thread(request: Request) -> Response:
@@ -52,8 +76,16 @@ async def start_thread(request: Request) -> Response:
         (s.limits.threads_by_ip, ip, "new conversations from this address"),
         (s.limits.messages_by_ip, ip, "messages from this address"),
     )
+    # The widget's language: automatic replies are written in it.
+    language = data.get("language") if data.get("language") in LANGUAGES else None
     started = await s.store.start_thread(
-        site.id, body=body, client_id=cid, name=name, page=page, external_id=external_id
+        site.id,
+        body=body,
+        client_id=cid,
+        name=name,
+        page=page,
+        external_id=external_id,
+        language=language,
     )
     if not started.created:  # a retry of a start that already succeeded
         refund(taken)

@@ -19,9 +19,13 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from relay import api, demo, owner, privacy
+from relay.away import AwayReplies
 from relay.bus import Bus
 from relay.config import Config
 from relay.errors import ConfigError, PorchError
+from relay.inbox import api as inbox_api
+from relay.inbox.live import inbox_live
+from relay.inbox.page import InboxPage
 from relay.live import live
 from relay.mail import unsubscribe, webhooks
 from relay.mail.imap import Mailbox, poll_mailbox
@@ -30,6 +34,7 @@ from relay.mail.outbox import OutboxWorker
 from relay.mail.smtp_ingress import start_smtp_ingress
 from relay.openapi import document
 from relay.origins import CORSMiddleware
+from relay.presence import Presence
 from relay.services import Limits, Services, services
 from relay.store import Store
 from relay.store.mail import MailPolicy
@@ -58,9 +63,12 @@ def create_app(
         except ValueError as error:
             raise ConfigError(str(error)) from None
     tokens = Tokens(config.secret_keys)
+    clock = config.clock
     mailer = OutboxWorker(store, tokens, config) if config.mail_enabled else None
     if mailer is not None:
-        store.mail_policy = MailPolicy(config.owner_notify_delay, config.visitor_notify_delay)
+        store.mail_policy = MailPolicy(
+            config.owner_notify_delay, config.visitor_notify_delay, clock
+        )
         store.on_mail_queued = mailer.wake.set
     shared = Services(
         config=config,
@@ -70,7 +78,10 @@ def create_app(
         limits=Limits.from_config(config),
         pipeline=Pipeline(store, tokens),
         mailer=mailer,
+        clock=clock,
+        presence=Presence(),
     )
+    store.away = AwayReplies(clock, shared.presence)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,6 +118,9 @@ def create_app(
         *webhooks.routes,
         WebSocketRoute("/v1/live", live),
         *Widget().routes(),
+        *inbox_api.routes,
+        WebSocketRoute("/inbox/live", inbox_live),
+        *InboxPage().routes(),
     ]
     if demo_setup is not None:
         routes += demo_setup.mailbox.routes()

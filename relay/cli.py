@@ -9,12 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.cli_common import LANGUAGES, CommandError
+from relay.catalogue import LANGUAGES
+from relay.cli_common import CommandError
 from relay.commands import (
     run_demo,
     run_keygen,
     run_mail_inspect,
     run_mail_status,
+    run_owner_login,
+    run_owner_logout,
     run_owner_token,
     run_purge,
     run_reply,
@@ -22,6 +25,7 @@ from relay.commands import (
     run_site_add,
     run_site_list,
     run_site_secret,
+    run_site_set,
     run_smtp,
     run_threads,
     run_visitor_delete,
@@ -29,6 +33,7 @@ from relay.commands import (
 )
 from relay.config import FIELDS, env_var, flag
 from relay.errors import ConfigError
+from relay.models import DEFAULT_COLOR
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -116,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--greeting", default="", help="First line visitors see.")
     add.add_argument("--greeting-fr", default="", help="The greeting for French pages.")
     add.add_argument("--language", default="en", choices=LANGUAGES, help="Default language.")
-    add.add_argument("--color", default="#2f6f4e", help="Accent colour, #rrggbb.")
+    add.add_argument("--color", default=DEFAULT_COLOR, help="Accent colour, #rrggbb.")
     add.add_argument(
         "--retention-days",
         type=int,
@@ -125,6 +130,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="Erase conversations idle longer than N days (0: keep).",
     )
     command("list", run_site_list, "List registered sites.", parent=site_commands)
+    site_set = command(
+        "set",
+        run_site_set,
+        "Change a site's settings; flags not given stay as they are.",
+        parent=site_commands,
+    )
+    site_set.add_argument("site", help="The site's id.")
+    site_set.add_argument("--name", help="The business's name, shown in the widget.")
+    site_set.add_argument("--timezone", metavar="ZONE", help="IANA time zone, e.g. Europe/Paris.")
+    site_set.add_argument(
+        "--hours",
+        action="append",
+        metavar="'DAYS HH:MM-HH:MM'",
+        help="Weekly hours, e.g. --hours 'mon-fri 09:00-18:00' --hours 'sat 09:00-12:00, "
+        "14:00-16:00' (repeatable: replaces the week; days not named are closed; 'always': "
+        "no business hours). A range ends on its own day: 'fri 22:00-24:00' 'sat 00:00-02:00'.",
+    )
+    site_set.add_argument(
+        "--closed-day",
+        action="append",
+        metavar="YYYY-MM-DD",
+        help="A day closed, in the site's zone (repeatable: replaces the list; 'none' clears).",
+    )
+    site_set.add_argument("--greeting", help="First line visitors see ('' clears).")
+    site_set.add_argument("--greeting-fr", help="The greeting for French pages.")
+    site_set.add_argument("--away-text", help="Shown to visitors outside business hours.")
+    site_set.add_argument("--away-text-fr", help="The away text for French pages.")
+    site_set.add_argument(
+        "--reply-time",
+        metavar="MINUTES",
+        help="The reply time you promise, shown until replies are measured ('none' clears).",
+    )
+    site_set.add_argument("--color", help="Accent colour, #rrggbb.")
+    site_set.add_argument("--language", help="Default language: en or fr.")
+    site_set.add_argument(
+        "--origin", action="append", metavar="URL", help="Allowed origin (repeatable: replaces)."
+    )
+    site_set.add_argument(
+        "--owner-email",
+        action="append",
+        metavar="EMAIL",
+        help="Owner address (repeatable: replaces).",
+    )
     secret = command(
         "secret",
         run_site_secret,
@@ -149,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
         parent=owner_commands,
     )
     token.add_argument("--site", required=True, help="The site's id.")
+    login = command(
+        "login",
+        run_owner_login,
+        "Print a sign-in link to the inbox (/inbox) for an owner address.",
+        parent=owner_commands,
+    )
+    login.add_argument("email", help="An owner address of some site.")
+    logout = command(
+        "logout",
+        run_owner_logout,
+        "Sign an owner out of the inbox on every device (a lost phone).",
+        parent=owner_commands,
+    )
+    logout.add_argument("email", help="The owner's address.")
 
     mail = commands.add_parser("mail", help="The email bridge.", description="The email bridge.")
     mail_commands = mail.add_subparsers(title="commands", metavar="COMMAND")

@@ -28,8 +28,6 @@ DEMO_OWNER = "owner@dupont.example"
 DEMO_REPLY_DOMAIN = "reply.dupont.localhost"
 DEMO_NOTIFY_DELAY = 3  # seconds: the demo mailbox fills while the visitor watches
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-LANGUAGES = ("en", "fr")
 SECRET_FILE = "secret_key"  # inside the demo's data dir
 LOG_FORMAT = "%(levelname)-9s %(name)s: %(message)s"
 

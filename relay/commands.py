@@ -8,14 +8,16 @@ import dataclasses
 import json
 import logging
 import shlex
+import sys
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from relay import demo
+from relay import demo, site_settings
 from relay.assets import asset_dir
+from relay.availability import opening, site_zone
 from relay.cli_common import (
-    COLOR,
     DEMO_NOTIFY_DELAY,
     DEMO_OWNER,
     DEMO_REPLY_DOMAIN,
@@ -112,18 +114,28 @@ def run_demo(args: argparse.Namespace) -> None:
             "greetings": {"fr": "Bonjour ! Une question sur le pain du jour ou une commande ?"},
             "language": "en",
             "color": "#9a4d1c",
+            # A bakery's week, so the widget shows opening times and, at night or on
+            # Sunday, the automatic "back on Monday at 07:00" reply.
+            "timezone": "Europe/Paris",
+            "hours": {
+                **{day: [["07:00", "19:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+                "sat": [["07:00", "13:00"]],
+            },
+            "reply_time_minutes": 30,
         },
     )
     with_store(config, lambda store: store.add_site(site, replace=True))
-    owner_token = Tokens(config.secret_keys).owner_token(DEMO_SITE)
+    tokens = Tokens(config.secret_keys)
     flags = demo_flags(config)
     banner = (
         f"Porch demo running: {config.base_url}/\n"
         f"  site id: {DEMO_SITE}, data in {config.data_dir}/\n"
-        f"  owner token: {owner_token}\n"
-        f"  see conversations: porch threads {flags}\n"
-        f"  answer one:        porch reply THREAD 'your text' {flags}\n"
-        f"  or by email:       {config.base_url}/demo/mailbox"
+        f"  the owner's inbox: {config.base_url}/inbox/#login={tokens.login_token(DEMO_OWNER)}\n"
+        f"    (the link works once; ask /inbox for another: it lands in the mailbox below)\n"
+        f"  the owner's mailbox: {config.base_url}/demo/mailbox\n"
+        f"  from a terminal:   porch threads {flags}\n"
+        f"                     porch reply THREAD 'your text' {flags}\n"
+        f"  owner token (API): {tokens.owner_token(DEMO_SITE)}"
     )
     setup = demo.Setup(flags, DemoMailbox(config.smtp_port), mailbox_port)
     serve(config, site_dir=asset_dir("site"), banner=banner, demo_setup=setup)
@@ -155,7 +167,7 @@ def run_site_add(args: argparse.Namespace) -> None:
             )
     if args.retention_days < 0:
         raise CommandError(f"--retention-days: expected 0 or more, got {args.retention_days}")
-    if not COLOR.match(args.color):
+    if not site_settings.COLOR.match(args.color):
         raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
     if args.id is not None and not SITE_ID.match(args.id):
         raise CommandError(
@@ -191,6 +203,77 @@ def run_site_add(args: argparse.Namespace) -> None:
     print(snippet(config, site.id))
 
 
+# `porch site set` flags: (flag, Namespace attribute, site_settings field). A flag not
+# given changes nothing; repeatable flags replace the whole list.
+SITE_SET_FLAGS = (
+    ("--name", "name", "name"),
+    ("--timezone", "timezone", "timezone"),
+    ("--hours", "hours", "hours"),
+    ("--closed-day", "closed_day", "closed_days"),
+    ("--greeting", "greeting", "greeting"),
+    ("--greeting-fr", "greeting_fr", "greetings"),
+    ("--away-text", "away_text", "away_text"),
+    ("--away-text-fr", "away_text_fr", "away_texts"),
+    ("--reply-time", "reply_time", "reply_time_minutes"),
+    ("--color", "color", "color"),
+    ("--language", "language", "language"),
+    ("--origin", "origin", "origins"),
+    ("--owner-email", "owner_email", "owner_emails"),
+)
+
+
+def run_site_set(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    given = [
+        (f, attr, field) for f, attr, field in SITE_SET_FLAGS if getattr(args, attr) is not None
+    ]
+    if not given:
+        raise ConfigError(
+            "nothing to change: give one or more of " + ", ".join(f for f, _, _ in SITE_SET_FLAGS)
+        )
+    changes: dict[str, Any] = {}
+    french: dict[str, str] = {}  # field → text, merged into the site's per-language texts
+    for flag_name, attr, field in given:
+        value = getattr(args, attr)
+        if flag_name == "--closed-day" and value == ["none"]:
+            value = []
+        elif flag_name == "--reply-time":
+            value = None if value == "none" else int(value) if value.isdigit() else value
+        try:
+            if flag_name.endswith("-fr"):
+                french[field] = site_settings.text(value)
+            else:
+                changes[field] = site_settings.FIELDS[field](value)
+        except site_settings.BadValue as error:
+            raise ConfigError(f"{flag_name}: {error}") from None
+
+    async def update(store: Store) -> Site:
+        site = await store.get_site(args.site)
+        if site is None:
+            raise CommandError(f"no site {args.site!r} (see `porch site list`)")
+        for field, text in french.items():  # the other languages' texts stay
+            changes[field] = {**site.settings.get(field, {}), "fr": text}
+        return await store.add_site(site_settings.apply_changes(site, changes), replace=True)
+
+    site = with_store(config, update)
+    print(f"Updated site {site.id!r}: {', '.join(f for f, _, _ in given)}.")
+    print(describe_hours(site, config.clock.now()))
+
+
+def describe_hours(site: Site, now: datetime) -> str:
+    """One line to check the hours just set against the relay's clock."""
+    state = opening(site.settings, now)
+    zone = site_zone(site.settings)
+    if not state.has_hours:
+        return "No business hours: always open."
+    if state.open_now:
+        return f"Business hours in {zone.key}: open now."
+    if state.next_open is None:
+        return f"Business hours in {zone.key}: closed, and not open in the coming weeks."
+    opens = state.next_open.astimezone(zone)
+    return f"Business hours in {zone.key}: closed now, opens {opens:%A %Y-%m-%d %H:%M}."
+
+
 def run_site_list(args: argparse.Namespace) -> None:
     sites = with_store(load_config(args), lambda store: store.list_sites())
     if not sites:
@@ -221,6 +304,25 @@ def run_owner_token(args: argparse.Namespace) -> None:
     if with_store(config, lambda store: store.get_site(args.site)) is None:
         raise CommandError(f"--site: no site {args.site!r} (see `porch site list`)")
     print(Tokens(config.secret_keys).owner_token(args.site))
+
+
+def run_owner_login(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    require_secret(config)
+    email = args.email.strip().lower()
+    if not with_store(config, lambda store: store.owner_sites(email)):
+        raise CommandError(
+            f"{args.email!r} is not an owner address of any site (see `porch site list`)"
+        )
+    token = Tokens(config.secret_keys).login_token(email)
+    print(f"{config.base_url}/inbox/#login={token}")
+    print("The link works once, for 15 minutes.", file=sys.stderr)
+
+
+def run_owner_logout(args: argparse.Namespace) -> None:
+    email = args.email.strip().lower()
+    revoked = with_store(load_config(args), lambda store: store.revoke_sessions(email))
+    print(f"{len(revoked)} inbox session(s) of {email} signed out")
 
 
 def run_mail_status(args: argparse.Namespace) -> None:

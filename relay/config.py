@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from relay.clock import Clock, parse_instant
 from relay.errors import ConfigError
 
 
@@ -63,6 +64,13 @@ class Config:
         "", "user:password for the Postmark and SendGrid inbound webhooks."
     )
     mailgun_signing_key: str = setting("", "Mailgun webhook signing key.")
+    clock_start: str = setting(
+        "", "Start the clock of business hours at this ISO-8601 instant (tests, demos)."
+    )
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(parse_instant(self.clock_start) if self.clock_start else None)
 
     @property
     def mail_enabled(self) -> bool:
@@ -146,6 +154,11 @@ class Config:
             raise ConfigError(
                 f"{env_var('public_url')}: expected an http(s) URL, got {self.public_url!r}"
             )
+        if self.clock_start:
+            try:
+                parse_instant(self.clock_start)
+            except ValueError as error:
+                raise ConfigError(f"{env_var('clock_start')}: {error}") from None
         for key in self.secret_keys:
             if len(key) < 32:
                 raise ConfigError(

@@ -19,11 +19,13 @@ REPLY_DELAY = 2.5  # seconds: long enough to close the panel and see the badge a
 REPLIES = {
     "en": "Thanks for writing! This is the Porch demo, so this first answer is automatic. "
     "The bakery got your message by email: open /demo/mailbox to answer it from the "
-    'mailbox, or run: porch reply {thread} "your text" {flags}',
+    "mailbox, /inbox to answer from the owner's inbox (the sign-in link is in the "
+    'terminal), or run: porch reply {thread} "your text" {flags}',
     "fr": "Merci pour votre message ! Ceci est la démo de Porch : cette première réponse est "
     "automatique. La boulangerie a reçu votre message par e-mail : ouvrez /demo/mailbox "
-    'pour y répondre depuis sa messagerie, ou lancez : porch reply {thread} "votre texte" '
-    "{flags}",
+    "pour y répondre depuis sa messagerie, /inbox pour répondre depuis la boîte de "
+    "réception du commerçant (le lien de connexion est dans le terminal), ou lancez : "
+    'porch reply {thread} "votre texte" {flags}',
 }
 
 

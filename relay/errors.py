@@ -41,6 +41,20 @@ class InvalidToken(PorchError):
     code = "invalid_token"
 
 
+class Unauthorized(PorchError):
+    """No signed-in inbox session (missing, ended or revoked)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(PorchError):
+    """A request the inbox refuses: another site's page, or no valid CSRF token."""
+
+    status = 403
+    code = "forbidden"
+
+
 class ForbiddenOrigin(PorchError):
     status = 403
     code = "forbidden_origin"

@@ -3,7 +3,8 @@
 Protocol (JSON text frames):
   client → {"type": "hello", "token": T, "since": N}        first frame, within HELLO_TIMEOUT
   relay  → {"type": "message", "message": {...}}           every message with seq > N, in order
-  relay  → {"type": "ready", "seq": N}                      replay done; live from here on
+  relay  → {"type": "ready", "seq": N[, "online"]}          replay done; live from here on
+  relay  → {"type": "presence", "online": bool}             (visitors) an owner came or left
   client → {"type": "send", "body", "client_id"[, "thread"]} relay → {"type": "ack", ...}
   client → {"type": "typing"[, "thread"]}, {"type": "read", "seq"[, "thread"]}, {"type": "ping"}
   relay  → {"type": "typing"|"read"|"pong"|"error", ...}
@@ -21,6 +22,8 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -32,7 +35,9 @@ from relay.models import (
     Author,
     Event,
     MessageAdded,
+    PresenceChanged,
     SignedOut,
+    StatusChanged,
     Thread,
     ThreadDeleted,
     Typing,
@@ -64,7 +69,7 @@ class Session:
         "ws",
         "s",
         "role",
-        "site",
+        "sites",
         "thread",
         "last_seq",
         "_send_lock",
@@ -83,7 +88,7 @@ class Session:
         ws: WebSocket,
         s: Services,
         role: Author,
-        site: str,
+        sites: tuple[str, ...],
         thread: Thread | None,
         since: int,
         epoch: int = 0,
@@ -92,7 +97,7 @@ class Session:
         self.epoch = epoch  # the visitor token's: a newer one on the bus signs this out
         self.s = s
         self.role = role
-        self.site = site
+        self.sites = sites  # the visitor's site; every site of an owner
         self.thread = thread  # the visitor's thread; None for an owner
         self.last_seq = since
         self._send_lock = asyncio.Lock()
@@ -101,17 +106,32 @@ class Session:
         self._window = time.monotonic()
         # Events from the bus wait here. While the socket is idle no task exists for it:
         # one is started when an event comes and ends when the buffer is empty.
-        self._outbox: deque[Event] = deque()
+        self._outbox: deque[Event | PresenceChanged] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events are held back until the replay is done
         self._too_slow = False
 
-    def subscribe(self) -> Any:
+    def subscribe(self) -> contextlib.ExitStack:
+        """Watch the bus (a visitor: their thread and whether the owner is in; an owner:
+        every site of theirs); the returned stack stops watching."""
+        stack = contextlib.ExitStack()
         if self.thread is not None:
-            return self.s.bus.watch_thread(self.thread.id, self.deliver)
-        return self.s.bus.watch_site(self.site, self.deliver)
+            stack.enter_context(self.s.bus.watch_thread(self.thread.id, self.deliver))
+            stack.enter_context(self.s.presence.listen(self.sites[0], self._presence))
+        else:
+            for site in self.sites:
+                stack.enter_context(self.s.bus.watch_site(site, self.deliver))
+        return stack
 
-    def deliver(self, event: Event) -> None:
+    def _presence(self, online: bool) -> None:
+        self.deliver(PresenceChanged(online))
+
+    def end(self, code: int, reason: str) -> None:
+        """Close from outside (a revoked session): stop sending, close now."""
+        self._too_slow = True
+        asyncio.ensure_future(close(self.ws, code, reason))
+
+    def deliver(self, event: Event | PresenceChanged) -> None:
         """The bus watcher: buffer, and make sure something is sending."""
         self._outbox.append(event)
         if len(self._outbox) > QUEUE_LIMIT and not self._too_slow:
@@ -121,7 +141,7 @@ class Session:
             if self._flusher is not None:
                 self._flusher.cancel()
             self._flusher = asyncio.ensure_future(
-                _close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
+                close(self.ws, CLOSE_TOO_SLOW, "too far behind: reconnect with since")
             )
             return
         if self._too_slow:
@@ -163,22 +183,26 @@ class Session:
                     self.thread.id, self.last_seq, MAX_PAGE_MESSAGES
                 )
             else:
-                page = await self.s.store.site_messages(self.site, self.last_seq, MAX_PAGE_MESSAGES)
+                page = await self.s.store.site_messages(
+                    self.sites, self.last_seq, MAX_PAGE_MESSAGES
+                )
             for message in page:
                 await self.send({"type": "message", "message": message.to_json()})
                 self.last_seq = message.seq
             if len(page) < MAX_PAGE_MESSAGES:
                 return
 
-    def _text_for(self, event: Event) -> str | None:
+    def _text_for(self, event: Event | PresenceChanged) -> str | None:
+        if isinstance(event, StatusChanged) and self.role is Author.VISITOR:
+            return None  # open or closed is the owner's filing, not the visitor's business
         if isinstance(event, ThreadDeleted) and self.role is Author.VISITOR:
             self._too_slow = True
-            asyncio.ensure_future(_close(self.ws, 4401, "this conversation was deleted"))
+            asyncio.ensure_future(close(self.ws, 4401, "this conversation was deleted"))
             return None
         if isinstance(event, SignedOut):
             if self.role is Author.VISITOR and event.epoch > self.epoch:
                 self._too_slow = True  # stop sending; the socket closes now
-                asyncio.ensure_future(_close(self.ws, 4401, "signed out everywhere"))
+                asyncio.ensure_future(close(self.ws, 4401, "signed out everywhere"))
             return None
         if isinstance(event, MessageAdded):
             if event.message.seq <= self.last_seq:
@@ -250,7 +274,7 @@ class Session:
             return
         self._typing_at = now
         thread = await self._target(frame)
-        self.s.bus.publish(Typing(self.site, thread.id, self.role))
+        self.s.bus.publish(Typing(thread.site, thread.id, self.role))
 
     async def _target(self, frame: dict[str, Any]) -> Thread:
         """The thread a frame is about: the visitor's own, or the one an owner names."""
@@ -260,33 +284,49 @@ class Session:
         if not isinstance(thread_id, str):
             raise InvalidRequest("an owner frame needs 'thread'")
         thread = await self.s.store.get_thread(thread_id)
-        if thread is None or thread.site != self.site:
+        if thread is None or thread.site not in self.sites:
             raise NotFound(f"no thread {thread_id!r} on this site")
         return thread
 
 
 async def live(ws: WebSocket) -> None:
+    """The widget's socket (a visitor token), or an owner API client's (an owner token)."""
     s = services(ws)
     await ws.accept()
+    await serve(ws, lambda: _hello(ws, s))
+
+
+async def serve(
+    ws: WebSocket,
+    opening: Callable[[], Awaitable[Session]],
+    hold: Callable[[Session], AbstractContextManager[Any]] | None = None,
+) -> None:
+    """Run an accepted socket: authenticate (`opening` reads the hello), replay, then
+    live until it ends. `hold`: what to hold while it is live (an owner's presence)."""
     try:
-        session = await _hello(ws, s)
-        with session.subscribe():
+        session = await opening()
+        held = hold(session) if hold is not None else contextlib.nullcontext()
+        with session.subscribe(), held:
             try:
                 await session.replay()
-                await session.send({"type": "ready", "seq": session.last_seq})
+                ready: dict[str, Any] = {"type": "ready", "seq": session.last_seq}
+                if session.role is Author.VISITOR:  # is anyone at the inbox right now?
+                    ready["online"] = session.s.presence.online(session.sites[0])
+                await session.send(ready)
                 session.go_live()
                 await session.receive()
             finally:
                 session.stop()
     except PorchError as error:
-        await _close(ws, error.close_code, error.message)
+        await close(ws, error.close_code, error.message)
     except (WebSocketDisconnect, OSError):  # the client left
         pass
     else:
-        await _close(ws, 1000, "")
+        await close(ws, 1000, "")
 
 
-async def _hello(ws: WebSocket, s: Services) -> Session:
+async def hello_frame(ws: WebSocket) -> dict[str, Any]:
+    """The first frame, which must be a hello."""
     try:
         message = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
     except TimeoutError:
@@ -296,6 +336,11 @@ async def _hello(ws: WebSocket, s: Services) -> Session:
     frame = parse_json_object(message.get("text") or "")
     if frame.get("type") != "hello":
         raise InvalidRequest(f"expected a hello frame first, got type {frame.get('type')!r}")
+    return frame
+
+
+async def _hello(ws: WebSocket, s: Services) -> Session:
+    frame = await hello_frame(ws)
     token = frame.get("token")
     if not isinstance(token, str):
         raise InvalidToken("the hello frame needs a 'token'")
@@ -309,11 +354,11 @@ async def _hello(ws: WebSocket, s: Services) -> Session:
         if thread is None or thread.site != site.id:
             raise InvalidToken("this token's conversation no longer exists")
         check_origin(ws.headers.get("origin"), site)
-        return Session(ws, s, Author.VISITOR, site.id, thread, since, claim.epoch)
-    return Session(ws, s, Author.OWNER, site.id, None, since)
+        return Session(ws, s, Author.VISITOR, (site.id,), thread, since, claim.epoch)
+    return Session(ws, s, Author.OWNER, (site.id,), None, since)
 
 
-async def _close(ws: WebSocket, code: int, reason: str) -> None:
+async def close(ws: WebSocket, code: int, reason: str) -> None:
     encoded = reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
     with contextlib.suppress(
         RuntimeError, OSError, WebSocketDisconnect

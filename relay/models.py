@@ -28,6 +28,9 @@ class ThreadStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+DEFAULT_COLOR = "#2f6f4e"  # the widget's accent colour when a site sets none
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds: sorts as text, parses in every browser."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -42,16 +45,17 @@ class Site:
     settings: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
 
-    def public_config(self) -> dict[str, Any]:
-        """What any page may read: never owner addresses."""
+    def public_config(self, availability: dict[str, Any]) -> dict[str, Any]:
+        """What any page may read: never owner addresses. `availability` is
+        relay.availability.public_availability(...): it needs the clock and presence."""
         return {
             "site": self.id,
             "name": self.name,
             "greeting": self.settings.get("greeting", ""),
             "greetings": self.settings.get("greetings", {}),  # per language, else greeting
             "language": self.settings.get("language", "en"),
-            "color": self.settings.get("color", "#2f6f4e"),
-            "availability": self.settings.get("availability", ""),
+            "color": self.settings.get("color", DEFAULT_COLOR),
+            "availability": availability,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +67,37 @@ class Site:
             "settings": self.settings,
             "created_at": self.created_at,
         }
+
+
+class NotifyMode(enum.StrEnum):
+    """How an owner hears of visitor messages by email."""
+
+    MESSAGE = "message"  # one email per conversation, gathered over a short window
+    HOURLY = "hourly"  # one digest an hour
+    DAILY = "daily"  # one digest a day, in the morning
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Someone who answers: an address in some sites' owner_emails, and their choices."""
+
+    email: str
+    name: str | None = None
+    language: str | None = None  # None: not chosen; the inbox follows the browser
+    notify: str = NotifyMode.MESSAGE.value
+    aliases: tuple[str, ...] = ()  # other addresses they may reply from
+
+
+@dataclass(frozen=True)
+class OwnerSession:
+    """A signed-in inbox (one browser); the cookie carries the id, signed."""
+
+    id: str
+    email: str
+    user_agent: str | None
+    created_at: str
+    last_seen_at: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +157,11 @@ class ThreadSummary:
     visitor_email: str | None
     last_message: Message | None
     unread: int
+    visitor_first_seen: str | None = None
+    visitor_language: str | None = None
+    # A search hit: the matching text, each term between U+0002 and U+0003 (control
+    # characters no message can hold: relay/inputs.py removes them).
+    match: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,9 +171,12 @@ class ThreadSummary:
                 "id": self.thread.visitor,
                 "name": self.visitor_name,
                 "email": self.visitor_email,
+                "first_seen": self.visitor_first_seen,
+                "language": self.visitor_language,
             },
             "last_message": self.last_message.to_json() if self.last_message else None,
             "unread": self.unread,
+            "match": self.match,
         }
 
 
@@ -220,4 +263,27 @@ class ThreadDeleted(_Framed):
         return {"type": "deleted", "thread": self.thread}
 
 
-Event = MessageAdded | ReadMoved | Typing | SignedOut | ThreadDeleted
+@dataclass(frozen=True)
+class StatusChanged(_Framed):
+    """An owner closed or reopened a thread (or a visitor's message reopened it)."""
+
+    site: str
+    thread: str
+    status: ThreadStatus
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"type": "status", "thread": self.thread, "status": self.status.value}
+
+
+@dataclass(frozen=True)
+class PresenceChanged(_Framed):
+    """To visitors: an owner opened the inbox (online) or the last one left. Not on the
+    bus: relay/presence.py tells the visitor sockets of the site."""
+
+    online: bool
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"type": "presence", "online": self.online}
+
+
+Event = MessageAdded | ReadMoved | Typing | SignedOut | ThreadDeleted | StatusChanged

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay import __version__
+from relay.inbox import openapi as inbox
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -317,6 +318,7 @@ def document() -> dict[str, Any]:
                     ),
                 ]
             },
+            **inbox.PATHS,
             "/healthz": {
                 "get": {"summary": "The process is up", "responses": {"200": {"description": "OK"}}}
             },
@@ -342,6 +344,7 @@ def document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "`porch owner token --site ID`.",
                 },
+                **inbox.SECURITY,
             },
             "responses": {
                 name: _json(_ref("Error"), text)
@@ -352,9 +355,10 @@ def document() -> dict[str, Any]:
                     ("NotFound", "No such site or thread."),
                     ("TooLarge", "Body or message over the limit."),
                     ("RateLimited", "Too many requests; see the Retry-After header."),
+                    *inbox.RESPONSES.items(),
                 ]
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **inbox.SCHEMAS},
         },
     }
 
@@ -377,7 +381,22 @@ SCHEMAS: dict[str, Any] = {
             "greetings": {"type": "object", "additionalProperties": _STR},
             "language": _STR,
             "color": _STR,
-            "availability": _STR,
+            "availability": _ref("Availability"),
+        },
+    },
+    "Availability": {
+        "type": "object",
+        "description": "What the widget says about when an answer will come.",
+        "properties": {
+            "online": {"type": "boolean", "description": "An owner has the inbox open."},
+            "open": {"type": "boolean", "description": "Within business hours now."},
+            "has_hours": {"type": "boolean"},
+            "next_open": {**_NULLABLE_STR, "description": "ISO UTC; null when open or never."},
+            "reply_seconds": {"type": ["integer", "null"]},
+            "reply_source": {"enum": ["measured", "promised", None]},
+            "away_text": _STR,
+            "away_texts": {"type": "object", "additionalProperties": _STR},
+            "timezone": _STR,
         },
     },
     "Message": {
@@ -416,9 +435,19 @@ SCHEMAS: dict[str, Any] = {
                     "unread": _INT,
                     "visitor": {
                         "type": "object",
-                        "properties": {"id": _STR, "name": _NULLABLE_STR, "email": _NULLABLE_STR},
+                        "properties": {
+                            "id": _STR,
+                            "name": _NULLABLE_STR,
+                            "email": _NULLABLE_STR,
+                            "first_seen": _NULLABLE_STR,
+                            "language": _NULLABLE_STR,
+                        },
                     },
                     "last_message": {"oneOf": [_ref("Message"), {"type": "null"}]},
+                    "match": {
+                        **_NULLABLE_STR,
+                        "description": "Search hit: the text, each term between U+0002 and U+0003.",
+                    },
                 },
             },
         ]
@@ -434,7 +463,13 @@ SCHEMAS: dict[str, Any] = {
     "Start": {
         "type": "object",
         "required": ["body"],
-        "properties": {"body": _STR, "client_id": _STR, "name": _STR, "page": _STR},
+        "properties": {
+            "body": _STR,
+            "client_id": _STR,
+            "name": _STR,
+            "page": _STR,
+            "language": {"enum": ["en", "fr"], "description": "For automatic replies."},
+        },
     },
     "Started": {
         "type": "object",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 from relay.bus import Bus
+from relay.clock import Clock
 from relay.config import Config
 from relay.limits import RateLimiter
 from relay.mail.inbound import Pipeline
 from relay.mail.outbox import OutboxWorker
+from relay.presence import Presence
 from relay.store import Store
 from relay.tokens import Tokens
 
@@ -24,6 +26,8 @@ class Limits:
     messages_by_ip: RateLimiter
     threads_by_ip: RateLimiter
     links_by_visitor: RateLimiter
+    logins_by_ip: RateLimiter
+    logins_by_email: RateLimiter
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -33,6 +37,9 @@ class Limits:
             threads_by_ip=RateLimiter(config.threads_per_ip_per_hour, HOUR),
             # Resume links are emails: a handful an hour is plenty for one person.
             links_by_visitor=RateLimiter(5, HOUR),
+            # Sign-in links: enough for a typo and a retry, not for mail-bombing an owner.
+            logins_by_ip=RateLimiter(20, HOUR),
+            logins_by_email=RateLimiter(5, HOUR),
         )
 
 
@@ -45,6 +52,10 @@ class Services:
     limits: Limits
     pipeline: Pipeline
     mailer: OutboxWorker | None  # None when no SMTP server is configured
+    clock: Clock  # business hours and digests (PORCH_CLOCK_START moves it in tests)
+    presence: Presence  # which sites have an owner at the inbox
+    # site → (when it goes stale, on the monotonic clock; its typical reply seconds)
+    reply_times: dict[str, tuple[float, float | None]] = field(default_factory=dict)
 
 
 def services(connection: HTTPConnection) -> Services:

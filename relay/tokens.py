@@ -22,6 +22,10 @@ OWNER_SALT = "owner"
 UNSUBSCRIBE_SALT = "unsubscribe"
 RESUME_SALT = "resume"
 RESUME_MAX_AGE = 30 * 60  # seconds a resume link works (DESIGN.md: 30 min, single use)
+LOGIN_SALT = "owner-login"
+LOGIN_MAX_AGE = 15 * 60  # seconds an inbox sign-in link works (single use)
+SESSION_SALT = "owner-session"
+CSRF_SALT = b"csrf"
 REPLY_TAG_SALT = b"reply-tag"
 # 26 base32 characters = 130 bits: unguessable, and "r+" + 26 stays far under the
 # 64-character local part of RFC 5321 (4.5.3.1.1).
@@ -39,6 +43,12 @@ class VisitorClaim:
 class ResumeClaim:
     visitor: str
     site: str
+    email: str
+    jti: str  # recorded when used: a link works once
+
+
+@dataclass(frozen=True)
+class LoginClaim:
     email: str
     jti: str  # recorded when used: a link works once
 
@@ -66,6 +76,8 @@ class Tokens:
         self._owner = URLSafeSerializer(keys, salt=OWNER_SALT)
         self._unsubscribe = URLSafeSerializer(keys, salt=UNSUBSCRIBE_SALT)
         self._resume = URLSafeTimedSerializer(keys, salt=RESUME_SALT)
+        self._login = URLSafeTimedSerializer(keys, salt=LOGIN_SALT)
+        self._session = URLSafeSerializer(keys, salt=SESSION_SALT)
         self._keys = [key.encode() for key in secret_keys]  # newest first
 
     def reply_tag(self, thread: str, recipient: str) -> str:
@@ -112,6 +124,43 @@ class Tokens:
             raise InvalidToken("this link is not valid: it was altered or cut", reason="invalid")
         return ResumeClaim(payload["v"], payload["s"], payload["e"], payload["j"])
 
+    def login_token(self, email: str) -> str:
+        """The token of an inbox sign-in link (the #login= fragment)."""
+        return str(self._login.dumps({"e": email.lower(), "j": secrets.token_urlsafe(12)}))
+
+    def read_login(self, token: str) -> LoginClaim:
+        try:
+            payload = self._login.loads(token, max_age=LOGIN_MAX_AGE)
+        except SignatureExpired:
+            raise InvalidToken(
+                "this sign-in link has expired: links work for 15 minutes; ask for a new one",
+                reason="expired",
+            ) from None
+        except (BadData, UnicodeError, ValueError):
+            payload = None
+        if not _strings(payload, "e", "j"):
+            raise InvalidToken(
+                "this sign-in link is not valid: it was altered or cut", reason="invalid"
+            )
+        return LoginClaim(payload["e"], payload["j"])
+
+    def session_cookie(self, session_id: str) -> str:
+        return str(self._session.dumps(session_id))
+
+    def read_session_cookie(self, cookie: str) -> str | None:
+        """The session id a cookie carries, or None if it was not signed here."""
+        session_id = _loads(self._session, cookie)
+        return session_id if isinstance(session_id, str) else None
+
+    def csrf_token(self, session_id: str) -> str:
+        """Bound to the session: a page of another site can neither read nor guess it."""
+        return _csrf(self._keys[0], session_id)
+
+    def csrf_matches(self, session_id: str, given: str) -> bool:
+        return given.isascii() and any(
+            hmac.compare_digest(_csrf(key, session_id), given) for key in self._keys
+        )
+
     def owner_token(self, site: str) -> str:
         return str(self._owner.dumps({"s": site}))
 
@@ -137,6 +186,10 @@ class Tokens:
         if not isinstance(claim, OwnerClaim):
             raise InvalidToken("an owner token is needed here")
         return claim
+
+
+def _csrf(key: bytes, session_id: str) -> str:
+    return hmac.new(key, CSRF_SALT + b"\0" + session_id.encode(), hashlib.sha256).hexdigest()
 
 
 def _reply_tag(key: bytes, thread: str, recipient: str) -> str:

@@ -31,7 +31,8 @@ CONTENT_TYPES = {
 # Short enough that a release reaches every site within minutes; revalidated by ETag.
 EMBED_CACHE = "public, max-age=300"
 MODULE_CACHE = "public, max-age=31536000, immutable"
-LAUNCHER_KEYS = ("launcher.openGeneric",)  # what the embed needs before the catalogue
+LAUNCHER_KEYS = ("launcher.openGeneric",)
+NOT_FOR_WIDGET = ("inbox.", "server.")  # what the embed needs before the catalogue
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,17 @@ class Widget:
         self.version = hashlib.sha256(
             b"".join(name.encode() + b"\0" + body for name, body in sources.items())
         ).hexdigest()[:12]
+        # The one catalogue also holds the inbox's and the server's texts: not for visitors.
+        catalogue = {
+            lang: {k: v for k, v in texts.items() if not k.startswith(NOT_FOR_WIDGET)}
+            for lang, texts in json.loads(sources[CATALOGUE]).items()
+        }
+        sources[CATALOGUE] = json.dumps(catalogue, ensure_ascii=False).encode()
         self.modules = {
             name: Asset.of(body, CONTENT_TYPES[Path(name).suffix])
             for name, body in sources.items()
             if name != EMBED
         }
-        catalogue = json.loads(sources[CATALOGUE])
         launcher = {
             lang: {key.split(".", 1)[1]: texts[key] for key in LAUNCHER_KEYS}
             for lang, texts in catalogue.items()

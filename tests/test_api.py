@@ -22,7 +22,17 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
         "greeting": "Hello!",
         "language": "en",
         "color": "#2f6f4e",
-        "availability": "",
+        "availability": {
+            "online": False,
+            "open": True,
+            "has_hours": False,
+            "next_open": None,
+            "reply_seconds": None,
+            "reply_source": None,
+            "away_text": "",
+            "away_texts": {},
+            "timezone": "UTC",
+        },
         "greetings": {},
     }
     assert "owner@" not in response.text

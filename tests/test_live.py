@@ -33,7 +33,7 @@ async def test_visitor_replay_ready_then_live(relay: RunningRelay) -> None:
         started = await start_thread(client, "first")
         live = await open_live(relay, started["token"])
         assert [m["body"] for m in live.replayed] == ["first"]
-        assert live.ready == {"type": "ready", "seq": started["message"]["seq"]}
+        assert live.ready == {"type": "ready", "seq": started["message"]["seq"], "online": False}
         thread = started["thread"]["id"]
         await client.post(
             f"/v1/owner/threads/{thread}/messages",

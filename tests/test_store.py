@@ -11,7 +11,7 @@ import pytest
 from relay.errors import NotFound
 from relay.models import Author, Event, MessageAdded, Via
 from relay.store import Store
-from relay.store.migrate import migrations
+from relay.store.migrate import _statements, migrations
 from tests.support import ALPHA
 
 
@@ -101,3 +101,46 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     assert all(p.done() and not p.exception() for p in pending)
     with sqlite3.connect(tmp_path / "c.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 51
+
+
+async def test_the_inbox_migration_keeps_mail_and_indexes_old_messages(tmp_path: Path) -> None:
+    """A database made before 0004 (with a queued email and messages) upgrades in place:
+    the outbox rows survive its rebuild and search finds the old messages."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name, applied_at)")
+    for version, name, sql in migrations():
+        if version < 4:
+            for statement in _statements(sql):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, name))
+    now = "2026-01-01T00:00:00.000Z"
+    db.execute("INSERT INTO sites VALUES ('s', 'S', '[\"o@s.example\"]', '[]', '{}', ?)", (now,))
+    db.execute(
+        "INSERT INTO visitors (id, site_id, created_at, last_seen_at) VALUES ('v', 's', ?, ?)",
+        (now, now),
+    )
+    db.execute(
+        "INSERT INTO threads (id, site_id, visitor_id, created_at, updated_at)"
+        " VALUES ('t', 's', 'v', ?, ?)",
+        (now, now),
+    )
+    db.execute(
+        "INSERT INTO messages (thread_id, site_id, author, body, via, created_at)"
+        " VALUES ('t', 's', 'visitor', 'Deux éclairs au café', 'widget', ?)",
+        (now,),
+    )
+    db.execute(
+        "INSERT INTO outbox (kind, thread_id, recipient, not_before, created_at, updated_at)"
+        " VALUES ('owner_notify', 't', 'o@s.example', ?, ?, ?)",
+        (now, now, now),
+    )
+    db.close()
+    store = Store(path)
+    await store.open()
+    try:
+        found = await store.inbox_threads(["s"], None, "eclair")
+        assert [summary.thread.id for summary in found] == ["t"]
+        assert [item.recipient for item in await store.due_mail()] == ["o@s.example"]
+    finally:
+        await store.close()

@@ -1,6 +1,7 @@
 // The conversation UI, loaded by embed.js on first interaction. It owns the panel,
 // the public Porch() API and the page-level touches (title count, sound, events).
 import { Conversation } from './conversation.js';
+import { sameDay, timeLabel } from './text.js';
 import { View } from './view.js';
 
 const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
@@ -41,7 +42,7 @@ class Chat {
     this.#badge = this.#root.querySelector('.badge');
     this.#options = options;
     this.#language = pickLanguage(options.lang);
-    this.#conversation = new Conversation({ relay, site });
+    this.#conversation = new Conversation({ relay, site, language: this.#language });
     this.#queue = this.#load(relay, site, base, resume);
     this.#queue.catch((error) => console.error('[porch] the chat could not start:', error));
   }
@@ -216,6 +217,10 @@ class Chat {
     c.addEventListener('token', () => this.#render(), { signal });
     c.addEventListener('message', (event) => this.#onMessage(event.detail), { signal });
     c.addEventListener('typing', () => this.#onTyping(), { signal });
+    c.addEventListener('presence', ({ detail }) => {
+      if (this.#site.availability) this.#site.availability.online = detail;
+      this.#label();
+    }, { signal });
     this.#channel = new BroadcastChannel(`porch:${this.#site.site}`);
     this.#channel.onmessage = ({ data }) => {
       if (data.attending) this.#attending.add(data.tab);
@@ -482,7 +487,42 @@ class Chat {
     const name = this.#site.name;
     const label = this.#t('launcher.open', { site: name });
     this.#launcher.setAttribute('aria-label', this.#unread ? `${label} (${this.#t('launcher.unread', { count: this.#unread })})` : label);
-    this.#view?.label(this.#site);
+    if (!this.#view) return;
+    this.#view.label(this.#site);
+    this.#view.showStatus(...this.#status(this.#site.availability || {}));
+  }
+
+  // [text, online] for the header: at the inbox now; else, while open, how fast we
+  // reply; else when we are back (in the visitor's own time zone) and the away text.
+  #status(a) {
+    const t = (key, vars) => this.#t(`availability.${key}`, vars);
+    if (a.online) return [t('online'), true];
+    const next = a.next_open && new Date(a.next_open);
+    if (a.open || (next && next <= new Date())) { // a page left open past the opening time
+      return [a.reply_seconds ? t('typical', { duration: this.#duration(a.reply_seconds) }) : this.#t('panel.availability'), false];
+    }
+    const away = a.away_texts?.[this.#language] || a.away_text || t('away');
+    return [`${next ? this.#back(next, t) : t('closed')} ${away}`, false];
+  }
+
+  #back(next, t) {
+    const locale = this.#locale();
+    const now = new Date();
+    const tomorrow = new Date(now);
+    tomorrow.setDate(now.getDate() + 1);
+    const time = timeLabel(next, locale);
+    if (sameDay(next, now)) return t('back_today', { time });
+    if (sameDay(next, tomorrow)) return t('back_tomorrow', { time });
+    // Within the week the weekday says it; further ahead, the date too.
+    const options = next - now < 6 * 864e5 ? { weekday: 'long' } : { weekday: 'long', day: 'numeric', month: 'long' };
+    return t('back', { day: new Intl.DateTimeFormat(locale, options).format(next), time });
+  }
+
+  // 300 -> "5 minutes", 7200 -> "2 hours", 90000 -> "1 day", in the visitor's language.
+  #duration(seconds) {
+    const minutes = Math.max(1, Math.round(seconds / 60));
+    const [value, unit] = minutes < 55 ? [minutes, 'minute'] : minutes < 1320 ? [Math.round(minutes / 60), 'hour'] : [Math.round(minutes / 1440), 'day'];
+    return new Intl.NumberFormat(this.#locale(), { style: 'unit', unit, unitDisplay: 'long' }).format(value);
   }
 
   // Dates and times: the browser's own locale when it speaks the widget's language
@@ -494,6 +534,7 @@ class Chat {
 
   #setLanguage(language) {
     this.#language = pickLanguage(language);
+    this.#conversation.language = this.#language;
     this.#view.nodes.clear();
     this.#view.log.replaceChildren();
     this.#render();

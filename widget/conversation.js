@@ -1,7 +1,8 @@
 // The visitor's conversation: what is stored in this browser, the relay's HTTP API
 // and its live socket. Messages are de-duplicated by seq; sends are idempotent by
 // client_id, so a retry (after a drop, a reload, or from another tab) is never doubled.
-// Emits: 'change' (messages or outbox changed), 'typing', 'read', 'status', 'token'.
+// Emits: 'change' (messages or outbox changed), 'typing', 'read', 'status', 'token',
+// 'presence' (detail: is an owner at the inbox now).
 
 const BACKOFF_MIN = 500; // ms; first reconnect delay
 const BACKOFF_MAX = 30000; // ms; cap, so a long outage is retried twice a minute
@@ -21,10 +22,11 @@ export class Conversation extends EventTarget {
   #email = null;
   #identity = null; // {id, hash}: verified, no thread yet; sent with the first message, never stored
 
-  constructor({ relay, site }) {
+  constructor({ relay, site, language }) {
     super();
     this.#relay = relay;
     this.#site = site;
+    this.language = language; // sent with the first message: automatic replies use it
     this.#storageKey = `porch:${site}`;
     this.messages = new Map(); // seq -> message
     this.lastSeq = 0;
@@ -234,7 +236,7 @@ export class Conversation extends EventTarget {
     try {
       response = start
         ? await this.#request('POST', `/v1/sites/${encodeURIComponent(this.#site)}/threads`,
-          { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000), ...identity && { identity } })
+          { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000), language: this.language, ...identity && { identity } })
         : await this.#request('POST', '/v1/thread/messages', { body: item.body, client_id: item.client_id });
     } catch {
       this.#scheduleReconnect(); // the network is down: retry with backoff
@@ -333,8 +335,10 @@ export class Conversation extends EventTarget {
       this.connected = true;
       this.#attempt = 0;
       this.#emit('status');
+      if (typeof frame.online === 'boolean') this.dispatchEvent(new CustomEvent('presence', { detail: frame.online }));
       this.flush();
     } else if (frame.type === 'typing' && frame.author === 'owner') this.#emit('typing');
+    else if (frame.type === 'presence') this.dispatchEvent(new CustomEvent('presence', { detail: frame.online === true }));
     else if (frame.type === 'read') {
       if (frame.author === 'owner') this.ownerReadSeq = Math.max(this.ownerReadSeq, frame.seq);
       else this.visitorReadSeq = Math.max(this.visitorReadSeq, frame.seq);

@@ -66,7 +66,6 @@ export class View {
   label(site) {
     const t = this.t;
     this.title.textContent = site.name;
-    this.availability.textContent = site.availability || t('panel.availability');
     this.closeButton.setAttribute('aria-label', t('panel.close'));
     this.menuButton.setAttribute('aria-label', t('menu.open'));
     this.menu.setAttribute('aria-label', t('menu.open'));
@@ -88,6 +87,12 @@ export class View {
     this.handoffEmail.setAttribute('aria-label', t('contact.email'));
     this.handoffSend.textContent = t('handoff.send');
     this.handoffCancel.textContent = t('handoff.cancel');
+  }
+
+  // The header's status line: plain text (no live region: it is not news to announce).
+  showStatus(text, online) {
+    this.availability.textContent = text;
+    this.availability.classList.toggle('online', online);
   }
 
   menuItems() {

@@ -1,5 +1,6 @@
-"""Writing the emails Porch sends: to the owner for new visitor messages, to the
-visitor for owner replies they have not seen. Plain text plus simple HTML.
+"""Writing the emails Porch sends: to the owner for new visitor messages (one
+conversation, or a digest of many), to the visitor for owner replies they have not
+seen, sign-in links to the inbox. Plain text plus simple HTML.
 
 Visitor-written text never reaches a header unsanitised (CR, LF and NUL removed, and
 the stdlib's header encoder does the rest); in HTML it is always escaped.
@@ -8,16 +9,24 @@ the stdlib's header encoder does the rest); in HTML it is always escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import partial
+from urllib.parse import quote
 
+from relay import catalogue
+from relay.availability import site_zone
 from relay.mail.reading import LOOP_HEADER, REPLY_MARKERS
 from relay.models import Author, Message
+from relay.store.digest import DigestJob, DigestThread, LoginJob
 from relay.store.mail import MailJob
 
 MARKER = REPLY_MARKERS[0]  # English: the marker's text is matched, never shown as UI
 MAX_HEADER_TEXT = 78  # a display name or subject longer than a line is cut
+# A digest quotes the latest few messages of a conversation; the inbox has the rest.
+DIGEST_MESSAGES_PER_THREAD = 10
 
 
 def header_text(text: str | None, fallback: str) -> str:
@@ -31,6 +40,12 @@ def thread_root_id(thread: str, domain: str) -> str:
     return f"<thread.{thread}@{domain}>"
 
 
+def notification_subject(site_name: str, visitor_name: str | None) -> str:
+    """Stable per thread: mail clients group by subject as well as by References."""
+    site = header_text(site_name, "your site")
+    return header_text(f"{site}: conversation with {header_text(visitor_name, 'A visitor')}", site)
+
+
 def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
     assert job.tag is not None
     visitor = header_text(job.visitor_name, "A visitor")
@@ -38,8 +53,7 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
     message = _base(job, sender=sender, reply_domain=reply_domain)
     message["From"] = formataddr((f"{visitor} via {site}", sender))
     message["Reply-To"] = f"r+{job.tag}@{reply_domain}"
-    # Stable per thread: mail clients group by subject as well as by References.
-    message["Subject"] = header_text(f"{site}: conversation with {visitor}", site)
+    message["Subject"] = notification_subject(job.site.name, job.visitor_name)
     # The marker comes first: a reply is written above it, and everything from it down
     # (the visitor's own words included) is cut, whatever the mail client quotes.
     new_seqs = {m.seq for m in job.new}
@@ -109,20 +123,132 @@ def resume_link_email(job: MailJob, *, sender: str, reply_domain: str, link: str
     return message
 
 
-def _base(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
+def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: str) -> EmailMessage:
+    """Many conversations in one email, each with a link to the inbox and a mailto:
+    link to its own reply address (the digest itself has no Reply-To: which thread
+    would an answer belong to?)."""
+    say = partial(catalogue.text, language=job.language)
+    summary = say(
+        "server.digest.subject",
+        messages=_counted(say, "messages", job.message_count),
+        conversations=_counted(say, "conversations", len(job.threads)),
+    )
+    message = _automatic(job.item.recipient, f"{job.item.id}.digest", _domain(sender, reply_domain))
+    message["From"] = formataddr(("Porch", sender))
+    message["Subject"] = header_text(summary, "Porch")
+    footer = say(
+        "server.digest.footer", schedule=say(f"server.digest.{job.mode}"), url=f"{base_url}/inbox/"
+    )
+    sections = [_digest_section(entry, say, base_url, reply_domain) for entry in job.threads]
+    lines = [summary + ".", ""]
+    for section_lines, _ in sections:
+        lines += section_lines
+    message.set_content("\n".join([*lines, footer]) + "\n")
+    message.add_alternative(
+        f"<!doctype html><html><body><p><b>{html.escape(summary)}.</b></p>"
+        + "".join(section_html for _, section_html in sections)
+        + f'<p style="color:#666;font-size:12px">{html.escape(footer)}</p></body></html>',
+        subtype="html",
+    )
+    return message
+
+
+def _digest_section(
+    entry: DigestThread, say: Callable[..., str], base_url: str, reply_domain: str
+) -> tuple[list[str], str]:
+    """One conversation of a digest: (text lines, HTML)."""
+    visitor = header_text(entry.visitor_name or entry.visitor_email, say("server.digest.visitor"))
+    heading = say("server.digest.heading", visitor=visitor, site=entry.site.name)
+    reply_subject = "Re: " + notification_subject(entry.site.name, entry.visitor_name)
+    open_url = f"{base_url}/inbox/#thread={entry.thread.id}"
+    # RFC 6068: "+" may stand as it is in the address; the subject is percent-encoded.
+    reply_url = f"mailto:r+{entry.tag}@{reply_domain}?subject={quote(reply_subject, safe='')}"
+    shown = entry.new[-DIGEST_MESSAGES_PER_THREAD:]
+    earlier = len(entry.new) - len(shown)
+    zone = site_zone(entry.site.settings)
+    lines = [f"== {heading} ==", ""]
+    parts = [
+        '<div style="margin:0 0 16px;padding-top:8px;border-top:1px solid #ddd">'
+        f"<p><b>{html.escape(heading)}</b></p>"
+    ]
+    if earlier:
+        lines += [say("server.digest.earlier", count=earlier), ""]
+        parts.append(
+            f'<p style="color:#888">{html.escape(say("server.digest.earlier", count=earlier))}</p>'
+        )
+    for m in shown:
+        moment = datetime.fromisoformat(m.created_at).astimezone(zone)
+        when = f"{moment:%Y-%m-%d %H:%M} {moment.tzname()}"
+        lines += [f"{when}:", *m.body.splitlines(), ""]
+        parts.append(
+            '<blockquote style="margin:0 0 8px;padding-left:8px;border-left:3px solid #ccc">'
+            f'<span style="color:#888">{html.escape(when)}</span><br>{_paragraphs(m.body)}'
+            "</blockquote>"
+        )
+    lines += [
+        f"{say('server.digest.open')}: {open_url}",
+        f"{say('server.digest.reply')}: {reply_url}",
+        "",
+    ]
+    parts.append(
+        f'<p><a href="{html.escape(open_url)}">{html.escape(say("server.digest.open"))}</a> · '
+        f'<a href="{html.escape(reply_url)}">{html.escape(say("server.digest.reply"))}</a></p>'
+        "</div>"
+    )
+    return lines, "".join(parts)
+
+
+def login_email(job: LoginJob, *, sender: str, reply_domain: str, link: str) -> EmailMessage:
+    """A sign-in link to the inbox, in the owner's language. No reply address: there
+    is nothing to answer, and nothing in it but the link."""
+    say = partial(catalogue.text, language=job.language)
+    message = _automatic(job.item.recipient, f"{job.item.id}.login", _domain(sender, reply_domain))
+    message["From"] = formataddr(("Porch", sender))
+    message["Subject"] = say("server.login.subject")
+    message.set_content(
+        f"{say('server.login.intro')}\n\n{link}\n\n"
+        f"{say('server.login.expiry')} {say('server.login.ignore')}\n"
+    )
+    message.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>{html.escape(say('server.login.intro'))}</p>"
+        f'<p><a href="{html.escape(link)}">{html.escape(say("server.login.action"))}</a></p>'
+        f'<p style="color:#666;font-size:12px">{html.escape(say("server.login.expiry"))} '
+        f"{html.escape(say('server.login.ignore'))}</p></body></html>",
+        subtype="html",
+    )
+    return message
+
+
+def _counted(say: Callable[..., str], noun: str, count: int) -> str:
+    """'3 new messages', '1 conversation': the catalogue has a form for one and more."""
+    return say(f"server.digest.{noun}.{'one' if count == 1 else 'other'}", count=count)
+
+
+def _domain(sender: str, reply_domain: str) -> str:
+    return reply_domain or parseaddr(sender)[1].rpartition("@")[2] or "porch.invalid"
+
+
+def _automatic(recipient: str, outbox_ref: str, domain: str) -> EmailMessage:
+    """An email with the headers every automatic email of ours carries."""
     message = EmailMessage()
-    message["To"] = job.item.recipient
+    message["To"] = recipient
     message["Date"] = format_datetime(datetime.now(UTC))
-    domain = reply_domain or parseaddr(sender)[1].rpartition("@")[2] or "porch.invalid"
     # One Message-ID per outbox row: a retried send is recognisably the same email.
-    message["Message-ID"] = f"<outbox.{job.item.id}.{job.thread.id}@{domain}>"
-    root = thread_root_id(job.thread.id, domain)
-    message["In-Reply-To"] = root
-    message["References"] = root
+    message["Message-ID"] = f"<outbox.{outbox_ref}@{domain}>"
     # RFC 3834: machine-written, must not trigger auto-replies; Exchange: no OOF either.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message[LOOP_HEADER] = "1"
+    return message
+
+
+def _base(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
+    domain = _domain(sender, reply_domain)
+    message = _automatic(job.item.recipient, f"{job.item.id}.{job.thread.id}", domain)
+    root = thread_root_id(job.thread.id, domain)
+    message["In-Reply-To"] = root
+    message["References"] = root
     return message
 
 
@@ -145,6 +271,10 @@ def _history(messages: list[Message], visitor: str, owner: str) -> list[str]:
     return lines
 
 
+def _paragraphs(body: str) -> str:
+    return "<br>".join(html.escape(line) for line in body.splitlines())
+
+
 def _html(
     new: list[Message],
     recent: list[Message],
@@ -153,18 +283,15 @@ def _html(
     note: str | None,
     marker: bool,
 ) -> str:
-    def paragraphs(text: str) -> str:
-        return "<br>".join(html.escape(line) for line in text.splitlines())
-
     parts = [f'<p style="color:#888">{html.escape(MARKER)}</p>'] if marker else []
-    parts += [f'<div style="font-size:15px">{paragraphs(m.body)}</div><br>' for m in new]
+    parts += [f'<div style="font-size:15px">{_paragraphs(m.body)}</div><br>' for m in new]
     if recent:
         parts.append('<p style="color:#888">Earlier in this conversation:</p>')
         for message in recent:
             who = visitor if message.author is Author.VISITOR else owner
             parts.append(
                 '<blockquote style="margin:0 0 8px;padding-left:8px;border-left:3px solid #ccc">'
-                f"<b>{html.escape(who)}</b><br>{paragraphs(message.body)}</blockquote>"
+                f"<b>{html.escape(who)}</b><br>{_paragraphs(message.body)}</blockquote>"
             )
     if note:
         parts.append(note)

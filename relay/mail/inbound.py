@@ -22,7 +22,7 @@ from relay.limits import RateLimiter
 from relay.mail.reading import Inspection, UnreadableEmail, inspect, tag_of
 from relay.models import Author, Message, Via
 from relay.store import Store
-from relay.store.mail import MailKind
+from relay.store.outbox_rows import MailKind
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.inbound")
@@ -145,19 +145,23 @@ class Pipeline:
             kind, recipient = sent_to
             if mail.bounced and recipient not in mail.bounced:
                 continue
-            if kind == MailKind.OWNER:  # an owner's mailbox is the owner's to fix
+            if kind in MailKind.TO_OWNERS:  # an owner's mailbox is the owner's to fix
                 log.warning("mail to owner address %s bounced for good", recipient)
                 continue
             await self.store.suppress([recipient], "hard_bounce")
 
     async def _sender_allowed(self, sender: str | None, recipient: str, thread_id: str) -> bool:
-        """From must be whom the tag was issued to, still an owner of the site, or a
-        registered alias of the owners."""
+        """From must be whom the tag was issued to (still an owner of the site), an
+        alias that owner registered, or a reply alias of the site (the older, per-site
+        list)."""
         if sender is None:
             return False
         thread = await self.store.get_thread(thread_id)
         site = await self.store.get_site(thread.site) if thread else None
         if site is None or recipient not in {e.lower() for e in site.owner_emails}:
             return False
+        if sender == recipient:
+            return True
         aliases = {a.lower() for a in site.settings.get("reply_aliases", [])}
-        return sender == recipient or sender in aliases
+        aliases.update(a.lower() for a in (await self.store.get_owner(recipient)).aliases)
+        return sender in aliases

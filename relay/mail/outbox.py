@@ -19,10 +19,17 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from relay.config import Config
-from relay.mail.compose import owner_notification, resume_link_email, visitor_notification
+from relay.mail.compose import (
+    digest_email,
+    login_email,
+    owner_notification,
+    resume_link_email,
+    visitor_notification,
+)
 from relay.mail.smtp_ingress import BOUNCE_LOCAL_PART
 from relay.store import Store
-from relay.store.mail import MailJob, MailKind, OutboxItem
+from relay.store.mail import MailJob, SentJob
+from relay.store.outbox_rows import MailKind, OutboxItem
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.mail")
@@ -101,30 +108,11 @@ class OutboxWorker:
         return min(IDLE_RECHECK, max(0.01, due_in))
 
     async def deliver(self, item: OutboxItem) -> None:
-        owner = item.kind == MailKind.OWNER
-        tag = self.tokens.reply_tag(item.thread, item.recipient) if owner else None
-        job = await self.store.prepare_mail(item, tag)
-        if job is None:  # cancelled: seen already, or nothing new
+        composed = await self._compose(item)
+        if composed is None:  # cancelled: seen already, nothing new, nobody to tell
             return
-        sender = self.config.mail_sender
+        job, message = composed
         domain = self.config.reply_domain
-        if owner:
-            message = owner_notification(job, sender=sender, reply_domain=domain)
-        elif item.kind == MailKind.RESUME:
-            link = self._resume_link(job, job.page)
-            message = resume_link_email(job, sender=sender, reply_domain=domain, link=link)
-        else:
-            token = self.tokens.unsubscribe_token(item.recipient, job.site.id)
-            url = f"{self.config.base_url}/v1/unsubscribe/{token}"
-            # The way back is a resume link: it opens the conversation in whatever
-            # browser reads the email, and confirms the address.
-            message = visitor_notification(
-                job,
-                sender=sender,
-                reply_domain=domain,
-                unsubscribe_url=url,
-                link=self._resume_link(job, job.thread.page),
-            )
         try:
             await self.server.send(message, bounces_to=f"{BOUNCE_LOCAL_PART}@{domain}")
         except aiosmtplib.SMTPResponseException as error:
@@ -137,6 +125,50 @@ class OutboxWorker:
             await self._retry(item, f"{type(error).__name__}: {error}")
         else:
             await self.store.mail_sent(job)
+
+    async def _compose(self, item: OutboxItem) -> tuple[SentJob, EmailMessage] | None:
+        """Claim the email and write it; None if it was cancelled instead."""
+        sender = self.config.mail_sender
+        domain = self.config.reply_domain
+        if item.kind == MailKind.DIGEST:
+            digest = await self.store.prepare_digest(
+                item, lambda thread: self.tokens.reply_tag(thread, item.recipient)
+            )
+            if digest is None:
+                return None
+            return digest, digest_email(
+                digest, sender=sender, reply_domain=domain, base_url=self.config.base_url
+            )
+        if item.kind == MailKind.LOGIN:
+            login = await self.store.prepare_login(item)
+            if login is None:
+                return None
+            # Minted now, never stored: the outbox row holds no way into the inbox.
+            token = self.tokens.login_token(item.recipient)
+            link = f"{self.config.base_url}/inbox/#login={token}"
+            return login, login_email(login, sender=sender, reply_domain=domain, link=link)
+        assert item.thread is not None
+        owner = item.kind == MailKind.OWNER
+        tag = self.tokens.reply_tag(item.thread, item.recipient) if owner else None
+        job = await self.store.prepare_mail(item, tag)
+        if job is None:
+            return None
+        if owner:
+            return job, owner_notification(job, sender=sender, reply_domain=domain)
+        if item.kind == MailKind.RESUME:
+            link = self._resume_link(job, job.page)
+            return job, resume_link_email(job, sender=sender, reply_domain=domain, link=link)
+        token = self.tokens.unsubscribe_token(item.recipient, job.site.id)
+        url = f"{self.config.base_url}/v1/unsubscribe/{token}"
+        # The way back is a resume link: it opens the conversation in whatever
+        # browser reads the email, and confirms the address.
+        return job, visitor_notification(
+            job,
+            sender=sender,
+            reply_domain=domain,
+            unsubscribe_url=url,
+            link=self._resume_link(job, job.thread.page),
+        )
 
     def _resume_link(self, job: MailJob, page: str | None) -> str:
         token = self.tokens.resume_token(job.thread.visitor, job.site.id, job.item.recipient)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.errors import InvalidToken, RateLimited
 from relay.models import SignedOut, Thread, utc_now
-from relay.store.mail import MailKind, MailQueued, _suppressed
+from relay.store.outbox_rows import MailKind, MailQueued, is_suppressed
 from relay.store.rows import thread_from_row
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class ContinuityStore:
                 " WHERE id = ?",
                 (thread.visitor,),
             ).fetchone()
-            if _suppressed(db, email):
+            if is_suppressed(db, email):
                 raise RateLimited("this address asked us not to write to it", retry_after=3600)
             same = (row["email"] or "").lower() == email
             if not same:  # a new address: unconfirmed, and nothing sent to it yet

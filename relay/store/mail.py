@@ -4,17 +4,35 @@ and suppressed addresses. Mixed into SQLiteStore; every write is one transaction
 An email is queued in the same transaction as the message that causes it, so a
 message is never committed without its notification nor the other way round. The
 email's content is gathered when it is sent, so later messages join a pending one.
+
+Owners choose how they hear of visitor messages (owners.notify): an email per
+conversation, gathered over a short window; one digest an hour or every morning,
+for every site they answer for; or nothing.
+
+Digests and sign-in links are in relay.store.digest; what every email's outbox row
+shares, in relay.store.outbox_rows.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relay.models import Author, Message, Site, Thread, utc_now
+from relay.clock import Clock
+from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
+from relay.store.digest import DIGEST_MODES, DigestJob, LoginJob, queue_digest
+from relay.store.outbox_rows import (
+    MailKind,
+    OutboxItem,
+    cancel,
+    claim,
+    is_suppressed,
+    issued_reply_tag,
+    later,
+    notify_mode,
+)
 from relay.store.rows import message_from_row, site_from_row, thread_from_row
 
 if TYPE_CHECKING:
@@ -23,32 +41,13 @@ if TYPE_CHECKING:
 RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
 
 
-class MailKind:
-    OWNER = "owner_notify"
-    VISITOR = "visitor_notify"
-    RESUME = "resume_link"  # a link that opens the conversation on another device
-
-
 @dataclass(frozen=True)
 class MailPolicy:
     """When to write: set on the store only when outgoing mail is configured."""
 
     owner_delay: int  # seconds to gather a visitor's consecutive messages
     visitor_delay: int  # seconds an owner reply may stay unseen before it is mailed
-
-
-@dataclass(frozen=True)
-class MailQueued:
-    """Published after commit when an email was queued: wakes the outbox worker."""
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    kind: str
-    thread: str
-    recipient: str
-    attempts: int
+    clock: Clock = field(default_factory=Clock)  # digests go out at hours of this clock
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,7 @@ class MailJob:
         return self.new[-1].seq if self.new else None
 
 
-def later(seconds: int) -> str:
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+SentJob = MailJob | DigestJob | LoginJob
 
 
 def queue_notifications(
@@ -80,11 +77,13 @@ def queue_notifications(
 ) -> bool:
     """Queue the email a new message calls for; True if one was queued or joined."""
     now = message.created_at
+    zone: str | None = None
     if message.author is Author.VISITOR:
-        owners = json.loads(
-            db.execute("SELECT owner_emails FROM sites WHERE id = ?", (site_id,)).fetchone()[0]
-        )
-        recipients = [address.lower() for address in owners]
+        owners, settings = db.execute(
+            "SELECT owner_emails, settings FROM sites WHERE id = ?", (site_id,)
+        ).fetchone()
+        recipients = [address.lower() for address in json.loads(owners)]
+        zone = json.loads(settings).get("timezone")
         kind, delay = MailKind.OWNER, policy.owner_delay
     elif message.author is Author.OWNER:
         row = db.execute(
@@ -100,8 +99,16 @@ def queue_notifications(
         return False
     queued = False
     for recipient in recipients:
-        if _suppressed(db, recipient):
+        if is_suppressed(db, recipient):
             continue
+        if kind == MailKind.OWNER:
+            mode = notify_mode(db, recipient)
+            if mode == NotifyMode.OFF:
+                continue
+            if mode in DIGEST_MODES:
+                queue_digest(db, policy.clock, recipient, mode, zone)
+                queued = True
+                continue
         db.execute(
             "INSERT INTO outbox (kind, thread_id, recipient, not_before, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, thread_id, recipient)"
@@ -110,11 +117,6 @@ def queue_notifications(
         )
         queued = True
     return queued
-
-
-def _suppressed(db: sqlite3.Connection, address: str) -> bool:
-    found = db.execute("SELECT 1 FROM suppressed WHERE address = ?", (address.lower(),))
-    return found.fetchone() is not None
 
 
 def _item(row: sqlite3.Row) -> OutboxItem:
@@ -154,6 +156,8 @@ class MailStore:
         """Claim a due email and gather what it says; None (the row cancelled) if there is
         nothing to say or nobody to say it to any more. `tag`: for owner emails, the tag
         to issue if this recipient has none yet for the thread."""
+        assert item.thread is not None, f"{item.kind} emails are prepared by their own method"
+        policy = self.mail_policy or MailPolicy(0, 0)
 
         def op(db: sqlite3.Connection) -> tuple[MailJob | None, list[StoreEvent]]:
             status = db.execute(
@@ -168,7 +172,7 @@ class MailStore:
                 (item.thread,),
             ).fetchone()
             if row is None:
-                _cancel(db, item.id, "the conversation was deleted")
+                cancel(db, item.id, "the conversation was deleted")
                 return None, []
             thread = thread_from_row(row)
             site = site_from_row(
@@ -190,12 +194,12 @@ class MailStore:
                     page,
                 )
 
-            refusal = _still_wanted(db, item, row, site)
+            refusal = _still_wanted(db, item, row, site) or _mode_changed(db, policy, item, site)
             if refusal:
-                _cancel(db, item.id, refusal)
+                cancel(db, item.id, refusal)
                 return None, []
             if item.kind == MailKind.RESUME:
-                _claim(db, item.id)
+                claim(db, item.id)
                 page = json.loads(status[1] or "{}").get("page")
                 return job([], [], None, page), []
             owner = item.kind == MailKind.OWNER
@@ -215,7 +219,7 @@ class MailStore:
                 )
             ]
             if not new:
-                _cancel(db, item.id, "already seen")
+                cancel(db, item.id, "already seen")
                 return None, []
             recent = [
                 message_from_row(r)
@@ -225,20 +229,20 @@ class MailStore:
                     (thread.id, new[-1].seq, RECENT_IN_EMAIL),
                 )
             ]
-            issued = _reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
-            _claim(db, item.id)
+            issued = issued_reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
+            claim(db, item.id)
             return job(new, recent, issued, None), []
 
         return await self._write(op)  # type: ignore[no-any-return]
 
-    async def mail_sent(self, job: MailJob) -> None:
+    async def mail_sent(self, job: SentJob) -> None:
         def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, upto_seq = ?,"
                 " updated_at = ? WHERE id = ?",
                 (job.upto_seq, utc_now(), job.item.id),
             )
-            if job.item.kind in (MailKind.VISITOR, MailKind.RESUME):
+            if isinstance(job, MailJob) and job.item.kind in (MailKind.VISITOR, MailKind.RESUME):
                 db.execute(
                     "UPDATE visitors SET unconfirmed_emails_sent = unconfirmed_emails_sent + 1"
                     " WHERE id = ? AND email_verified_at IS NULL",
@@ -382,7 +386,7 @@ def _still_wanted(
 ) -> str | None:
     """Why this email must not go out now, or None. Checked when it is sent, not only
     when it was queued: owners and addresses change, people unsubscribe."""
-    if _suppressed(db, item.recipient):
+    if is_suppressed(db, item.recipient):
         return "address suppressed"
     if item.kind == MailKind.OWNER:
         if item.recipient not in {e.lower() for e in site.owner_emails}:
@@ -395,42 +399,26 @@ def _still_wanted(
     return None
 
 
-def _claim(db: sqlite3.Connection, item_id: int) -> None:
-    # Claimed: out of the one-pending index, so a message that comes while this email
-    # is on its way queues a new one instead of joining one already written.
-    db.execute(
-        "UPDATE outbox SET status = 'sending', updated_at = ? WHERE id = ?", (utc_now(), item_id)
-    )
-
-
-def _reply_tag(db: sqlite3.Connection, thread: str, recipient: str, candidate: str) -> str:
-    """The tag this recipient already has for the thread (whatever key made it: every
-    key verifies), else `candidate`, recorded."""
-    found = db.execute(
-        "SELECT tag FROM reply_tags WHERE thread_id = ? AND recipient = ?", (thread, recipient)
-    ).fetchone()
-    if found is not None:
-        return str(found[0])
-    db.execute(
-        "INSERT INTO reply_tags (tag, thread_id, recipient, created_at) VALUES (?, ?, ?, ?)",
-        (candidate, thread, recipient, utc_now()),
-    )
-    return candidate
+def _mode_changed(
+    db: sqlite3.Connection, policy: MailPolicy, item: OutboxItem, site: Site
+) -> str | None:
+    """Why an owner email queued before the owner changed how they hear of messages
+    must not go out; a digest now says what it would have said."""
+    if item.kind != MailKind.OWNER:
+        return None
+    mode = notify_mode(db, item.recipient)
+    if mode in DIGEST_MODES:
+        queue_digest(db, policy.clock, item.recipient, mode, site.settings.get("timezone"))
+        return "the owner now gets digests: moved into the next one"
+    return "the owner turned these emails off" if mode == NotifyMode.OFF else None
 
 
 def _newer_pending(db: sqlite3.Connection, item: OutboxItem) -> bool:
     return (
         db.execute(
-            "SELECT 1 FROM outbox WHERE kind = ? AND thread_id = ? AND recipient = ?"
+            "SELECT 1 FROM outbox WHERE kind = ? AND thread_id IS ? AND recipient = ?"
             " AND status = 'pending' AND id != ?",
             (item.kind, item.thread, item.recipient, item.id),
         ).fetchone()
         is not None
-    )
-
-
-def _cancel(db: sqlite3.Connection, item_id: int, reason: str) -> None:
-    db.execute(
-        "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ? WHERE id = ?",
-        (reason, utc_now(), item_id),
     )

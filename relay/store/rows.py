@@ -25,6 +25,16 @@ def site_from_row(row: sqlite3.Row) -> Site:
     )
 
 
+def sites_of_owner(db: sqlite3.Connection, address: str) -> list[Site]:
+    """Every site this address answers for (it is in the site's owner_emails)."""
+    rows = db.execute(
+        "SELECT * FROM sites s WHERE EXISTS (SELECT 1 FROM json_each(s.owner_emails)"
+        " WHERE lower(value) = ?) ORDER BY name, id",
+        (address.lower(),),
+    )
+    return [site_from_row(row) for row in rows]
+
+
 def thread_from_row(row: sqlite3.Row) -> Thread:
     return Thread(
         id=row["id"],

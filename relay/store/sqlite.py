@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
@@ -31,16 +31,24 @@ from relay.models import (
     ReadMoved,
     Site,
     Started,
+    StatusChanged,
     Thread,
+    ThreadStatus,
     ThreadSummary,
     Via,
     utc_now,
 )
 from relay.store.continuity import ContinuityStore
-from relay.store.mail import MailQueued, MailStore, queue_notifications
+from relay.store.digest import DigestStore
+from relay.store.inbox import InboxStore, fold
+from relay.store.mail import MailStore, queue_notifications
 from relay.store.migrate import apply_migrations
+from relay.store.outbox_rows import MailQueued
 from relay.store.privacy import PrivacyStore
 from relay.store.rows import message_from_row, new_id, site_from_row, thread_from_row
+
+if TYPE_CHECKING:  # relay.away needs the clock and presence, not the other way round
+    from relay.away import AwayReplies
 
 log = logging.getLogger("porch.store")
 
@@ -60,12 +68,13 @@ BUSY_TIMEOUT_MS = 5000
 MIN_START_CLIENT_ID = 16
 
 
-class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
+class SQLiteStore(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous.upper()
         self.on_commit: Callable[[Event], None] | None = None
         self.on_mail_queued: Callable[[], None] | None = None
+        self.away: AwayReplies | None = None  # automatic replies outside business hours
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._queue: list[tuple[WriteOp[Any], asyncio.Future[Any]]] = []
@@ -89,6 +98,7 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.create_function("fold", 1, fold, deterministic=True)
         return conn
 
     async def close(self) -> None:
@@ -227,6 +237,7 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
         name: str | None,
         page: str | None,
         external_id: str | None = None,
+        language: str | None = None,
     ) -> Started:
         """Visitor + thread + first message in one transaction.
 
@@ -260,9 +271,9 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
                     return self._continue(db, known["id"], known["token_epoch"], body, client_id)
             visitor_id, thread_id = new_id("v"), new_id("t")
             db.execute(
-                "INSERT INTO visitors (id, site_id, name, external_id, created_at, last_seen_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (visitor_id, site_id, name, external_id, now, now),
+                "INSERT INTO visitors (id, site_id, name, external_id, language, created_at,"
+                " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (visitor_id, site_id, name, external_id, language, now, now),
             )
             db.execute(
                 "INSERT INTO threads (id, site_id, visitor_id, page, start_client_id,"
@@ -277,7 +288,10 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
             new_thread = _thread_by_id(db, thread_id)
             assert new_thread is not None
             started = Started(visitor_id, new_thread, message, created=True)
-            return started, [MessageAdded(site_id, message), *self._notify(db, message, site_id)]
+            return started, [
+                MessageAdded(site_id, message),
+                *self._after_insert(db, message, site_id),
+            ]
 
         return await self._write(op)
 
@@ -292,7 +306,7 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
                 message, site = inserted
                 return (message, True), [
                     MessageAdded(site, message),
-                    *self._notify(db, message, site),
+                    *self._after_insert(db, message, site),
                 ]
             existing = _message_by_client_id(db, thread_id, client_id) if client_id else None
             if existing is None:
@@ -320,14 +334,41 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
         assert inserted is not None
         message, site = inserted
         thread = _thread_by_id(db, thread.id) or thread
-        events = [MessageAdded(site, message), *self._notify(db, message, site)]
+        events = [MessageAdded(site, message), *self._after_insert(db, message, site)]
         return Started(visitor, thread, message, created=True, epoch=epoch), events
 
-    def _notify(self, db: sqlite3.Connection, message: Message, site: str) -> list[StoreEvent]:
-        """Queue the email this message calls for, in its own transaction."""
-        if self.mail_policy is None:
-            return []
-        return [MailQueued()] if queue_notifications(db, self.mail_policy, message, site) else []
+    def _after_insert(
+        self, db: sqlite3.Connection, message: Message, site: str
+    ) -> list[StoreEvent]:
+        """What a new message brings about, in its own transaction: a closed thread
+        reopens when the visitor writes again, an automatic reply outside business
+        hours, the email it calls for."""
+        events: list[StoreEvent] = []
+        if message.author is Author.VISITOR:
+            reopened = db.execute(
+                "UPDATE threads SET status = 'open' WHERE id = ? AND status = 'closed'",
+                (message.thread,),
+            )
+            if reopened.rowcount:
+                events.append(StatusChanged(site, message.thread, ThreadStatus.OPEN))
+            away = self.away.reply_for(db, message, site) if self.away is not None else None
+            if away is not None:
+                inserted = _insert_message(
+                    db,
+                    message.thread,
+                    Author.SYSTEM,
+                    away.body,
+                    Via.API,
+                    away.client_id,
+                    utc_now(),
+                )
+                if inserted is not None:  # None: this closed period was answered already
+                    events.append(MessageAdded(site, inserted[0]))
+        if self.mail_policy is not None and queue_notifications(
+            db, self.mail_policy, message, site
+        ):
+            events.append(MailQueued())
+        return events
 
     async def mark_read(self, thread_id: str, reader: Author, seq: int) -> int:
         """Move a read cursor forward (never back, never past the last message)."""
@@ -385,11 +426,13 @@ class SQLiteStore(MailStore, ContinuityStore, PrivacyStore):
         )
         return [message_from_row(row) for row in rows]
 
-    async def site_messages(self, site_id: str, since: int, limit: int) -> list[Message]:
+    async def site_messages(self, sites: tuple[str, ...], since: int, limit: int) -> list[Message]:
+        """Messages of these sites after `since` (an owner socket's replay)."""
         rows = await self._read(
             lambda db: db.execute(
-                "SELECT * FROM messages WHERE site_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (site_id, since, limit),
+                "SELECT * FROM messages WHERE site_id IN (SELECT value FROM json_each(?))"
+                " AND seq > ? ORDER BY seq LIMIT ?",
+                (json.dumps(list(sites)), since, limit),
             ).fetchall()
         )
         return [message_from_row(row) for row in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +39,25 @@ def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:
             (tag, thread_id, recipient.lower(), utc_now()),
         )
     return tag
+
+
+def set_owner(
+    database: Path,
+    email: str,
+    *,
+    notify: str = "message",
+    language: str = "en",
+    aliases: tuple[str, ...] = (),
+) -> None:
+    """An owner's choices, written to the owners table as the inbox's settings save them."""
+    db = sqlite3.connect(database, timeout=10)
+    with contextlib.closing(db), db:  # commit, then close
+        db.execute(
+            "INSERT INTO owners (email, language, notify, aliases, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+            " language = excluded.language, notify = excluded.notify, aliases = excluded.aliases",
+            (email.lower(), language, notify, json.dumps(list(aliases)), utc_now()),
+        )
 
 
 def owner_reply(

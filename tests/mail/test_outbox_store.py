@@ -11,7 +11,8 @@ import pytest
 
 from relay.models import Author, Via
 from relay.store import Store
-from relay.store.mail import MailKind, MailPolicy
+from relay.store.mail import MailPolicy
+from relay.store.outbox_rows import MailKind
 from tests.support import ALPHA
 
 TWO_OWNERS = replace(ALPHA, owner_emails=("owner@alpha.example", "partner@alpha.example"))

@@ -1,0 +1,78 @@
+"""Outside business hours, a visitor's message gets one automatic reply saying when
+the business opens again, once per closed period and thread (not once per message).
+
+Written in the visitor's message's own transaction (the store calls reply_for), so it
+is stored exactly once and reaches the visitor right after their message.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, get_timezone_location
+
+from relay.availability import opening, site_zone
+from relay.catalogue import language_or_default, text
+from relay.clock import Clock
+from relay.models import Author, Message
+from relay.presence import Presence
+
+CLIENT_ID_PREFIX = "away:"  # + the next opening: one reply per closed period per thread
+
+
+@dataclass(frozen=True)
+class AwayReply:
+    body: str
+    client_id: str
+
+
+@dataclass
+class AwayReplies:
+    clock: Clock
+    presence: Presence
+
+    def reply_for(self, db: sqlite3.Connection, message: Message, site: str) -> AwayReply | None:
+        if message.author is not Author.VISITOR or self.presence.online(site):
+            return None  # someone is at the inbox: no need to say nobody is
+        row = db.execute(
+            "SELECT s.settings, v.language FROM threads t JOIN sites s ON s.id = t.site_id"
+            " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
+            (message.thread,),
+        ).fetchone()
+        settings = json.loads(row[0])
+        now = self.clock.now()
+        state = opening(settings, now)
+        if not state.has_hours or state.open_now:
+            return None
+        language = language_or_default(row[1] or settings.get("language"))
+        next_open = state.next_open
+        key = next_open.isoformat() if next_open else "closed"
+        if next_open is None:
+            body = text("server.away.reply_later", language)
+        else:
+            body = text(
+                "server.away.reply",
+                language,
+                when=_when(next_open, now, site_zone(settings), language),
+            )
+        custom = (settings.get("away_texts") or {}).get(language) or settings.get("away_text")
+        if custom:
+            body += "\n\n" + custom
+        return AwayReply(body, CLIENT_ID_PREFIX + key)
+
+
+def _when(moment: datetime, now: datetime, zone: ZoneInfo, language: str) -> str:
+    """ "Monday at 09:00 (France Time)", with the date when it is a week or more away."""
+    far = moment - now >= timedelta(days=6)
+    pattern = "EEEE d MMMM" if far else "EEEE"
+    return text(
+        "server.away.when",
+        language,
+        day=format_datetime(moment, pattern, tzinfo=zone, locale=language),
+        time=format_datetime(moment, "HH:mm", tzinfo=zone, locale=language),
+        zone=get_timezone_location(zone, locale=language),
+    )

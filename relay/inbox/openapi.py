@@ -1,0 +1,202 @@
+"""The inbox's part of /v1/openapi.json: the JSON API its page calls.
+
+Signed in by the `porch_session` cookie (relay/inbox/auth.py); every POST also needs
+X-CSRF-Token (from GET /inbox/api/session) and the relay's own Origin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+SESSION: list[dict[str, list[str]]] = [{"inboxSession": []}]
+ERRORS = {
+    code: {"$ref": f"#/components/responses/{name}"}
+    for code, name in [
+        ("400", "InvalidRequest"),
+        ("401", "Unauthorized"),
+        ("403", "Forbidden"),
+        ("404", "NotFound"),
+        ("422", "InvalidRequest"),
+        ("429", "RateLimited"),
+    ]
+}
+THREAD = {"name": "thread", "in": "path", "required": True, "schema": _STR}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema: dict[str, Any], text: str, status: str = "200") -> dict[str, Any]:
+    return {status: {"description": text, "content": {"application/json": {"schema": schema}}}}
+
+
+def _post(summary: str, body: dict[str, Any] | None, answer: dict[str, Any], **extra: Any) -> Any:
+    operation = {"summary": summary, "security": SESSION, "responses": {**answer, **ERRORS}}
+    if body is not None:
+        operation["requestBody"] = _body(body)
+    return {"post": {**operation, **extra}}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+NO_CONTENT = {"204": {"description": "Done."}}
+PAGE = {"200": {"description": "The inbox page (HTML) or one of its files."}}
+
+PATHS: dict[str, Any] = {
+    "/inbox": {"get": {"summary": "The inbox page", "responses": PAGE}},
+    "/inbox/": {"get": {"summary": "The inbox page (sign-in links end in /)", "responses": PAGE}},
+    "/inbox/static/{name}": {
+        "get": {
+            "summary": "A file of the inbox page (module, styles, its message catalogue)",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": _STR}],
+            "responses": {**PAGE, "404": ERRORS["404"]},
+        }
+    },
+    "/inbox/api/login": {
+        "post": {
+            "summary": "Email a sign-in link (same answer whether or not the address owns a site)",
+            "requestBody": _body(_object(email=_STR, language={"enum": ["en", "fr"]})),
+            "responses": {
+                **_ok(_object(sent={"type": "boolean"}), "Queued if an owner.", "202"),
+                "503": {"description": "No outgoing mail: use `porch owner login EMAIL`."},
+                **ERRORS,
+            },
+        }
+    },
+    "/inbox/api/session": {
+        "get": {
+            "summary": "Who is signed in, their sites, sessions and CSRF token",
+            "security": SESSION,
+            "responses": {**_ok(_ref("Me"), "Signed in."), **ERRORS},
+        },
+        "post": {
+            "summary": "Open a session with a sign-in link's token (works once, 15 min)",
+            "requestBody": _body(_object(token=_STR)),
+            "responses": {**_ok(_ref("Me"), "Signed in; sets the session cookie."), **ERRORS},
+        },
+    },
+    "/inbox/api/logout": _post(
+        "Sign out (this browser, or everywhere)",
+        _object(everywhere={"type": "boolean"}),
+        NO_CONTENT,
+    ),
+    "/inbox/api/sessions/{id}/revoke": _post(
+        "End one of your sessions (its socket closes with 4401)",
+        None,
+        NO_CONTENT,
+        parameters=[{"name": "id", "in": "path", "required": True, "schema": _STR}],
+    ),
+    "/inbox/api/me": _post(
+        "Your name, language, email notifications and reply aliases",
+        _object(
+            name=_STR,
+            language={"enum": ["en", "fr"]},
+            notify={"enum": ["message", "hourly", "daily", "off"]},
+            aliases={"type": "array", "items": _STR},
+        ),
+        _ok(_ref("Me"), "Saved."),
+    ),
+    "/inbox/api/threads": {
+        "get": {
+            "summary": "Threads of your sites, newest activity first (≤ 200)",
+            "security": SESSION,
+            "parameters": [
+                {"name": "site", "in": "query", "schema": _STR},
+                {"name": "status", "in": "query", "schema": {"enum": ["open", "closed", "all"]}},
+                {
+                    "name": "q",
+                    "in": "query",
+                    "description": "Full-text search (word prefixes, accents folded) or "
+                    "the visitor's name or email.",
+                    "schema": _STR,
+                },
+            ],
+            "responses": {
+                **_ok(
+                    _object(
+                        threads={"type": "array", "items": _ref("ThreadSummary")},
+                        seq={**_INT, "description": "The `since` for /inbox/live."},
+                    ),
+                    "The list.",
+                ),
+                **ERRORS,
+            },
+        }
+    },
+    "/inbox/api/threads/{thread}": {
+        "get": {
+            "summary": "A thread and a page of its messages after `since`",
+            "security": SESSION,
+            "parameters": [THREAD, {"name": "since", "in": "query", "schema": _INT}],
+            "responses": {**_ok(_ref("History"), "The thread."), **ERRORS},
+        }
+    },
+    "/inbox/api/threads/{thread}/messages": _post(
+        "Reply from the inbox",
+        _ref("Send"),
+        {
+            **_ok(_ref("Message"), "Stored.", "201"),
+            **_ok(_ref("Message"), "This client_id was already stored."),
+        },
+        parameters=[THREAD],
+    ),
+    "/inbox/api/threads/{thread}/status": _post(
+        "Close or reopen (a visitor's new message reopens it)",
+        _object(status={"enum": ["open", "closed"]}),
+        _ok(_ref("ThreadSummary"), "The thread."),
+        parameters=[THREAD],
+    ),
+    "/inbox/api/threads/{thread}/read": _post(
+        "Move the owner's read cursor", _ref("Read"), NO_CONTENT, parameters=[THREAD]
+    ),
+    "/inbox/api/sites/{site}/settings": _post(
+        "Change a site: name, origins, owners, hours, texts, colour, language",
+        {"type": "object", "description": "Only the fields to change; see relay/site_settings.py."},
+        _ok(_ref("InboxSite"), "Saved (nothing is saved if any field is refused)."),
+        parameters=[{"name": "site", "in": "path", "required": True, "schema": _STR}],
+    ),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Me": _object(
+        email=_STR,
+        name={"type": ["string", "null"]},
+        language=_STR,
+        notify=_STR,
+        aliases={"type": "array", "items": _STR},
+        csrf={**_STR, "description": "Send as X-CSRF-Token on every POST."},
+        session=_STR,
+        sites={"type": "array", "items": _ref("InboxSite")},
+        sessions={"type": "array", "items": {"type": "object"}},
+    ),
+    "InboxSite": _object(
+        id=_STR,
+        name=_STR,
+        origins={"type": "array", "items": _STR},
+        owner_emails={"type": "array", "items": _STR},
+        settings={"type": "object"},
+        snippet=_STR,
+        availability=_ref("Availability"),
+    ),
+}
+SECURITY = {
+    "inboxSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "porch_session",
+        "description": "Set by POST /inbox/api/session; HttpOnly, SameSite=Lax.",
+    }
+}
+RESPONSES = {
+    "Unauthorized": "Not signed in, or the session ended.",
+    "Forbidden": "CSRF check failed.",
+}

@@ -1,0 +1,289 @@
+"""The store's side of the owner's inbox: owners and their preferences, inbox sessions,
+single-use sign-in links, the thread list with full-text search, closing threads.
+Mixed into SQLiteStore."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+from relay.errors import InvalidToken, NotFound
+from relay.models import (
+    Owner,
+    OwnerSession,
+    Site,
+    StatusChanged,
+    Thread,
+    ThreadStatus,
+    ThreadSummary,
+    utc_now,
+)
+from relay.store.rows import message_from_row, new_id, sites_of_owner, thread_from_row
+
+if TYPE_CHECKING:
+    from relay.store.sqlite import StoreEvent
+
+INBOX_PAGE = 200  # threads in one list answer
+REPLY_SAMPLE_DAYS = 30  # the typical reply time looks this far back
+REPLY_SAMPLE_ROWS = 2000
+# A thread as the inbox lists it: with its visitor and how many of their messages
+# no owner has read. Callers add the WHERE.
+SUMMARY = (
+    "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email,"
+    " v.created_at AS visitor_first_seen, v.language AS visitor_language,"
+    " (SELECT COUNT(*) FROM messages m WHERE m.thread_id = t.id"
+    "   AND m.seq > t.owner_read_seq AND m.author = 'visitor') AS unread"
+    " FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+)
+# Words, in any script; everything else (quotes, operators, stars) is dropped so a
+# search box never reaches FTS5's query syntax.
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(text: str | None) -> str | None:
+    """Lower case without accents, as FTS5's remove_diacritics does: "Élodie" → "elodie".
+    Registered on the store's connections as the SQL function fold()."""
+    if text is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def fts_query(text: str) -> str | None:
+    """Every word, as a prefix ("cro" finds "croissant"), all required; None if no word."""
+    words = WORD.findall(text)[:16]
+    return " ".join(f'"{word}"*' for word in words) if words else None
+
+
+class InboxStore:
+    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+
+    # -- owners ----------------------------------------------------------------------
+
+    async def owner_sites(self, email: str) -> list[Site]:
+        """Every site this address answers for."""
+        return await self._read(lambda db: sites_of_owner(db, email))  # type: ignore[no-any-return]
+
+    async def get_owner(self, email: str) -> Owner:
+        """Preferences; the defaults for an address that never saved any."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM owners WHERE email = ?", (email.lower(),)
+            ).fetchone()
+        )
+        if row is None:
+            return Owner(email=email.lower())
+        return Owner(
+            email=row["email"],
+            name=row["name"],
+            language=row["language"],
+            notify=row["notify"],
+            aliases=tuple(json.loads(row["aliases"])),
+        )
+
+    async def save_owner(self, owner: Owner) -> Owner:
+        def op(db: sqlite3.Connection) -> tuple[Owner, list[StoreEvent]]:
+            db.execute(
+                "INSERT INTO owners (email, name, language, notify, aliases, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+                " name = excluded.name, language = excluded.language,"
+                " notify = excluded.notify, aliases = excluded.aliases",
+                (
+                    owner.email,
+                    owner.name,
+                    owner.language,
+                    owner.notify,
+                    json.dumps(list(owner.aliases)),
+                    utc_now(),
+                ),
+            )
+            return owner, []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def start_session(self, email: str, jti: str, user_agent: str | None) -> OwnerSession:
+        """Use a sign-in link (once) and open a session for its owner."""
+
+        def op(db: sqlite3.Connection) -> tuple[OwnerSession, list[StoreEvent]]:
+            now = utc_now()
+            used = db.execute(
+                "INSERT INTO login_uses (jti, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (jti, now),
+            )
+            if used.rowcount == 0:
+                raise InvalidToken(
+                    "this sign-in link was already used: each link works once; ask for a new one",
+                    reason="used",
+                )
+            session = OwnerSession(new_id("s"), email.lower(), (user_agent or "")[:300], now, now)
+            db.execute(
+                "INSERT INTO owner_sessions (id, email, user_agent, created_at, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session.id, session.email, session.user_agent, now, now),
+            )
+            return session, []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def get_session(self, session_id: str) -> OwnerSession | None:
+        """A live session (not revoked)."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM owner_sessions WHERE id = ? AND revoked_at IS NULL", (session_id,)
+            ).fetchone()
+        )
+        return _session(row) if row else None
+
+    async def touch_session(self, session_id: str) -> None:
+        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+            db.execute(
+                "UPDATE owner_sessions SET last_seen_at = ? WHERE id = ?", (utc_now(), session_id)
+            )
+            return None, []
+
+        await self._write(op)
+
+    async def list_sessions(self, email: str) -> list[OwnerSession]:
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT * FROM owner_sessions WHERE email = ? AND revoked_at IS NULL"
+                " ORDER BY last_seen_at DESC",
+                (email.lower(),),
+            ).fetchall()
+        )
+        return [_session(row) for row in rows]
+
+    async def revoke_sessions(self, email: str, session_id: str | None = None) -> list[str]:
+        """Revoke one of this owner's sessions, or all of them; the ids revoked."""
+
+        def op(db: sqlite3.Connection) -> tuple[list[str], list[StoreEvent]]:
+            rows = db.execute(
+                "UPDATE owner_sessions SET revoked_at = ? WHERE email = ? AND revoked_at IS NULL"
+                " AND (?3 IS NULL OR id = ?3) RETURNING id",
+                (utc_now(), email.lower(), session_id),
+            ).fetchall()
+            return [row[0] for row in rows], []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    # -- the thread list -----------------------------------------------------------------
+
+    async def inbox_threads(
+        self, sites: list[str], status: ThreadStatus | None, search: str | None
+    ) -> list[ThreadSummary]:
+        """Newest activity first; `search` matches message text (accents folded, word
+        prefixes) or the visitor's name or email."""
+
+        def query(db: sqlite3.Connection) -> list[ThreadSummary]:
+            site_list = json.dumps(sites)
+            matches: dict[str, str | None] | None = None
+            if search is not None and search.strip():
+                matches = _search(db, site_list, search.strip())
+            rows = db.execute(
+                SUMMARY + " WHERE t.site_id IN (SELECT value FROM json_each(?1))"
+                " AND (?2 IS NULL OR t.status = ?2)"
+                " AND (?3 IS NULL OR t.id IN (SELECT value FROM json_each(?3)))"
+                " ORDER BY t.updated_at DESC, t.id LIMIT ?4",
+                (
+                    site_list,
+                    status.value if status else None,
+                    json.dumps(list(matches)) if matches is not None else None,
+                    INBOX_PAGE,
+                ),
+            ).fetchall()
+            return [_summary(db, row, (matches or {}).get(row["id"])) for row in rows]
+
+        return await self._read(query)  # type: ignore[no-any-return]
+
+    async def inbox_thread(self, thread_id: str) -> ThreadSummary | None:
+        def query(db: sqlite3.Connection) -> ThreadSummary | None:
+            row = db.execute(SUMMARY + " WHERE t.id = ?", (thread_id,)).fetchone()
+            return _summary(db, row, None) if row else None
+
+        return await self._read(query)  # type: ignore[no-any-return]
+
+    async def last_seq(self) -> int:
+        row = await self._read(lambda db: db.execute("SELECT MAX(seq) FROM messages").fetchone())
+        return int(row[0] or 0)
+
+    async def set_status(self, thread_id: str, status: ThreadStatus) -> Thread:
+        def op(db: sqlite3.Connection) -> tuple[Thread, list[StoreEvent]]:
+            row = db.execute(
+                "UPDATE threads SET status = ?1 WHERE id = ?2 AND status != ?1 RETURNING *",
+                (status.value, thread_id),
+            ).fetchone()
+            if row is not None:
+                thread = thread_from_row(row)
+                return thread, [StatusChanged(thread.site, thread.id, status)]
+            current = db.execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            if current is None:
+                raise NotFound(f"no thread {thread_id!r}")
+            return thread_from_row(current), []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def reply_delay_rows(self, site_id: str) -> list[tuple[str, str, str]]:
+        """(thread, author, created_at) of the site's recent visitor and owner messages,
+        by thread then seq: what the typical reply time is measured from."""
+        rows = await self._read(
+            lambda db: db.execute(
+                "SELECT thread_id, author, created_at FROM ("
+                "  SELECT * FROM messages WHERE site_id = ? AND author != 'system'"
+                "  AND created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
+                "  ORDER BY seq DESC LIMIT ?)"
+                " ORDER BY thread_id, seq",
+                (site_id, f"-{REPLY_SAMPLE_DAYS} days", REPLY_SAMPLE_ROWS),
+            ).fetchall()
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, str | None]:
+    """Thread id → the latest matching text (None: the visitor's name or email matched)."""
+    found: dict[str, str | None] = {}
+    expression = fts_query(text)
+    if expression is not None:
+        for row in db.execute(
+            "SELECT m.thread_id, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snip"
+            " FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? AND m.site_id IN (SELECT value FROM json_each(?))"
+            " ORDER BY m.seq DESC LIMIT 1000",
+            (expression, site_list),
+        ):
+            found.setdefault(row[0], row[1])
+    folded = fold(text) or ""
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    for row in db.execute(
+        "SELECT t.id FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+        " WHERE t.site_id IN (SELECT value FROM json_each(?))"
+        " AND (fold(v.name) LIKE ?2 ESCAPE '\\' OR fold(v.email) LIKE ?2 ESCAPE '\\')",
+        (site_list, pattern),
+    ):
+        found.setdefault(row[0], None)
+    return found
+
+
+def _summary(db: sqlite3.Connection, row: sqlite3.Row, match: str | None) -> ThreadSummary:
+    last = db.execute("SELECT * FROM messages WHERE seq = ?", (row["last_seq"],)).fetchone()
+    return ThreadSummary(
+        thread=thread_from_row(row),
+        visitor_name=row["visitor_name"],
+        visitor_email=row["visitor_email"],
+        last_message=message_from_row(last) if last else None,
+        unread=row["unread"],
+        visitor_first_seen=row["visitor_first_seen"],
+        visitor_language=row["visitor_language"],
+        match=match,
+    )
+
+
+def _session(row: sqlite3.Row) -> OwnerSession:
+    return OwnerSession(
+        row["id"], row["email"], row["user_agent"], row["created_at"], row["last_seen_at"]
+    )

@@ -1,0 +1,253 @@
+"""Digest rules without a relay: when a digest leaves (the site's wall clock, across DST
+changes and odd offsets), and what the store queues, joins, gathers and cancels."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from relay.clock import Clock, parse_instant
+from relay.mail.compose import digest_email
+from relay.models import Author, Via
+from relay.store import Store
+from relay.store.digest import next_digest_at
+from relay.store.mail import MailPolicy
+from relay.store.outbox_rows import MailKind, OutboxItem
+from tests.mail.conftest import OWNER, set_owner
+from tests.support import ALPHA, BETA
+
+PARIS = "Europe/Paris"
+BETA_OWNER = "owner@beta.example"
+HALF_PAST_NINE = "2026-11-25T09:30:00Z"  # the store's clock: the next hour is 30 min away
+
+
+def at(text: str) -> datetime:
+    return parse_instant(text)
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "expected"),
+    [
+        ("2026-11-25T09:59:58Z", "UTC", "2026-11-25T10:00:00Z"),
+        ("2026-11-25T10:00:00Z", "UTC", "2026-11-25T11:00:00Z"),  # on the hour: the next
+        ("2026-11-25T10:00:00Z", "Asia/Kolkata", "2026-11-25T10:30:00Z"),  # UTC+5:30
+        ("2026-11-25T10:00:00Z", "Asia/Kathmandu", "2026-11-25T10:15:00Z"),  # UTC+5:45
+        # Paris springs forward at 01:00 UTC on 29 March 2026: 01:30 CET, then 03:00 CEST.
+        ("2026-03-29T00:30:00Z", PARIS, "2026-03-29T01:00:00Z"),
+        # It falls back at 01:00 UTC on 25 October: 02:30 CEST, then 02:00 CET (not 03:00).
+        ("2026-10-25T00:30:00Z", PARIS, "2026-10-25T01:00:00Z"),
+        ("2026-10-25T01:30:00Z", PARIS, "2026-10-25T02:00:00Z"),
+        ("2026-11-25T10:20:00Z", "No/Such_Zone", "2026-11-25T11:00:00Z"),  # unknown: UTC
+        ("2026-11-25T10:20:00Z", None, "2026-11-25T11:00:00Z"),  # unset: UTC
+    ],
+)
+def test_hourly_digest_leaves_at_the_next_top_of_the_hour(
+    now: str, zone: str | None, expected: str
+) -> None:
+    assert next_digest_at("hourly", at(now), zone) == at(expected)
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "expected"),
+    [
+        ("2026-11-25T06:59:00Z", PARIS, "2026-11-25T07:00:00Z"),  # 07:59 CET: 08:00 today
+        ("2026-11-25T07:00:00Z", PARIS, "2026-11-26T07:00:00Z"),  # 08:00 sharp: tomorrow
+        ("2026-07-01T05:00:00Z", PARIS, "2026-07-01T06:00:00Z"),  # summer: 08:00 CEST
+        ("2026-03-28T20:00:00Z", PARIS, "2026-03-29T06:00:00Z"),  # DST starts overnight
+        ("2026-10-24T20:00:00Z", PARIS, "2026-10-25T07:00:00Z"),  # DST ends overnight
+        ("2026-11-25T07:30:00Z", "UTC", "2026-11-25T08:00:00Z"),
+        ("2026-11-25T23:30:00Z", "America/New_York", "2026-11-26T13:00:00Z"),  # 18:30 EST
+        ("2026-11-25T23:30:00Z", "Pacific/Auckland", "2026-11-26T19:00:00Z"),  # 12:30 NZDT
+    ],
+)
+def test_daily_digest_leaves_at_eight_on_the_site_clock(now: str, zone: str, expected: str) -> None:
+    assert next_digest_at("daily", at(now), zone) == at(expected)
+
+
+def test_only_hourly_and_daily_have_a_schedule() -> None:
+    with pytest.raises(ValueError, match="'hourly' or 'daily', not 'weekly'"):
+        next_digest_at("weekly", at(HALF_PAST_NINE), "UTC")
+
+
+# -- the store -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(tmp_path / "s.sqlite3")
+    store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0, clock=Clock(at(HALF_PAST_NINE)))
+    await store.open()
+    await store.add_site(ALPHA)
+    await store.add_site(replace(BETA, owner_emails=(BETA_OWNER, OWNER)))
+    yield store
+    await store.close()
+
+
+def rows(store: Store, kind: str | None = None) -> list[sqlite3.Row]:
+    db = sqlite3.connect(store.path)
+    db.row_factory = sqlite3.Row
+    with db:
+        found = db.execute(
+            "SELECT * FROM outbox WHERE ?1 IS NULL OR kind = ?1 ORDER BY id", (kind,)
+        ).fetchall()
+    db.close()
+    return found
+
+
+def pending(store: Store, kind: str) -> list[OutboxItem]:
+    return [
+        OutboxItem(r["id"], r["kind"], r["thread_id"], r["recipient"], r["attempts"])
+        for r in rows(store, kind)
+        if r["status"] == "pending"
+    ]
+
+
+def tag_for(thread: str) -> str:
+    return f"tag-{thread}"
+
+
+async def visitor_says(store: Store, thread: str, body: str) -> int:
+    message, _ = await store.add_message(
+        thread, author=Author.VISITOR, body=body, via=Via.WIDGET, client_id=None
+    )
+    return message.seq
+
+
+async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: Store) -> None:
+    set_owner(store.path, OWNER, notify="hourly")
+    ann = await store.start_thread("alpha", body="one", client_id=None, name="Ann", page=None)
+    await visitor_says(store, ann.thread.id, "two")
+    bob = await store.start_thread("beta", body="trois", client_id=None, name=None, page=None)
+    [digest] = pending(store, MailKind.DIGEST)
+    assert digest.recipient == OWNER and digest.thread is None
+    assert [i.recipient for i in pending(store, MailKind.OWNER)] == [BETA_OWNER]  # per message
+    assert (
+        rows(store, MailKind.DIGEST)[0]["not_before"] > rows(store, MailKind.OWNER)[0]["not_before"]
+    )  # ten o'clock on the store's clock, half an hour away
+
+    job = await store.prepare_digest(digest, tag_for)
+    assert job is not None and job.mode == "hourly" and job.language == "en"
+    assert [(t.thread.id, [m.body for m in t.new]) for t in job.threads] == [
+        (ann.thread.id, ["one", "two"]),
+        (bob.thread.id, ["trois"]),
+    ]
+    assert [t.tag for t in job.threads] == [tag_for(ann.thread.id), tag_for(bob.thread.id)]
+    assert job.message_count == 3 and job.upto_seq == bob.message.seq
+    await store.mail_sent(job)
+
+    # Later: new messages on both; the owner reads Bob's in the inbox.
+    three = await visitor_says(store, ann.thread.id, "three")
+    four = await visitor_says(store, bob.thread.id, "quatre")
+    await store.mark_read(bob.thread.id, Author.OWNER, four)
+    [following] = pending(store, MailKind.DIGEST)
+    assert following.id != digest.id
+    again = await store.prepare_digest(following, lambda thread: "a-newer-key-tag")
+    assert again is not None
+    assert [[m.body for m in t.new] for t in again.threads] == [["three"]]
+    assert again.threads[0].tag == tag_for(ann.thread.id)  # the tag issued first stays
+    assert again.upto_seq == three
+
+
+async def test_a_digest_with_nothing_new_is_cancelled(store: Store) -> None:
+    set_owner(store.path, OWNER, notify="daily")
+    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    await store.mark_read(started.thread.id, Author.OWNER, started.message.seq)
+    [digest] = pending(store, MailKind.DIGEST)
+    assert await store.prepare_digest(digest, tag_for) is None
+    assert rows(store, MailKind.DIGEST)[0]["status"] == "cancelled"
+    assert rows(store, MailKind.DIGEST)[0]["last_error"] == "already seen"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("not_an_owner", "no longer an owner address of any site"),
+        ("suppressed", "address suppressed"),
+        ("off", "the owner now chose 'off'"),
+        ("message", "the owner now chose 'message'"),
+    ],
+)
+async def test_a_digest_nobody_wants_any_more_is_cancelled(
+    store: Store, change: str, reason: str
+) -> None:
+    set_owner(store.path, OWNER, notify="hourly")
+    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    [digest] = pending(store, MailKind.DIGEST)
+    if change == "not_an_owner":
+        await store.add_site(replace(ALPHA, owner_emails=("new@alpha.example",)), replace=True)
+        await store.add_site(replace(BETA, owner_emails=(BETA_OWNER,)), replace=True)
+    elif change == "suppressed":
+        db = sqlite3.connect(store.path)  # suppress() would also drop the pending row
+        with db:
+            db.execute(
+                "INSERT INTO suppressed (address, reason, created_at) VALUES (?, 'test', '')",
+                (OWNER,),
+            )
+        db.close()
+    else:
+        set_owner(store.path, OWNER, notify=change)
+    assert await store.prepare_digest(digest, tag_for) is None
+    row = rows(store, MailKind.DIGEST)[0]
+    assert (row["status"], row["last_error"]) == ("cancelled", reason)
+
+
+async def test_an_email_queued_before_a_switch_to_digests_joins_the_digest(store: Store) -> None:
+    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    [email] = pending(store, MailKind.OWNER)
+    set_owner(store.path, OWNER, notify="daily")
+    assert await store.prepare_mail(email, "tag") is None
+    assert rows(store, MailKind.OWNER)[0]["last_error"] == (
+        "the owner now gets digests: moved into the next one"
+    )
+    [digest] = pending(store, MailKind.DIGEST)
+    job = await store.prepare_digest(digest, tag_for)
+    assert job is not None and [m.seq for m in job.threads[0].new] == [started.message.seq]
+
+
+async def test_an_email_queued_before_switching_off_is_cancelled(store: Store) -> None:
+    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    [email] = pending(store, MailKind.OWNER)
+    set_owner(store.path, OWNER, notify="off")
+    assert await store.prepare_mail(email, "tag") is None
+    assert rows(store, MailKind.OWNER)[0]["last_error"] == "the owner turned these emails off"
+    assert rows(store, MailKind.DIGEST) == []
+
+
+async def test_joining_keeps_one_digest_at_the_earlier_time(store: Store) -> None:
+    set_owner(store.path, OWNER, notify="daily")
+    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    tomorrow_morning = rows(store, MailKind.DIGEST)[0]["not_before"]
+    set_owner(store.path, OWNER, notify="hourly")
+    await visitor_says(store, started.thread.id, "still there?")
+    [row] = rows(store, MailKind.DIGEST)
+    assert row["not_before"] < tomorrow_morning  # ten o'clock today now
+    set_owner(store.path, OWNER, notify="daily")
+    await visitor_says(store, started.thread.id, "hello?")
+    assert [r["not_before"] for r in rows(store, MailKind.DIGEST)] == [row["not_before"]]
+
+
+async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: Store) -> None:
+    set_owner(store.path, OWNER, notify="hourly")
+    started = await store.start_thread("alpha", body="m1", client_id=None, name=None, page=None)
+    await store.set_contact(started.visitor, name=None, email="ann@example.com")
+    for n in range(2, 13):
+        await visitor_says(store, started.thread.id, f"m{n} <i>")
+    [digest] = pending(store, MailKind.DIGEST)
+    job = await store.prepare_digest(digest, tag_for)
+    assert job is not None
+    mail = digest_email(
+        job, sender="notify@reply.example", reply_domain="reply.example", base_url="https://r.x"
+    )
+    assert mail["Subject"] == "12 new messages in 1 conversation"
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "== ann@example.com on Alpha Bakery ==" in text  # no name: the address
+    assert "Earlier messages not shown here: 2" in text
+    assert "m1\n" not in text and "m2 <i>" not in text and "m3 <i>" in text
+    assert "m12 <i>" in text and "every hour" in text
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "m12 &lt;i&gt;" in html and "<i>" not in html
