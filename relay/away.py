@@ -39,7 +39,7 @@ class AwayReplies:
         if message.author is not Author.VISITOR or self.presence.online(site):
             return None  # someone is at the inbox: no need to say nobody is
         row = db.execute(
-            "SELECT s.settings, v.language FROM threads t JOIN sites s ON s.id = t.site_id"
+            "SELECT s.settings, v.language, v.email FROM threads t JOIN sites s ON s.id = t.site_id"
             " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
             (message.thread,),
         ).fetchone()
@@ -59,6 +59,8 @@ class AwayReplies:
                 language,
                 when=_when(next_open, now, site_zone(settings), language),
             )
+        if not row[2]:  # no address yet: say how the answer can still reach them
+            body += " " + text("server.away.invite", language)
         custom = (settings.get("away_texts") or {}).get(language) or settings.get("away_text")
         if custom:
             body += "\n\n" + custom

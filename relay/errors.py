@@ -55,6 +55,13 @@ class Forbidden(PorchError):
     code = "forbidden"
 
 
+class SitesChanged(PorchError):
+    """An inbox socket's owner gained or lost a site: it reconnects for the new list."""
+
+    status = 409
+    code = "sites_changed"
+
+
 class ForbiddenOrigin(PorchError):
     status = 403
     code = "forbidden_origin"

@@ -81,6 +81,8 @@ class Session:
         "_live",
         "_too_slow",
         "epoch",
+        "recheck",
+        "here",
     )
 
     def __init__(
@@ -110,6 +112,10 @@ class Session:
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events are held back until the replay is done
         self._too_slow = False
+        # Inbox sockets: re-check the session before each frame (revoked elsewhere, sites
+        # changed), and say whether the owner is looking ({"type": "here"}).
+        self.recheck: Callable[[], Awaitable[None]] | None = None
+        self.here: Callable[[bool], None] | None = None
 
     def subscribe(self) -> contextlib.ExitStack:
         """Watch the bus (a visitor: their thread and whether the owner is in; an owner:
@@ -218,6 +224,8 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 return
             self._count_frame()
+            if self.recheck is not None:
+                await self.recheck()
             text = message.get("text")
             if text is None:
                 raise InvalidRequest("expected text frames carrying JSON, got binary")
@@ -234,6 +242,8 @@ class Session:
                 )
             elif kind == "ping":
                 await self.send({"type": "pong"})
+            elif kind == "here" and self.here is not None:
+                self.here(frame.get("here") is True)
             else:
                 raise InvalidRequest(
                     f"unknown frame type {kind!r}; expected send, typing, read or ping"

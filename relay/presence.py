@@ -1,7 +1,9 @@
-"""Who is at the inbox: a site is "online" while an owner of it has the inbox open.
+"""Who is at the inbox: a site is "online" while an owner of it is looking at the inbox
+(an inbox socket whose page is visible and focused: the page says so with "here"
+frames), not merely while a tab is left open.
 
-In-process (one relay); each inbox socket joins for every site its owner answers.
-Visitors hear about changes as {"type": "presence", "online": bool} frames.
+In-process (one relay); each inbox socket takes a seat for every site its owner
+answers. Visitors hear about changes as {"type": "presence", "online": bool} frames.
 """
 
 from __future__ import annotations
@@ -13,37 +15,46 @@ from contextlib import contextmanager
 Listener = Callable[[bool], None]
 
 
+class Seat:
+    """One inbox socket's place: here (looking) or away."""
+
+    def __init__(self, presence: Presence, sites: tuple[str, ...]) -> None:
+        self._presence = presence
+        self.sites = sites
+        self.here = False
+
+    def set_here(self, here: bool) -> None:
+        if here != self.here:
+            self.here = here
+            for site in self.sites:
+                self._presence._count(site, 1 if here else -1)
+
+
 class Presence:
     def __init__(self) -> None:
-        self._sockets: Counter[str] = Counter()  # site → open inbox sockets
+        self._here: Counter[str] = Counter()  # site → inbox sockets looking at it
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
         self._endings: defaultdict[str, set[Callable[[], None]]] = defaultdict(set)
 
     def online(self, site: str) -> bool:
-        return self._sockets[site] > 0
+        return self._here[site] > 0
 
     @contextmanager
     def inbox_open(
         self, sites: tuple[str, ...], session: str, end: Callable[[], None]
-    ) -> Iterator[None]:
-        """Held for as long as an owner's inbox socket is open; `end` closes the socket
-        when its session is revoked."""
+    ) -> Iterator[Seat]:
+        """Held for as long as an owner's inbox socket is open (here until it says
+        otherwise); `end` closes the socket when its session is revoked."""
         self._endings[session].add(end)
-        for site in sites:
-            self._sockets[site] += 1
-            if self._sockets[site] == 1:
-                self._tell(site, True)
+        seat = Seat(self, sites)
+        seat.set_here(True)
         try:
-            yield
+            yield seat
         finally:
+            seat.set_here(False)
             self._endings[session].discard(end)
             if not self._endings[session]:
                 del self._endings[session]
-            for site in sites:
-                self._sockets[site] -= 1
-                if self._sockets[site] <= 0:
-                    del self._sockets[site]
-                    self._tell(site, False)
 
     @contextmanager
     def listen(self, site: str, listener: Listener) -> Iterator[None]:
@@ -64,6 +75,11 @@ class Presence:
             for end in tuple(self._endings.get(session, ())):
                 end()
 
-    def _tell(self, site: str, online: bool) -> None:
-        for listener in tuple(self._listeners.get(site, ())):
-            listener(online)
+    def _count(self, site: str, delta: int) -> None:
+        before = self.online(site)
+        self._here[site] += delta
+        if self._here[site] <= 0:
+            del self._here[site]
+        if self.online(site) != before:
+            for listener in tuple(self._listeners.get(site, ())):
+                listener(not before)

@@ -446,3 +446,102 @@ async def test_no_away_reply_while_an_owner_is_at_the_inbox(closed_relay: Runnin
         async with relay.client() as visitor:
             started = await start_thread(visitor, "Late question")
         assert await system_bodies(relay, started["thread"]["id"]) == []
+
+
+# -- review fixes ------------------------------------------------------------------------
+
+
+async def test_a_session_revoked_elsewhere_loses_its_socket_at_its_next_frame(
+    relay: RunningRelay,
+) -> None:
+    """`porch owner logout` runs in another process: the socket learns it at its next
+    frame (the page pings every 25 s), and a frame it sent is not acted upon."""
+    async with relay.client() as visitor:
+        thread = (await start_thread(visitor, "hi"))["thread"]["id"]
+    async with inbox(relay) as page, inbox_socket(page) as socket:
+        with relay.db() as db:
+            db.execute("UPDATE owner_sessions SET revoked_at = 'now'")
+        before = relay.counts()["messages"]
+        await socket.send(
+            json.dumps({"type": "send", "thread": thread, "body": "sneaky", "client_id": "x1"})
+        )
+        assert (await closed_with(socket))[0] == 4401
+        assert relay.counts()["messages"] == before
+
+
+async def test_an_owner_removed_from_a_site_is_told_to_reconnect(tmp_path: Any) -> None:
+    config = relay_config(tmp_path)
+    seed_sites(config, [replace(ALPHA, owner_emails=(OWNER, "helper@alpha.example")), BETA])
+    relay = start_relay(config)
+    try:
+        async with inbox(relay, "helper@alpha.example") as page, inbox_socket(page) as socket:
+            seed_sites(config, [ALPHA])  # the operator removed the helper (porch site set)
+            await socket.send(json.dumps({"type": "ping"}))
+            assert (await closed_with(socket))[0] == 4409
+            assert (await page.threads()) == []
+    finally:
+        relay.stop()
+
+
+async def test_sessions_end_after_ninety_idle_days(relay: RunningRelay) -> None:
+    async with inbox(relay) as page:
+        with relay.db() as db:
+            db.execute("UPDATE owner_sessions SET last_seen_at = '2020-01-01T00:00:00.000Z'")
+        assert (await page.get("/inbox/api/session")).status_code == 401
+
+
+async def test_owners_can_be_added_from_the_inbox_not_removed(relay: RunningRelay) -> None:
+    async with inbox(relay) as page:
+        path = "/inbox/api/sites/alpha/settings"
+        added = await page.post(path, {"owner_emails": [OWNER, "Colleague@Alpha.example"]})
+        assert added.status_code == 200 and added.json()["owner_emails"] == [
+            OWNER,
+            "colleague@alpha.example",
+        ]
+        removed = await page.post(path, {"owner_emails": ["colleague@alpha.example"]})
+        assert removed.status_code == 422 and removed.json()["reason"] == "owner_emails"
+        assert OWNER in (await page.get("/inbox/api/session")).json()["sites"][0]["owner_emails"]
+
+
+async def test_api_answers_are_never_cached_and_the_page_is_isolated(relay: RunningRelay) -> None:
+    async with inbox(relay) as page:
+        assert (await page.get("/inbox/api/session")).headers["cache-control"] == "no-store"
+        assert (await page.get("/inbox/api/threads")).headers["cache-control"] == "no-store"
+        shell = await page.get("/inbox")
+        assert shell.headers["cross-origin-opener-policy"] == "same-origin"
+        assert "script-src 'self'" in shell.headers["content-security-policy"]
+
+
+async def test_online_only_while_the_owner_is_looking(relay: RunningRelay) -> None:
+    async with relay.client() as visitor:
+        started = await start_thread(visitor, "hello")
+        visitor_live = await open_live(relay, started["token"])
+        async with inbox(relay) as page, inbox_socket(page) as socket:
+            assert await visitor_live.next("presence") == {"type": "presence", "online": True}
+            await socket.send(json.dumps({"type": "here", "here": False}))  # tab hidden
+            assert await visitor_live.next("presence") == {"type": "presence", "online": False}
+            config = (await visitor.get("/v1/sites/alpha/config")).json()
+            assert config["availability"]["online"] is False
+            await socket.send(json.dumps({"type": "here", "here": True}))
+            assert await visitor_live.next("presence") == {"type": "presence", "online": True}
+        await visitor_live.ws.close()
+
+
+async def test_the_automatic_reply_asks_for_an_email_only_when_there_is_none(
+    closed_relay: RunningRelay,
+) -> None:
+    async with closed_relay.client() as visitor:
+        started = await start_thread(visitor, "Hello?")
+        first = await system_bodies(closed_relay, started["thread"]["id"])
+        assert "Leave your email address" in first[0]
+    with closed_relay.db() as db:  # a signed-in user whose address the site knows
+        db.execute("UPDATE visitors SET email = 'ann@example.com'")
+        db.execute("DELETE FROM messages WHERE author = 'system'")
+    async with closed_relay.client() as visitor:
+        await visitor.post(
+            "/v1/thread/messages",
+            json={"body": "Me again"},
+            headers={"authorization": f"Bearer {started['token']}"},
+        )
+    again = await system_bodies(closed_relay, started["thread"]["id"])
+    assert len(again) == 1 and "Leave your email address" not in again[0]

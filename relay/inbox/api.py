@@ -4,6 +4,7 @@ answer for, and nothing of any other site (another site's thread is "not found")
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -205,6 +206,7 @@ async def update_site(request: Request) -> Response:
     s = services(request)
     site = await _owned_site(s, session, request.path_params["site"])
     data = await read_json(request, s.config.max_request_bytes)
+    _no_owner_removed(site, data.get("owner_emails"))
     saved = await s.store.add_site(apply_changes(site, data), replace=True)
     return JSONResponse(await site_out(s, saved))
 
@@ -271,6 +273,32 @@ async def _owned_site(s: Services, session: OwnerSession, site_id: str) -> Site:
     raise NotFound(f"no site {site_id!r} of yours")
 
 
+def _no_owner_removed(site: Site, wanted: Any) -> None:
+    """Owners may invite a colleague from the inbox, not remove one: a stolen session or
+    a falling-out must not lock the business out of its own site."""
+    if not isinstance(wanted, list):
+        return  # absent, or refused with the field's own message by apply_changes
+    kept = {str(email).strip().lower() for email in wanted}
+    removed = [email for email in site.owner_emails if email.lower() not in kept]
+    if removed:
+        raise UnprocessableRequest(
+            f"'owner_emails': {removed[0]} can only be removed by the relay's operator "
+            "(porch site set --owner-email); add addresses here",
+            reason="owner_emails",
+        )
+
+
+def private(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """Answers hold visitors' words and the CSRF token: never kept by a cache."""
+
+    async def answer(request: Request) -> Response:
+        response = await handler(request)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    return answer
+
+
 def _aliases(raw: Any, email: str) -> tuple[str, ...]:
     if not isinstance(raw, list) or len(raw) > MAX_ALIASES:
         raise UnprocessableRequest(f"'aliases' must be a list of at most {MAX_ALIASES} addresses")
@@ -288,16 +316,16 @@ def _aliases(raw: Any, email: str) -> tuple[str, ...]:
 
 
 routes = [
-    Route("/inbox/api/login", ask_for_link, methods=["POST"]),
-    Route("/inbox/api/session", get_session, methods=["GET"]),
-    Route("/inbox/api/session", open_session, methods=["POST"]),
-    Route("/inbox/api/logout", log_out, methods=["POST"]),
-    Route("/inbox/api/sessions/{id}/revoke", revoke_session, methods=["POST"]),
-    Route("/inbox/api/me", update_me, methods=["POST"]),
-    Route("/inbox/api/threads", list_threads, methods=["GET"]),
-    Route("/inbox/api/threads/{thread}", get_thread, methods=["GET"]),
-    Route("/inbox/api/threads/{thread}/messages", post_message, methods=["POST"]),
-    Route("/inbox/api/threads/{thread}/status", set_status, methods=["POST"]),
-    Route("/inbox/api/threads/{thread}/read", mark_read, methods=["POST"]),
-    Route("/inbox/api/sites/{site}/settings", update_site, methods=["POST"]),
+    Route("/inbox/api/login", private(ask_for_link), methods=["POST"]),
+    Route("/inbox/api/session", private(get_session), methods=["GET"]),
+    Route("/inbox/api/session", private(open_session), methods=["POST"]),
+    Route("/inbox/api/logout", private(log_out), methods=["POST"]),
+    Route("/inbox/api/sessions/{id}/revoke", private(revoke_session), methods=["POST"]),
+    Route("/inbox/api/me", private(update_me), methods=["POST"]),
+    Route("/inbox/api/threads", private(list_threads), methods=["GET"]),
+    Route("/inbox/api/threads/{thread}", private(get_thread), methods=["GET"]),
+    Route("/inbox/api/threads/{thread}/messages", private(post_message), methods=["POST"]),
+    Route("/inbox/api/threads/{thread}/status", private(set_status), methods=["POST"]),
+    Route("/inbox/api/threads/{thread}/read", private(mark_read), methods=["POST"]),
+    Route("/inbox/api/sites/{site}/settings", private(update_site), methods=["POST"]),
 ]

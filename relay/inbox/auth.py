@@ -15,9 +15,10 @@ from starlette.responses import Response
 from relay.errors import Forbidden, Unauthorized
 from relay.models import OwnerSession
 from relay.services import Services, services
+from relay.store.inbox import SESSION_DAYS
 
 COOKIE = "porch_session"
-COOKIE_MAX_AGE = 90 * 24 * 3600  # a signed-in phone stays signed in for a season
+COOKIE_MAX_AGE = SESSION_DAYS * 24 * 3600  # a phone in use stays signed in
 CSRF_HEADER = "x-csrf-token"
 TOUCH_EVERY = timedelta(minutes=5)  # last_seen_at is written at most this often
 

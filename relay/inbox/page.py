@@ -29,6 +29,8 @@ HEADERS = {
     "content-security-policy": CSP,
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
+    # A page that opened the inbox cannot reach into it (e.g. set its #login= fragment).
+    "cross-origin-opener-policy": "same-origin",
 }
 CACHE = "no-cache"
 CONTENT_TYPES_HTML = {**CONTENT_TYPES, ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}

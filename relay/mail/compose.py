@@ -160,7 +160,7 @@ def _digest_section(
     visitor = header_text(entry.visitor_name or entry.visitor_email, say("server.digest.visitor"))
     heading = say("server.digest.heading", visitor=visitor, site=entry.site.name)
     reply_subject = "Re: " + notification_subject(entry.site.name, entry.visitor_name)
-    open_url = f"{base_url}/inbox/#thread={entry.thread.id}"
+    open_url = f"{base_url}/inbox/#t={quote(entry.thread.id)}"  # the page routes #t=ID
     # RFC 6068: "+" may stand as it is in the address; the subject is percent-encoded.
     reply_url = f"mailto:r+{entry.tag}@{reply_domain}?subject={quote(reply_subject, safe='')}"
     shown = entry.new[-DIGEST_MESSAGES_PER_THREAD:]

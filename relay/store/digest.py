@@ -96,19 +96,27 @@ def next_digest_at(mode: str, now: datetime, zone_name: str | None) -> datetime:
 
 
 def queue_digest(
-    db: sqlite3.Connection, clock: Clock, recipient: str, mode: str, zone: str | None
+    db: sqlite3.Connection,
+    clock: Clock,
+    recipient: str,
+    mode: str,
+    zone: str | None,
+    from_seq: int,
 ) -> None:
     """Queue the recipient's next digest, or join the pending one. If the pending one
     leaves later than this schedule says (the owner went from daily to hourly, or the
-    sites are in different zones), it leaves at the earlier time."""
+    sites are in different zones), it leaves at the earlier time. `from_seq`: the first
+    message it is about; older unread ones are history, not news (an owner who only
+    ever answered by email has many unread "thanks!")."""
     now = utc_now()
     moment = next_digest_at(mode, clock.now(), zone)
     db.execute(
-        "INSERT INTO outbox (kind, thread_id, recipient, not_before, created_at, updated_at)"
-        " VALUES (?, NULL, ?, ?, ?, ?) ON CONFLICT (kind, recipient)"
-        " WHERE status = 'pending' AND kind = 'owner_digest'"
-        " DO UPDATE SET not_before = MIN(not_before, excluded.not_before)",
-        (MailKind.DIGEST, recipient, later(clock.seconds_until(moment)), now, now),
+        "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload, created_at,"
+        " updated_at) VALUES (?, NULL, ?, ?, json_object('from_seq', ?), ?, ?)"
+        " ON CONFLICT (kind, recipient) WHERE status = 'pending' AND kind = 'owner_digest'"
+        " DO UPDATE SET not_before = MIN(not_before, excluded.not_before),"
+        " payload = json_object('from_seq', MIN(payload ->> 'from_seq', ?4))",
+        (MailKind.DIGEST, recipient, later(clock.seconds_until(moment)), from_seq, now, now),
     )
 
 
@@ -127,12 +135,15 @@ class DigestStore:
         for a thread the recipient has none for yet."""
 
         def op(db: sqlite3.Connection) -> tuple[DigestJob | None, list[StoreEvent]]:
-            if _pending(db, item.id) is None:
+            pending = _pending(db, item.id)
+            if pending is None:
                 return None, []
             sites = {site.id: site for site in sites_of_owner(db, item.recipient)}
             mode = notify_mode(db, item.recipient)
+            # Back to one email per message: this last digest still goes (its messages
+            # have no email of their own); turned off: nothing goes.
             refusal = _owner_refusal(db, item.recipient, bool(sites)) or (
-                None if mode in DIGEST_MODES else f"the owner now chose {mode!r}"
+                "the owner turned these emails off" if mode == NotifyMode.OFF else None
             )
             if refusal:
                 cancel(db, item.id, refusal)
@@ -142,12 +153,24 @@ class DigestStore:
                 " AND status = 'sent'",
                 (MailKind.DIGEST, item.recipient),
             ).fetchone()[0]
+            from_seq = json.loads(pending["payload"] or "{}").get("from_seq", 0)
             by_thread: dict[str, list[Message]] = {}
+            # New: not read in the inbox, not in an earlier digest, not in an email of
+            # its own (sent before the owner chose digests), not older than the news.
             for r in db.execute(
                 "SELECT m.* FROM messages m JOIN threads t ON t.id = m.thread_id"
-                " WHERE m.site_id IN (SELECT value FROM json_each(?)) AND m.author = ?"
-                " AND m.seq > MAX(?, t.owner_read_seq) ORDER BY m.seq",
-                (json.dumps(list(sites)), Author.VISITOR.value, last_sent or 0),
+                " WHERE m.site_id IN (SELECT value FROM json_each(?1)) AND m.author = ?2"
+                " AND m.seq >= ?4 AND m.seq > MAX(?3, t.owner_read_seq, COALESCE(("
+                "   SELECT MAX(o.upto_seq) FROM outbox o WHERE o.kind = 'owner_notify'"
+                "   AND o.thread_id = t.id AND o.recipient = ?5 AND o.status = 'sent'), 0))"
+                " ORDER BY m.seq",
+                (
+                    json.dumps(list(sites)),
+                    Author.VISITOR.value,
+                    last_sent or 0,
+                    from_seq,
+                    item.recipient,
+                ),
             ):
                 message = message_from_row(r)
                 by_thread.setdefault(message.thread, []).append(message)

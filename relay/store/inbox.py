@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from relay.store.sqlite import StoreEvent
 
 INBOX_PAGE = 200  # threads in one list answer
+SESSION_DAYS = 90  # an inbox session unused this long ends (its cookie lasts as long)
 REPLY_SAMPLE_DAYS = 30  # the typical reply time looks this far back
 REPLY_SAMPLE_ROWS = 2000
 # A thread as the inbox lists it: with its visitor and how many of their messages
@@ -132,10 +133,12 @@ class InboxStore:
         return await self._write(op)  # type: ignore[no-any-return]
 
     async def get_session(self, session_id: str) -> OwnerSession | None:
-        """A live session (not revoked)."""
+        """A live session: not revoked, used within SESSION_DAYS."""
         row = await self._read(
             lambda db: db.execute(
-                "SELECT * FROM owner_sessions WHERE id = ? AND revoked_at IS NULL", (session_id,)
+                "SELECT * FROM owner_sessions WHERE id = ? AND revoked_at IS NULL"
+                " AND last_seen_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (session_id, f"-{SESSION_DAYS} days"),
             ).fetchone()
         )
         return _session(row) if row else None

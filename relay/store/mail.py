@@ -106,7 +106,7 @@ def queue_notifications(
             if mode == NotifyMode.OFF:
                 continue
             if mode in DIGEST_MODES:
-                queue_digest(db, policy.clock, recipient, mode, zone)
+                queue_digest(db, policy.clock, recipient, mode, zone, message.seq)
                 queued = True
                 continue
         db.execute(
@@ -205,10 +205,12 @@ class MailStore:
             owner = item.kind == MailKind.OWNER
             author = Author.VISITOR if owner else Author.OWNER
             read = thread.owner_read_seq if owner else thread.visitor_read_seq
+            # What this person was already sent: earlier emails of the thread, and for
+            # an owner, digests (they may have switched back from digests).
             last_sent = db.execute(
-                "SELECT MAX(upto_seq) FROM outbox WHERE kind = ? AND thread_id = ?"
-                " AND recipient = ? AND status = 'sent'",
-                (item.kind, item.thread, item.recipient),
+                "SELECT MAX(upto_seq) FROM outbox WHERE recipient = ?3 AND status = 'sent'"
+                " AND ((kind = ?1 AND thread_id = ?2) OR (?1 = 'owner_notify' AND kind = ?4))",
+                (item.kind, item.thread, item.recipient, MailKind.DIGEST),
             ).fetchone()[0]
             new = [
                 message_from_row(r)
@@ -258,7 +260,7 @@ class MailStore:
 
         def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
             now = utc_now()
-            if _newer_pending(db, item):
+            if _merge_into_newer(db, item, later(round(delay))):
                 db.execute(
                     "UPDATE outbox SET status = 'cancelled', attempts = attempts + 1,"
                     " last_error = ?, updated_at = ? WHERE id = ?",
@@ -282,7 +284,7 @@ class MailStore:
             rows = db.execute("SELECT * FROM outbox WHERE status = 'sending'").fetchall()
             for row in rows:
                 item = _item(row)
-                status = "cancelled" if _newer_pending(db, item) else "pending"
+                status = "cancelled" if _merge_into_newer(db, item, utc_now()) else "pending"
                 db.execute(
                     "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
                     (status, utc_now(), item.id),
@@ -408,17 +410,31 @@ def _mode_changed(
         return None
     mode = notify_mode(db, item.recipient)
     if mode in DIGEST_MODES:
-        queue_digest(db, policy.clock, item.recipient, mode, site.settings.get("timezone"))
+        # The digest starts where this email would have: the thread's first unsent message.
+        first = db.execute(
+            "SELECT MIN(m.seq) FROM messages m JOIN threads t ON t.id = m.thread_id"
+            " WHERE m.thread_id = ? AND m.author = 'visitor' AND m.seq > MAX(t.owner_read_seq,"
+            " COALESCE((SELECT MAX(upto_seq) FROM outbox WHERE kind = ? AND thread_id = ?"
+            " AND recipient = ? AND status = 'sent'), 0))",
+            (item.thread, MailKind.OWNER, item.thread, item.recipient),
+        ).fetchone()[0]
+        zone = site.settings.get("timezone")
+        queue_digest(db, policy.clock, item.recipient, mode, zone, first or 0)
         return "the owner now gets digests: moved into the next one"
     return "the owner turned these emails off" if mode == NotifyMode.OFF else None
 
 
-def _newer_pending(db: sqlite3.Connection, item: OutboxItem) -> bool:
-    return (
-        db.execute(
-            "SELECT 1 FROM outbox WHERE kind = ? AND thread_id IS ? AND recipient = ?"
-            " AND status = 'pending' AND id != ?",
-            (item.kind, item.thread, item.recipient, item.id),
-        ).fetchone()
-        is not None
+def _merge_into_newer(db: sqlite3.Connection, item: OutboxItem, not_before: str) -> bool:
+    """If a newer email of the same kind to the same person is pending, it takes this
+    one's place: it leaves no later than this one would have (a daily digest must not
+    slip a day for one failed try) and, for a digest, covers its messages too."""
+    merged = db.execute(
+        "UPDATE outbox SET not_before = MIN(not_before, ?1), payload = CASE"
+        "   WHEN kind = 'owner_digest' THEN json_object('from_seq', MIN(payload ->> 'from_seq',"
+        "     COALESCE((SELECT payload ->> 'from_seq' FROM outbox WHERE id = ?5), 0)))"
+        "   ELSE payload END"
+        " WHERE kind = ?2 AND thread_id IS ?3 AND recipient = ?4 AND status = 'pending'"
+        " AND id != ?5",
+        (not_before, item.kind, item.thread, item.recipient, item.id),
     )
+    return merged.rowcount > 0

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from tests.bench import embed, latency, memory, store, throughput
+from tests.bench import embed, latency, memory, search, store, throughput
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
 
 # name → (benchmark, seconds it may take before it is cancelled)
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "throughput": (throughput.run, 60),
     "latency": (latency.run, 60),
     "store": (store.run, 60),
+    "search": (search.run, 90),
     "memory": (memory.run, 90),
     "embed": (embed.run, 90),
 }

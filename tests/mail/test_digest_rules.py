@@ -168,8 +168,7 @@ async def test_a_digest_with_nothing_new_is_cancelled(store: Store) -> None:
     [
         ("not_an_owner", "no longer an owner address of any site"),
         ("suppressed", "address suppressed"),
-        ("off", "the owner now chose 'off'"),
-        ("message", "the owner now chose 'message'"),
+        ("off", "the owner turned these emails off"),
     ],
 )
 async def test_a_digest_nobody_wants_any_more_is_cancelled(
@@ -194,6 +193,18 @@ async def test_a_digest_nobody_wants_any_more_is_cancelled(
     assert await store.prepare_digest(digest, tag_for) is None
     row = rows(store, MailKind.DIGEST)[0]
     assert (row["status"], row["last_error"]) == ("cancelled", reason)
+
+
+async def test_a_digest_pending_when_the_owner_goes_back_to_message_still_goes(
+    store: Store,
+) -> None:
+    """Its messages have no email of their own: it is the last digest."""
+    set_owner(store.path, OWNER, notify="hourly")
+    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    [digest] = pending(store, MailKind.DIGEST)
+    set_owner(store.path, OWNER, notify="message")
+    job = await store.prepare_digest(digest, tag_for)
+    assert job is not None and [m.body for t in job.threads for m in t.new] == ["hi"]
 
 
 async def test_an_email_queued_before_a_switch_to_digests_joins_the_digest(store: Store) -> None:
@@ -251,3 +262,49 @@ async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: 
     assert "m12 <i>" in text and "every hour" in text
     html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "m12 &lt;i&gt;" in html and "<i>" not in html
+
+
+async def test_the_first_digest_repeats_no_email_and_no_old_history(store: Store) -> None:
+    """An owner who answered by email switches to digests: what an email already said
+    is not said again, and old unread messages (history, not news) stay out."""
+    ann = await store.start_thread(
+        "alpha", body="emailed already", client_id=None, name=None, page=None
+    )
+    [email] = pending(store, MailKind.OWNER)
+    job = await store.prepare_mail(email, "tag")
+    assert job is not None
+    await store.mail_sent(job)
+    bob = await store.start_thread(
+        "alpha", body="old, never emailed", client_id=None, name=None, page=None
+    )
+    for item in pending(store, MailKind.OWNER):  # as if mail was off back then
+        db = sqlite3.connect(store.path)
+        with db:
+            db.execute("UPDATE outbox SET status = 'cancelled' WHERE id = ?", (item.id,))
+        db.close()
+    set_owner(store.path, OWNER, notify="hourly")
+    await visitor_says(store, ann.thread.id, "news")
+    [digest] = pending(store, MailKind.DIGEST)
+    gathered = await store.prepare_digest(digest, tag_for)
+    assert gathered is not None
+    assert [[m.body for m in t.new] for t in gathered.threads] == [["news"]]
+    assert bob.thread.id not in {t.thread.id for t in gathered.threads}
+
+
+async def test_a_failed_digest_merged_into_a_newer_one_keeps_its_time_and_news(
+    store: Store,
+) -> None:
+    set_owner(store.path, OWNER, notify="daily")
+    ann = await store.start_thread("alpha", body="first", client_id=None, name=None, page=None)
+    [digest] = pending(store, MailKind.DIGEST)
+    claimed = await store.prepare_digest(digest, tag_for)  # being sent…
+    assert claimed is not None
+    await visitor_says(store, ann.thread.id, "meanwhile")  # …queues tomorrow's digest
+    [newer] = pending(store, MailKind.DIGEST)
+    tomorrow = rows(store, MailKind.DIGEST)[1]["not_before"]
+    await store.mail_retry(digest, "421 try later", delay=60)  # the send failed
+    merged = next(r for r in rows(store, MailKind.DIGEST) if r["id"] == newer.id)
+    assert merged["not_before"] < tomorrow  # in a minute, not tomorrow morning
+    again = await store.prepare_digest(newer, tag_for)
+    assert again is not None
+    assert [m.body for t in again.threads for m in t.new] == ["first", "meanwhile"]

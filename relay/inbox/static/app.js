@@ -27,6 +27,7 @@ export class App {
   #typingAt = 0;
   #navigated = false; // a thread was opened from inside the app: "back" may go back
   #everConnected = false;
+  #here = true; // what the relay believes: a new socket counts as here until told
   selected = null;
 
   constructor(api, catalogue, me, onSignedOut) {
@@ -52,6 +53,8 @@ export class App {
     live.addEventListener('status', () => this.#connection(), { signal });
     live.addEventListener('ready', (event) => {
       this.#everConnected = true;
+      this.#here = true;
+      this.#tellPresence();
       if (!event.detail.first) this.#catchUp(); // status changes and reads are not replayed
     }, { signal });
     threads.addEventListener('change', () => this.#renderList(), { signal });
@@ -67,9 +70,14 @@ export class App {
     }, { signal });
     document.addEventListener('visibilitychange', () => {
       this.#views.notifier.refresh();
+      this.#tellPresence();
       this.#readIfAttending();
     }, { signal });
-    addEventListener('focus', () => this.#readIfAttending(), { signal });
+    addEventListener('focus', () => {
+      this.#tellPresence();
+      this.#readIfAttending();
+    }, { signal });
+    addEventListener('blur', () => this.#tellPresence(), { signal });
     const tick = setInterval(() => this.#views.list.tick(), TICK_EVERY);
     signal.addEventListener('abort', () => clearInterval(tick));
     installShortcuts(this.#shortcutActions(), signal);
@@ -266,6 +274,11 @@ export class App {
 
   // -- the owner's actions ------------------------------------------------------------------
 
+  #tellPresence() {
+    const here = attending();
+    if (here !== this.#here && this.live.send({ type: 'here', here })) this.#here = here;
+  }
+
   #readIfAttending() {
     if (this.selected && attending() && this.threads.history(this.selected).loaded) this.threads.markRead(this.selected);
   }
@@ -383,6 +396,8 @@ export class App {
   }
 }
 
+// Looking at the inbox: visitors see "Online" and messages count as read only then,
+// not because a tab was left open on a shop computer overnight.
 function attending() {
-  return document.visibilityState === 'visible';
+  return document.visibilityState === 'visible' && document.hasFocus();
 }

@@ -147,7 +147,7 @@ export class ThreadView {
     };
     const notGiven = () => el('span', { class: 'muted' }, t('visitor.unknown'));
     row(t('visitor.name'), v.name || notGiven(), !v.name);
-    row(t('visitor.email'), !v.email ? notGiven() : EMAIL.test(v.email) ? el('a', { href: `mailto:${v.email}` }, v.email) : v.email, !v.email);
+    row(t('visitor.email'), !v.email ? notGiven() : EMAIL.test(v.email) ? el('a', { href: `mailto:${encodeURIComponent(v.email)}` }, v.email) : v.email, !v.email);
     if (thread.page) row(t('visitor.page'), externalLink(thread.page, pagePath(thread.page) || thread.page));
     if (siteName) row(t('visitor.site'), siteName, true);
     const firstSeen = v.first_seen || thread.created_at;
