@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, get_timezone_location
@@ -21,6 +23,7 @@ from relay.clock import Clock
 from relay.models import Author, Message
 from relay.presence import Presence
 
+SETTINGS_TTL = 30.0  # seconds
 CLIENT_ID_PREFIX = "away:"  # + the next opening: one reply per closed period per thread
 
 
@@ -34,21 +37,23 @@ class AwayReply:
 class AwayReplies:
     clock: Clock
     presence: Presence
+    # Site settings as last read: every visitor message asks, most while open.
+    _settings: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     def reply_for(self, db: sqlite3.Connection, message: Message, site: str) -> AwayReply | None:
         if message.author is not Author.VISITOR or self.presence.online(site):
             return None  # someone is at the inbox: no need to say nobody is
-        row = db.execute(
-            "SELECT s.settings, v.language, v.email FROM threads t JOIN sites s ON s.id = t.site_id"
-            " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
-            (message.thread,),
-        ).fetchone()
-        settings = json.loads(row[0])
+        settings = self._site_settings(db, site)
         now = self.clock.now()
         state = opening(settings, now)
         if not state.has_hours or state.open_now:
             return None
-        language = language_or_default(row[1] or settings.get("language"))
+        visitor = db.execute(
+            "SELECT v.language, v.email FROM threads t JOIN visitors v ON v.id = t.visitor_id"
+            " WHERE t.id = ?",
+            (message.thread,),
+        ).fetchone()
+        language = language_or_default(visitor[0] or settings.get("language"))
         next_open = state.next_open
         key = next_open.isoformat() if next_open else "closed"
         if next_open is None:
@@ -59,12 +64,26 @@ class AwayReplies:
                 language,
                 when=_when(next_open, now, site_zone(settings), language),
             )
-        if not row[2]:  # no address yet: say how the answer can still reach them
+        if not visitor[1]:  # no address yet: say how the answer can still reach them
             body += " " + text("server.away.invite", language)
         custom = (settings.get("away_texts") or {}).get(language) or settings.get("away_text")
         if custom:
             body += "\n\n" + custom
         return AwayReply(body, CLIENT_ID_PREFIX + key)
+
+    def forget(self, site: str) -> None:
+        """The site's settings changed (in this process)."""
+        self._settings.pop(site, None)
+
+    def _site_settings(self, db: sqlite3.Connection, site: str) -> dict[str, Any]:
+        cached = self._settings.get(site)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        row = db.execute("SELECT settings FROM sites WHERE id = ?", (site,)).fetchone()
+        settings: dict[str, Any] = json.loads(row[0]) if row else {}
+        # Changes made by another process (porch site set) are seen within this long.
+        self._settings[site] = (time.monotonic() + SETTINGS_TTL, settings)
+        return settings
 
 
 def _when(moment: datetime, now: datetime, zone: ZoneInfo, language: str) -> str:

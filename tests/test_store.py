@@ -144,3 +144,52 @@ async def test_the_inbox_migration_keeps_mail_and_indexes_old_messages(tmp_path:
         assert [item.recipient for item in await store.due_mail()] == ["o@s.example"]
     finally:
         await store.close()
+
+
+async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_path: Path) -> None:
+    """Messages are indexed in batches after they commit: a crash in between leaves them
+    to the next start; erasing one never indexed leaves the index whole."""
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    await store.open()
+    await store.add_site(ALPHA)
+    kept = await store.start_thread(
+        "alpha", body="Une tarte aux pommes", client_id=None, name=None, page=None
+    )
+    gone = await store.start_thread(
+        "alpha", body="Un éclair au café", client_id=None, name=None, page=None
+    )
+    await store.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+    db.execute("UPDATE search_indexed SET seq = 0")  # as if it died before indexing
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("DELETE FROM threads WHERE id = ?", (gone.thread.id,))  # erased meanwhile
+    db.close()
+    store = Store(path)
+    await store.open()
+    try:
+        found = await store.inbox_threads(["alpha"], None, "pomme")
+        assert [s.thread.id for s in found] == [kept.thread.id]
+        assert await store.inbox_threads(["alpha"], None, "eclair") == []
+        await store.add_message(
+            kept.thread.id,
+            author=Author.VISITOR,
+            body="et un éclair",
+            via=Via.WIDGET,
+            client_id=None,
+        )
+        await store.delete_visitor(kept.visitor)  # right after writing: maybe not indexed yet
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')"
+    )  # raises if not
+    assert (
+        db.execute(
+            "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'eclair'"
+        ).fetchone()[0]
+        == 0
+    )
+    db.close()

@@ -62,6 +62,7 @@ def fts_query(text: str) -> str | None:
 class InboxStore:
     async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
     async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+    async def catch_up_search(self) -> None: ...  # provided by SQLiteStore
 
     # -- owners ----------------------------------------------------------------------
 
@@ -182,6 +183,9 @@ class InboxStore:
     ) -> list[ThreadSummary]:
         """Newest activity first; `search` matches message text (accents folded, word
         prefixes) or the visitor's name or email."""
+
+        if search is not None and search.strip():
+            await self.catch_up_search()
 
         def query(db: sqlite3.Connection) -> list[ThreadSummary]:
             site_list = json.dumps(sites)

@@ -160,8 +160,8 @@ async def run() -> list[Row]:
         bare = await asyncio.to_thread(bare_match, path)
         ours, found = await inbox_search(path)
         log(f"search: {found} threads found; inbox {ours * 1000:.1f} ms, bare {bare * 1000:.1f} ms")
-    plain = max(await asyncio.to_thread(insert_rate, False) for _ in range(2))
-    indexed = max(await asyncio.to_thread(insert_rate, True) for _ in range(2))
+    plain = max([await asyncio.to_thread(insert_rate, False) for _ in range(2)])
+    indexed = max([await asyncio.to_thread(insert_rate, True) for _ in range(2)])
     return [
         Row(
             f"inbox search, {MESSAGES // 1000}k msgs (ms)",
