@@ -15,6 +15,11 @@ from relay.errors import InvalidRequest, InvalidToken, TooLarge, UnprocessableRe
 from relay.origins import normalize_origin
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# The thread list's cursor, "<updated_at>|<thread id>" (relay/models.py utc_now, and
+# relay/store/rows.py new_id): opaque to clients, who only send back what they got.
+LIST_CURSOR = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z)\|([A-Za-z0-9_.:-]{1,64})$"
+)
 # Control characters other than newline and tab have no place in a chat message;
 # CR is folded into LF so every client sees the same text.
 _CONTROL = {c for c in range(32) if c not in (9, 10)} | {127}
@@ -141,6 +146,22 @@ def seq_value(raw: Any, name: str) -> int:
 
 def query_since(request: Request) -> int:
     return seq_value(request.query_params.get("since", "0"), "since")
+
+
+def list_cursor(raw: str | None) -> tuple[str, str] | None:
+    """The `before` of the thread list: (updated_at, id) of the previous page's last thread."""
+    if raw is None:
+        return None
+    found = LIST_CURSOR.match(raw)
+    if found is None:
+        raise UnprocessableRequest(
+            f"'before' must be the 'next' of a previous list answer, got {_short(raw)}"
+        )
+    return found.group(1), found.group(2)
+
+
+def encode_list_cursor(cursor: tuple[str, str] | None) -> str | None:
+    return None if cursor is None else "|".join(cursor)
 
 
 def bearer(connection: HTTPConnection) -> str:

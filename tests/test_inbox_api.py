@@ -270,6 +270,35 @@ async def test_search_folds_accents_and_never_breaks_on_syntax(relay: RunningRel
         assert await page.threads(q="croissant") == []
 
 
+async def test_the_list_comes_page_by_page(
+    relay: RunningRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with relay.client() as visitor:
+        started = {(await start_thread(visitor, f"bread {n}"))["thread"]["id"] for n in range(7)}
+    async with inbox(relay) as page:
+        whole = [t["id"] for t in await page.threads()]
+        assert set(whole) == started
+        # The relay serves from a thread of this process: the smaller page reaches it.
+        monkeypatch.setattr("relay.store.inbox.INBOX_PAGE", 3)
+        for filters in ({}, {"q": "bread"}, {"status": "all", "site": "alpha"}):
+            seen: list[str] = []
+            cursor: dict[str, str] = {}
+            for _ in range(5):
+                answer = await page.get("/inbox/api/threads", **filters, **cursor)
+                assert answer.status_code == 200, answer.text
+                body = answer.json()
+                assert len(body["threads"]) <= 3 and isinstance(body["seq"], int)
+                seen += [t["id"] for t in body["threads"]]
+                if body["next"] is None:
+                    break
+                cursor = {"before": body["next"]}
+            assert seen == whole, filters
+        for bad in ("", "yesterday", "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00Z|a|b"):
+            refused = await page.get("/inbox/api/threads", before=bad)
+            assert refused.status_code == 422, bad
+            assert "'before' must be the 'next' of a previous list answer" in refused.text
+
+
 async def test_close_and_reopen_and_a_visitor_reopens(relay: RunningRelay) -> None:
     async with relay.client() as visitor:
         started = await start_thread(visitor, "Thanks, that is all")

@@ -139,7 +139,7 @@ async def test_the_inbox_migration_keeps_mail_and_indexes_old_messages(tmp_path:
     store = Store(path)
     await store.open()
     try:
-        found = await store.inbox_threads(["s"], None, "eclair")
+        found = (await store.inbox_threads(["s"], None, "eclair")).threads
         assert [summary.thread.id for summary in found] == ["t"]
         assert [item.recipient for item in await store.due_mail()] == ["o@s.example"]
     finally:
@@ -169,9 +169,9 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
     store = Store(path)
     await store.open()
     try:
-        found = await store.inbox_threads(["alpha"], None, "pomme")
+        found = (await store.inbox_threads(["alpha"], None, "pomme")).threads
         assert [s.thread.id for s in found] == [kept.thread.id]
-        assert await store.inbox_threads(["alpha"], None, "eclair") == []
+        assert (await store.inbox_threads(["alpha"], None, "eclair")).threads == []
         await store.add_message(
             kept.thread.id,
             author=Author.VISITOR,

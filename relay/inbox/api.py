@@ -22,6 +22,8 @@ from relay.inputs import (
     MAX_PAGE_MESSAGES,
     client_id,
     email_address,
+    encode_list_cursor,
+    list_cursor,
     message_body,
     optional_text,
     query_since,
@@ -143,11 +145,18 @@ async def list_threads(request: Request) -> Response:
     if status_name not in STATUS_FILTERS:
         raise UnprocessableRequest(f"'status' must be open, closed or all, got {status_name!r}")
     search = request.query_params.get("q")
+    before = list_cursor(request.query_params.get("before"))
     # The cursor first: a message stored while the list is read comes again on the
     # socket (the page de-duplicates by seq) rather than never.
     seq = await s.store.last_seq()
-    threads = await s.store.inbox_threads(sites, STATUS_FILTERS[status_name], search)
-    return JSONResponse({"threads": [t.to_json() for t in threads], "seq": seq})
+    page = await s.store.inbox_threads(sites, STATUS_FILTERS[status_name], search, before)
+    return JSONResponse(
+        {
+            "threads": [t.to_json() for t in page.threads],
+            "seq": seq,
+            "next": encode_list_cursor(page.next),
+        }
+    )
 
 
 async def get_thread(request: Request) -> Response:

@@ -107,7 +107,7 @@ PATHS: dict[str, Any] = {
     ),
     "/inbox/api/threads": {
         "get": {
-            "summary": "Threads of your sites, newest activity first (≤ 200)",
+            "summary": "Threads of your sites, newest activity first, 200 at a time",
             "security": SESSION,
             "parameters": [
                 {"name": "site", "in": "query", "schema": _STR},
@@ -119,12 +119,23 @@ PATHS: dict[str, Any] = {
                     "the visitor's name or email.",
                     "schema": _STR,
                 },
+                {
+                    "name": "before",
+                    "in": "query",
+                    "description": "The `next` of the previous answer (same filters): the "
+                    "page after it. Opaque; anything else is refused with 422.",
+                    "schema": _STR,
+                },
             ],
             "responses": {
                 **_ok(
                     _object(
                         threads={"type": "array", "items": _ref("ThreadSummary")},
                         seq={**_INT, "description": "The `since` for /inbox/live."},
+                        next={
+                            "type": ["string", "null"],
+                            "description": "The `before` of the next page; null on the last.",
+                        },
                     ),
                     "The list.",
                 ),

@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 import unicodedata
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from relay.errors import InvalidToken, NotFound
@@ -26,7 +27,7 @@ from relay.store.rows import message_from_row, new_id, sites_of_owner, thread_fr
 if TYPE_CHECKING:
     from relay.store.sqlite import StoreEvent
 
-INBOX_PAGE = 200  # threads in one list answer
+INBOX_PAGE = 200  # threads in one list answer; the next ones come with `before`
 SESSION_DAYS = 90  # an inbox session unused this long ends (its cookie lasts as long)
 REPLY_SAMPLE_DAYS = 30  # the typical reply time looks this far back
 REPLY_SAMPLE_ROWS = 2000
@@ -42,6 +43,15 @@ SUMMARY = (
 # Words, in any script; everything else (quotes, operators, stars) is dropped so a
 # search box never reaches FTS5's query syntax.
 WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    """One page of the thread list, and where the next one starts: the (updated_at, id)
+    of this page's last thread, or None when no thread comes after it."""
+
+    threads: list[ThreadSummary]
+    next: tuple[str, str] | None
 
 
 def fold(text: str | None) -> str | None:
@@ -179,32 +189,47 @@ class InboxStore:
     # -- the thread list -----------------------------------------------------------------
 
     async def inbox_threads(
-        self, sites: list[str], status: ThreadStatus | None, search: str | None
-    ) -> list[ThreadSummary]:
-        """Newest activity first; `search` matches message text (accents folded, word
-        prefixes) or the visitor's name or email."""
+        self,
+        sites: list[str],
+        status: ThreadStatus | None,
+        search: str | None,
+        before: tuple[str, str] | None = None,
+    ) -> ThreadPage:
+        """Newest activity first (by updated_at, then id), INBOX_PAGE at a time; `before`
+        is the previous page's `next`. `search` matches message text (accents folded,
+        word prefixes) or the visitor's name or email."""
 
         if search is not None and search.strip():
             await self.catch_up_search()
+        after_updated_at, after_id = before if before is not None else (None, None)
 
-        def query(db: sqlite3.Connection) -> list[ThreadSummary]:
+        def query(db: sqlite3.Connection) -> ThreadPage:
             site_list = json.dumps(sites)
             matches: dict[str, str | None] | None = None
             if search is not None and search.strip():
                 matches = _search(db, site_list, search.strip())
+            # One row more than a page: whether it comes tells whether a next page does.
             rows = db.execute(
                 SUMMARY + " WHERE t.site_id IN (SELECT value FROM json_each(?1))"
                 " AND (?2 IS NULL OR t.status = ?2)"
                 " AND (?3 IS NULL OR t.id IN (SELECT value FROM json_each(?3)))"
+                " AND (?5 IS NULL OR t.updated_at < ?5 OR (t.updated_at = ?5 AND t.id > ?6))"
                 " ORDER BY t.updated_at DESC, t.id LIMIT ?4",
                 (
                     site_list,
                     status.value if status else None,
                     json.dumps(list(matches)) if matches is not None else None,
-                    INBOX_PAGE,
+                    INBOX_PAGE + 1,
+                    after_updated_at,
+                    after_id,
                 ),
             ).fetchall()
-            return [_summary(db, row, (matches or {}).get(row["id"])) for row in rows]
+            page = rows[:INBOX_PAGE]
+            last = page[-1] if len(rows) > INBOX_PAGE else None
+            return ThreadPage(
+                [_summary(db, row, (matches or {}).get(row["id"])) for row in page],
+                (last["updated_at"], last["id"]) if last is not None else None,
+            )
 
         return await self._read(query)  # type: ignore[no-any-return]
 

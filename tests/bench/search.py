@@ -121,7 +121,7 @@ async def inbox_search(path: Path) -> tuple[float, int]:
         times, found = [], 0
         for _ in range(ROUNDS):
             started = time.perf_counter()
-            found = len(await store.inbox_threads([SITE], None, QUERY))
+            found = len((await store.inbox_threads([SITE], None, QUERY)).threads)
             times.append(time.perf_counter() - started)
         return statistics.median(times), found
     finally:

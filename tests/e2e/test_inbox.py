@@ -412,6 +412,40 @@ def test_search_close_reopen_and_keyboard(
         expect(inbox.locator(ITEMS)).to_have_count(3)
 
 
+def test_older_threads_come_with_a_button(
+    browser: Browser, mail_stage: Stage, sink: SinkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = mail_stage
+    monkeypatch.setattr("relay.store.inbox.INBOX_PAGE", 2)  # the relay runs in this process
+    oldest = visitor_writes(stage, "The oldest one")
+    visitor_writes(stage, "The middle one")
+    visitor_writes(stage, "The newest one")
+    with device(browser) as inbox:
+        sign_in(inbox, stage, sink)
+        expect(inbox.locator(ITEMS)).to_have_count(2)
+        older = inbox.get_by_role("button", name="Show older conversations")
+        older.focus()
+        inbox.keyboard.press("Enter")
+        expect(inbox.locator(ITEMS + " .preview")).to_have_text(
+            ["The newest one", "The middle one", "The oldest one"]
+        )
+        expect(older).to_have_count(0)  # nothing older left
+        expect(item(inbox, "The oldest one").locator("a")).to_be_focused()
+        for _ in range(3):  # j walks on into the added threads, however quick
+            inbox.keyboard.press("j")
+        expect(inbox).to_have_url(re.compile(f"#t={thread_id(oldest)}$"))
+        # Live news still moves a thread to the top, listed once.
+        response = httpx.post(
+            f"{stage.relay.url}/v1/thread/messages",
+            json={"body": "Still there?"},
+            headers={"origin": stage.pages, "authorization": f"Bearer {oldest['token']}"},
+        )
+        assert response.status_code == 201, response.text
+        expect(inbox.locator(ITEMS + " .preview")).to_have_text(
+            ["Still there?", "The newest one", "The middle one"]
+        )
+
+
 # -- settings -----------------------------------------------------------------------------
 
 

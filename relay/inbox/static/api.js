@@ -91,10 +91,12 @@ export class Api extends EventTarget {
 
   // -- threads -------------------------------------------------------------------------
 
-  threads({ site, status, q }) {
+  // `before`: the `next` of the previous answer, for the page after it.
+  threads({ site, status, q }, before = null) {
     const query = new URLSearchParams({ status });
     if (site) query.set('site', site);
     if (q) query.set('q', q);
+    if (before) query.set('before', before);
     return this.get(`/threads?${query}`);
   }
 

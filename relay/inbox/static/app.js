@@ -105,7 +105,7 @@ export class App {
       onSite: (site) => this.#filter({ site }),
       onSearch: (q) => this.#filter({ q }),
     });
-    const list = new ThreadList(text, { onFilter: (status) => this.#filter({ status }) });
+    const list = new ThreadList(text, { onFilter: (status) => this.#filter({ status }), onOlder: () => this.#older() });
     const thread = new ThreadView(text, {
       onSend: (body) => this.threads.reply(this.selected, body),
       onInput: () => this.#typing(),
@@ -150,6 +150,7 @@ export class App {
   // -- routing ---------------------------------------------------------------------------
 
   open(id) {
+    this.selected = id; // now, not at hashchange: a quick second "j" moves on from here
     location.hash = `#t=${encodeURIComponent(id)}`;
   }
 
@@ -200,6 +201,20 @@ export class App {
     }
   }
 
+  // "Show older conversations": the next page joins the end of the list. Focus was on
+  // the button (gone when nothing older is left): it moves to the first thread added.
+  async #older() {
+    const button = this.#views.list.older;
+    let added;
+    try {
+      added = await this.threads.loadOlder();
+    } catch (error) {
+      return this.#loadFailed(error);
+    }
+    const lost = document.activeElement === button || document.activeElement === document.body;
+    if (added.length && lost && button === this.#views.list.older) this.#views.list.link(added[0]).focus();
+  }
+
   #loadFailed(error) {
     if (error.status === 401) return;
     this.announce(this.#views.text.t(error.status ? 'error.load_list' : 'error.network'));
@@ -208,7 +223,7 @@ export class App {
   #renderList() {
     if (!this.#views) return;
     const { list, text } = this.#views;
-    list.render({ threads: this.threads.visible(), selected: this.selected, sites: this.sites, filters: this.threads.filters, loaded: this.threads.loaded });
+    list.render({ threads: this.threads.visible(), selected: this.selected, sites: this.sites, filters: this.threads.filters, loaded: this.threads.loaded, more: Boolean(this.threads.next) });
     const unread = this.threads.unreadTotal;
     document.title = unread ? text.t('title.unread', { count: unread, title: text.t('title') }) : text.t('title');
   }

@@ -1,6 +1,7 @@
 // The thread list: the open / closed / all filter and one link per thread (#t=<id>),
-// newest activity first. Items are keyed by thread id and reused, so a thread moving
-// to the top keeps its node (and focus), and only changed text is rewritten.
+// newest activity first, and a button for the older ones when there are more. Items are
+// keyed by thread id and reused, so a thread moving to the top keeps its node (and
+// focus), and only changed text is rewritten.
 import { el, Keyed, reconcile } from './dom.js';
 import { renderMatch } from './text.js';
 import { STATUSES } from './threads.js';
@@ -12,8 +13,9 @@ export class ThreadList {
   #text;
   #items = new Keyed();
   #onFilter;
+  #olderItem;
 
-  constructor(text, { onFilter }) {
+  constructor(text, { onFilter, onOlder }) {
     this.#text = text;
     this.#onFilter = onFilter;
     const t = text.t;
@@ -25,6 +27,11 @@ export class ThreadList {
     this.filter.addEventListener('change', (event) => this.#onFilter(event.target.value));
     this.status = el('p', { class: 'list-status', role: 'status' });
     this.list = el('ul', { class: 'threads', 'aria-labelledby': 'list-title' });
+    // Last in the list itself, so it scrolls with the threads and comes after them in
+    // tab order.
+    this.older = el('button', { type: 'button', class: 'secondary' }, t('list.older'));
+    this.older.addEventListener('click', () => onOlder());
+    this.#olderItem = el('li', { class: 'older' }, this.older);
     this.root = el('nav', { class: 'list-pane', 'aria-labelledby': 'list-title' },
       el('div', { class: 'list-head' }, el('h2', { id: 'list-title', class: 'sr-only' }, t('list.title')), this.filter),
       this.status, this.list);
@@ -34,15 +41,17 @@ export class ThreadList {
     for (const input of this.filter.querySelectorAll('input')) input.checked = input.value === status;
   }
 
-  // threads: ThreadOut[] in order; sites: id -> name (shown when there are several).
-  render({ threads, selected, sites, filters, loaded }) {
+  // threads: ThreadOut[] in order; sites: id -> name (shown when there are several);
+  // more: older threads can be fetched.
+  render({ threads, selected, sites, filters, loaded, more }) {
     const t = this.#text.t;
     const several = sites.size > 1;
-    reconcile(this.list, threads.map((thread) => {
+    const items = threads.map((thread) => {
       const item = this.#items.get(thread.id, () => this.#item(thread.id));
       this.#fill(item, thread, { selected: thread.id === selected, siteName: several ? sites.get(thread.site) || thread.site : '' });
       return item;
-    }));
+    });
+    reconcile(this.list, more ? [...items, this.#olderItem] : items);
     this.#items.prune();
     let status = '';
     if (!loaded) status = t('list.loading');

@@ -34,6 +34,7 @@ export class Threads extends EventTarget {
   filters = { site: '', status: 'open', q: '' };
   byId = new Map(); // id -> ThreadOut: every thread seen, for the unread total
   order = []; // ids of the current list, newest activity first
+  next = null; // where the list's next (older) page starts; null: nothing older
   loaded = false;
   #api;
   #live;
@@ -43,6 +44,7 @@ export class Threads extends EventTarget {
   #fetching = new Map(); // thread id -> the request for its summary
   #statusRequests = new Map(); // thread id -> number of the latest status change asked
   #listRequest = 0;
+  #older = null; // {request, answer}: the next page being fetched for that list
 
   constructor(api, live) {
     super();
@@ -57,9 +59,37 @@ export class Threads extends EventTarget {
     if (request !== this.#listRequest) return null;
     for (const thread of data.threads) this.#put(thread);
     this.order = data.threads.map((thread) => thread.id);
+    this.next = data.next ?? null;
     this.loaded = true;
     this.#changed();
     return data;
+  }
+
+  // The next page, appended: the ids added (a thread already listed, moved up by a live
+  // message since, is not listed twice). One request at a time; dropped if the list was
+  // loaded again meanwhile (other filters, or a reconnect).
+  loadOlder() {
+    if (!this.next) return Promise.resolve([]);
+    const request = this.#listRequest;
+    if (this.#older?.request !== request) {
+      const older = {
+        request,
+        answer: this.#api.threads(this.filters, this.next).then((data) => {
+          if (request !== this.#listRequest) return [];
+          const listed = new Set(this.order);
+          const added = data.threads.filter((thread) => !listed.has(thread.id));
+          for (const thread of added) this.#put(thread);
+          this.order = [...this.order, ...added.map((thread) => thread.id)];
+          this.next = data.next ?? null;
+          this.#changed();
+          return added.map((thread) => thread.id);
+        }).finally(() => {
+          if (this.#older === older) this.#older = null;
+        }),
+      };
+      this.#older = older;
+    }
+    return this.#older.answer;
   }
 
   // The list as shown: a thread closed or reopened since the load leaves or joins it.
