@@ -11,6 +11,7 @@ import pytest
 from relay.errors import NotFound
 from relay.models import Author, Event, MessageAdded, Via
 from relay.store import Store
+from relay.store.inbox import hit_text
 from relay.store.migrate import _statements, migrations
 from tests.support import ALPHA
 
@@ -193,3 +194,11 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
         == 0
     )
     db.close()
+
+
+def test_a_search_hit_is_cut_around_its_first_term_and_marks_every_term() -> None:
+    body = "one two three four five six seven eight Une crème brûlée, merci ! " + "more " * 10
+    text = hit_text(body, ["creme", "BRUL".lower()])
+    assert text.startswith("…") and "\x02crème\x03 \x02brûlée\x03" in text
+    assert "one" not in text.split() and text.endswith("…")
+    assert hit_text("no term here", ["creme"]) == "no term here"

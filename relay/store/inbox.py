@@ -205,7 +205,7 @@ class InboxStore:
 
         def query(db: sqlite3.Connection) -> ThreadPage:
             site_list = json.dumps(sites)
-            matches: dict[str, str | None] | None = None
+            matches: dict[str, int | None] | None = None
             if search is not None and search.strip():
                 matches = _search(db, site_list, search.strip())
             # One row more than a page: whether it comes tells whether a next page does.
@@ -226,8 +226,9 @@ class InboxStore:
             ).fetchall()
             page = rows[:INBOX_PAGE]
             last = page[-1] if len(rows) > INBOX_PAGE else None
+            hits = _hit_texts(db, matches or {}, [row["id"] for row in page], search or "")
             return ThreadPage(
-                [_summary(db, row, (matches or {}).get(row["id"])) for row in page],
+                [_summary(db, row, hits.get(row["id"])) for row in page],
                 (last["updated_at"], last["id"]) if last is not None else None,
             )
 
@@ -276,19 +277,19 @@ class InboxStore:
         return [(row[0], row[1], row[2]) for row in rows]
 
 
-def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, str | None]:
-    """Thread id → the latest matching text (None: the visitor's name or email matched)."""
-    found: dict[str, str | None] = {}
+def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, int | None]:
+    """Thread id → its latest matching message (None: the visitor's name or email matched)."""
+    found: dict[str, int | None] = {}
     expression = fts_query(text)
     if expression is not None:
         for row in db.execute(
-            "SELECT m.thread_id, snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snip"
-            " FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid"
+            "SELECT m.thread_id, MAX(m.seq) FROM messages_fts"
+            " JOIN messages m ON m.seq = messages_fts.rowid"
             " WHERE messages_fts MATCH ? AND m.site_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY m.seq DESC LIMIT 1000",
+            " GROUP BY m.thread_id",
             (expression, site_list),
         ):
-            found.setdefault(row[0], row[1])
+            found[row[0]] = row[1]
     folded = fold(text) or ""
     pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     for row in db.execute(
@@ -299,6 +300,43 @@ def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, str 
     ):
         found.setdefault(row[0], None)
     return found
+
+
+def _hit_texts(
+    db: sqlite3.Connection, matches: dict[str, int | None], threads: list[str], search: str
+) -> dict[str, str]:
+    """The matching text of each listed thread found by its messages. Cut and marked
+    here, for one page only: FTS5's snippet() costs as much for every hit of a search."""
+    seqs = {thread: matches[thread] for thread in threads if matches.get(thread) is not None}
+    if not seqs:
+        return {}
+    bodies = dict(
+        db.execute(
+            "SELECT seq, body FROM messages WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(seqs.values())),),
+        ).fetchall()
+    )
+    terms = [fold(word) or "" for word in WORD.findall(search)[:16]]
+    return {thread: hit_text(bodies.get(seq, ""), terms) for thread, seq in seqs.items()}
+
+
+def hit_text(body: str, terms: list[str], around: int = 6) -> str:
+    """`body` cut to a dozen words around the first hit, each word starting with a term
+    (accents and case folded, as the index compares) between U+0002 and U+0003."""
+    words = list(WORD.finditer(body))
+    hits = [i for i, w in enumerate(words) if any((fold(w[0]) or "").startswith(t) for t in terms)]
+    if not words or not hits:
+        return body[:120]
+    first = max(0, hits[0] - around)
+    last = min(len(words), first + 2 * around)
+    start, end = words[first].start(), words[last - 1].end()
+    marked, cursor = [], start
+    for i in hits:
+        if first <= i < last:
+            marked += [body[cursor : words[i].start()], "\x02", words[i][0], "\x03"]
+            cursor = words[i].end()
+    marked.append(body[cursor:end])
+    return ("…" if first else "") + "".join(marked) + ("…" if last < len(words) else "")
 
 
 def _summary(db: sqlite3.Connection, row: sqlite3.Row, match: str | None) -> ThreadSummary:
