@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -117,17 +117,21 @@ class Session:
         self.recheck: Callable[[], Awaitable[None]] | None = None
         self.here: Callable[[bool], None] | None = None
 
-    def subscribe(self) -> contextlib.ExitStack:
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[None]:
         """Watch the bus (a visitor: their thread and whether the owner is in; an owner:
-        every site of theirs); the returned stack stops watching."""
-        stack = contextlib.ExitStack()
+        every site of theirs) for as long as this is held."""
         if self.thread is not None:
-            stack.enter_context(self.s.bus.watch_thread(self.thread.id, self.deliver))
-            stack.enter_context(self.s.presence.listen(self.sites[0], self._presence))
-        else:
+            with (
+                self.s.bus.watch_thread(self.thread.id, self.deliver),
+                self.s.presence.listen(self.sites[0], self._presence),
+            ):
+                yield
+            return
+        with contextlib.ExitStack() as stack:
             for site in self.sites:
                 stack.enter_context(self.s.bus.watch_site(site, self.deliver))
-        return stack
+            yield
 
     def _presence(self, online: bool) -> None:
         self.deliver(PresenceChanged(online))

@@ -30,6 +30,25 @@ class Seat:
                 self._presence._count(site, 1 if here else -1)
 
 
+class Listening:
+    __slots__ = ("_listeners", "_site", "_listener")
+
+    def __init__(
+        self, listeners: defaultdict[str, set[Listener]], site: str, listener: Listener
+    ) -> None:
+        self._listeners, self._site, self._listener = listeners, site, listener
+
+    def __enter__(self) -> None:
+        self._listeners[self._site].add(self._listener)
+
+    def __exit__(self, *exc: object) -> None:
+        members = self._listeners.get(self._site)
+        if members is not None:
+            members.discard(self._listener)
+            if not members:
+                del self._listeners[self._site]
+
+
 class Presence:
     def __init__(self) -> None:
         self._here: Counter[str] = Counter()  # site → inbox sockets looking at it
@@ -56,18 +75,10 @@ class Presence:
             if not self._endings[session]:
                 del self._endings[session]
 
-    @contextmanager
-    def listen(self, site: str, listener: Listener) -> Iterator[None]:
-        """A visitor socket's callback, called with the new state on every change."""
-        self._listeners[site].add(listener)
-        try:
-            yield
-        finally:
-            members = self._listeners.get(site)
-            if members is not None:
-                members.discard(listener)
-                if not members:
-                    del self._listeners[site]
+    def listen(self, site: str, listener: Listener) -> Listening:
+        """A visitor socket's callback, called with the new state on every change (a
+        context manager; a class, not a generator: one is held by every idle socket)."""
+        return Listening(self._listeners, site, listener)
 
     def end_sessions(self, sessions: list[str]) -> None:
         """Revoked sessions: close their sockets now, not at their next request."""
