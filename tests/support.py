@@ -54,6 +54,20 @@ BETA = Site(
 )
 
 
+# What a site without hours, texts or replies yet tells visitors about availability.
+NO_AVAILABILITY = {
+    "online": False,
+    "open": True,
+    "has_hours": False,
+    "next_open": None,
+    "reply_seconds": None,
+    "reply_source": None,
+    "away_text": "",
+    "away_texts": {},
+    "timezone": "UTC",
+}
+
+
 def relay_config(tmp_path: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = {
         "data_dir": tmp_path,

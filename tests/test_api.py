@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from tests.support import ALPHA_ORIGIN, BETA_ORIGIN, RunningRelay, bearer, start_thread
+from tests.support import (
+    ALPHA_ORIGIN,
+    BETA_ORIGIN,
+    NO_AVAILABILITY,
+    RunningRelay,
+    bearer,
+    start_thread,
+)
 
 S201_CREATED = 201
 S200_REPLAYED = 200
@@ -22,17 +29,7 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
         "greeting": "Hello!",
         "language": "en",
         "color": "#2f6f4e",
-        "availability": {
-            "online": False,
-            "open": True,
-            "has_hours": False,
-            "next_open": None,
-            "reply_seconds": None,
-            "reply_source": None,
-            "away_text": "",
-            "away_texts": {},
-            "timezone": "UTC",
-        },
+        "availability": NO_AVAILABILITY,
         "greetings": {},
     }
     assert "owner@" not in response.text

@@ -22,7 +22,7 @@ from relay.availability import (
     reply_delays,
     typical_reply_seconds,
 )
-from tests.support import ALPHA, RunningRelay, bearer, seed_sites, start_thread
+from tests.support import ALPHA, NO_AVAILABILITY, RunningRelay, bearer, seed_sites, start_thread
 
 WEEKDAYS_9_TO_6 = {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
 PARIS_WEEK = {"timezone": "Europe/Paris", "hours": WEEKDAYS_9_TO_6}
@@ -261,17 +261,7 @@ def test_public_availability_shape_and_reply_source() -> None:
     assert measured["reply_seconds"] == 300 and measured["reply_source"] == "measured"
     assert measured["online"] is True
     bare = public_availability(ALPHA, saturday_night, False, None)
-    assert bare == {
-        "online": False,
-        "open": True,
-        "has_hours": False,
-        "next_open": None,
-        "reply_seconds": None,
-        "reply_source": None,
-        "away_text": "",
-        "away_texts": {},
-        "timezone": "UTC",
-    }
+    assert bare == NO_AVAILABILITY
     assert iso_utc(utc("2026-11-30T08:00:00")) == "2026-11-30T08:00:00Z"
 
 

@@ -11,23 +11,25 @@ export function renderText(parent, text) {
     const trailing = url.match(TRAILING);
     if (trailing) url = url.slice(0, -trailing[0].length);
     if (match.index > last) parent.append(text.slice(last, match.index));
-    parent.append(link(url));
+    parent.append(externalLink(url));
     last = match.index + url.length;
   }
   if (last < text.length) parent.append(text.slice(last));
 }
 
-function link(url) {
+// A link out of the page (no opener, no referrer), or the label as text when the URL
+// is not http(s). The inbox uses it too.
+export function externalLink(url, label = url) {
   let parsed;
   try {
     parsed = new URL(url);
   } catch {
-    return url;
+    return label;
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return url;
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return label;
   const a = document.createElement('a');
   a.href = parsed.href;
-  a.textContent = url;
+  a.textContent = label;
   a.target = '_blank';
   a.rel = 'noopener noreferrer nofollow';
   return a;

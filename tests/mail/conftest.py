@@ -20,12 +20,28 @@ import pytest
 
 from relay.models import utc_now
 from tests.mail.dovecot import Dovecot, Unavailable, ensure_installed
+from tests.mail.smtp_sink import SinkServer
 from tests.support import RunningRelay, free_port, open_live
 
 REPLY_DOMAIN = "reply.example"
 OWNER = "owner@alpha.example"
 POLL_INTERVAL = 0.05  # seconds between looks at a state no event announces
 EVENT_TIMEOUT = 10.0  # seconds; what the relay does takes a fraction of one
+
+
+def mail_relay(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer, **overrides: Any
+) -> RunningRelay:
+    """A relay whose mail goes to the sink at once and whose replies come back through
+    its own SMTP ingress."""
+    return make_relay(
+        smtp_url=sink.url,
+        reply_domain=REPLY_DOMAIN,
+        owner_notify_delay=0,
+        visitor_notify_delay=0,
+        smtp_port=free_port(),
+        **overrides,
+    )
 
 
 def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:

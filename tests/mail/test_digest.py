@@ -19,9 +19,16 @@ import aiosmtplib
 import pytest
 
 from relay.mail.reading import LOOP_HEADER
-from tests.mail.conftest import OWNER, REPLY_DOMAIN, eventually, owner_reply, set_owner
+from tests.mail.conftest import (
+    OWNER,
+    REPLY_DOMAIN,
+    eventually,
+    mail_relay,
+    owner_reply,
+    set_owner,
+)
 from tests.mail.smtp_sink import SinkServer
-from tests.support import BETA_ORIGIN, RunningRelay, bearer, free_port, start_thread
+from tests.support import BETA_ORIGIN, RunningRelay, bearer, start_thread
 
 BETA_OWNER = "owner@beta.example"
 # Three seconds before the hour: time to start the relay and write, then the digest.
@@ -85,14 +92,7 @@ async def only_pending_digest(relay: RunningRelay, before: int = 0) -> sqlite3.R
 
 @pytest.fixture
 def digest_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
-    return make_relay(
-        smtp_url=sink.url,
-        reply_domain=REPLY_DOMAIN,
-        owner_notify_delay=0,
-        visitor_notify_delay=0,
-        smtp_port=free_port(),
-        clock_start=BEFORE_TEN,
-    )
+    return mail_relay(make_relay, sink, clock_start=BEFORE_TEN)
 
 
 async def test_hourly_digest_gathers_two_sites_then_starts_anew(

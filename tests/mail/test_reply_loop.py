@@ -15,22 +15,14 @@ import aiosmtplib
 import pytest
 
 from relay.limits import RateLimiter
+from tests.mail.conftest import OWNER, REPLY_DOMAIN, mail_relay
 from tests.mail.smtp_sink import SinkServer
-from tests.support import RunningRelay, bearer, free_port, open_live, start_thread
-
-REPLY_DOMAIN = "reply.example"
-OWNER = "owner@alpha.example"
+from tests.support import RunningRelay, bearer, open_live, start_thread
 
 
 @pytest.fixture
 def loop_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
-    return make_relay(
-        smtp_url=sink.url,
-        reply_domain=REPLY_DOMAIN,
-        owner_notify_delay=0,
-        visitor_notify_delay=0,
-        smtp_port=free_port(),
-    )
+    return mail_relay(make_relay, sink)
 
 
 def reply_to(

@@ -3,7 +3,7 @@
 
 // Message text is rendered exactly as the widget renders it (relay/inbox/page.py
 // serves widget/text.js here as widget-text.js).
-export { renderText } from './widget-text.js';
+export { externalLink, renderText } from './widget-text.js';
 
 export const LANGUAGES = ['en', 'fr'];
 const MINUTE = 60_000;
@@ -135,23 +135,6 @@ function capitalize(text) {
 }
 
 // -- message text ------------------------------------------------------------------
-
-// A link out of the inbox, or the plain text when the URL is not http(s).
-export function externalLink(url, label) {
-  let parsed;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return document.createTextNode(label);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return document.createTextNode(label);
-  const a = document.createElement('a');
-  a.href = parsed.href;
-  a.textContent = label;
-  a.target = '_blank';
-  a.rel = 'noopener noreferrer nofollow';
-  return a;
-}
 
 // A search hit as the relay sends it: each matched term -> <mark>.
 export function renderMatch(parent, snippet) {
