@@ -194,7 +194,9 @@ def verified_user(site: Site, data: dict[str, Any]) -> str | None:
     if not 0 < len(user) <= MAX_USER_ID_CHARS:
         return None
     expected = hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()
-    return user if hmac.compare_digest(expected, given.strip().lower()) else None
+    given = given.strip().lower()
+    # compare_digest refuses str with non-ASCII characters (TypeError): such a hash is wrong.
+    return user if given.isascii() and hmac.compare_digest(expected, given) else None
 
 
 async def optional_visitor_thread(request: Request, s: Services) -> Thread | None:

@@ -36,7 +36,7 @@ from relay.openapi import document
 from relay.origins import CORSMiddleware
 from relay.presence import Presence
 from relay.services import Limits, Services, services
-from relay.store import Store
+from relay.store import open_store
 from relay.store.mail import MailPolicy
 from relay.tasks import background
 from relay.tokens import Tokens
@@ -54,7 +54,7 @@ def create_app(
     automatic first reply and its owner mailbox."""
     if not config.secret_keys:
         raise ValueError("config.secret_keys is empty")
-    store = Store(config.database_path, synchronous=config.sqlite_synchronous)
+    store = open_store(config)
     bus = Bus()
     store.on_commit = bus.publish
     if config.imap_url:  # a bad mailbox URL fails the start, not a background task later

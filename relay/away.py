@@ -8,7 +8,6 @@ is stored exactly once and reaches the visitor right after their message.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from relay.catalogue import language_or_default, text
 from relay.clock import Clock
 from relay.models import Author, Message
 from relay.presence import Presence
+from relay.store.rows import Db
 
 SETTINGS_TTL = 30.0  # seconds
 CLIENT_ID_PREFIX = "away:"  # + the next opening: one reply per closed period per thread
@@ -40,7 +40,7 @@ class AwayReplies:
     # Site settings as last read: every visitor message asks, most while open.
     _settings: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
-    def reply_for(self, db: sqlite3.Connection, message: Message, site: str) -> AwayReply | None:
+    def reply_for(self, db: Db, message: Message, site: str) -> AwayReply | None:
         if message.author is not Author.VISITOR or self.presence.online(site):
             return None  # someone is at the inbox: no need to say nobody is
         settings = self._site_settings(db, site)
@@ -75,7 +75,7 @@ class AwayReplies:
         """The site's settings changed (in this process)."""
         self._settings.pop(site, None)
 
-    def _site_settings(self, db: sqlite3.Connection, site: str) -> dict[str, Any]:
+    def _site_settings(self, db: Db, site: str) -> dict[str, Any]:
         cached = self._settings.get(site)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]

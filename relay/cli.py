@@ -12,10 +12,13 @@ from typing import Any
 from relay.catalogue import LANGUAGES
 from relay.cli_common import CommandError
 from relay.commands import (
+    run_backup,
+    run_copy_db,
     run_demo,
     run_keygen,
     run_mail_inspect,
     run_mail_status,
+    run_migrate,
     run_owner_login,
     run_owner_logout,
     run_owner_token,
@@ -249,6 +252,32 @@ def build_parser() -> argparse.ArgumentParser:
         "Erase conversations idle longer than their site's retention (the relay does it daily).",
     )
     purge.add_argument("--dry-run", action="store_true", help="Only list what would go.")
+    backup_command = command(
+        "backup",
+        run_backup,
+        "Copy the SQLite database to DEST while the relay runs: one consistent "
+        "snapshot, verified, then renamed into place.",
+    )
+    backup_command.add_argument("dest", type=Path, metavar="DEST", help="The backup file.")
+    backup_command.add_argument(
+        "--force", action="store_true", help="Replace DEST if it already exists."
+    )
+
+    command(
+        "migrate",
+        run_migrate,
+        "Apply the database migrations that are missing, and say which (the relay also "
+        "does at start).",
+    )
+    copy_db = command(
+        "copy-db",
+        run_copy_db,
+        "Copy a SQLite installation into an empty PostgreSQL database, every thread and "
+        "seq as it is. Stop the relay first.",
+        with_settings=False,
+    )
+    copy_db.add_argument("source", type=Path, metavar="FROM", help="The SQLite file.")
+    copy_db.add_argument("target", metavar="TO", help="postgresql://user:pass@host/dbname")
 
     threads = command("threads", run_threads, "List conversations, latest first.")
     threads.add_argument("--site", help="Only this site's.")

@@ -18,9 +18,9 @@ import uvicorn
 
 from relay import demo
 from relay.config import FIELDS, Config, env_var
-from relay.errors import ConfigError
+from relay.errors import ConfigError, StoreUnavailable
 from relay.origins import normalize_origin
-from relay.store import Store
+from relay.store import Store, open_store
 from relay.tokens import new_secret_key
 
 DEMO_SITE = "demo"
@@ -49,14 +49,12 @@ def load_config(args: argparse.Namespace, *, demo_key: bool = True) -> Config:
 
 def with_store(config: Config, work: Callable[[Store], Awaitable[Any]]) -> Any:
     async def run() -> Any:
-        store = Store(config.database_path, synchronous=config.sqlite_synchronous)
+        store = open_store(config)
         try:
             await store.open()
-        except (OSError, sqlite3.Error) as error:
-            raise CommandError(
-                f"cannot open the database {config.database_path}: {error} "
-                "(--data-dir or --database)"
-            ) from None
+        except (OSError, sqlite3.Error, StoreUnavailable) as error:
+            where = "--database-url" if config.database_url else "--data-dir or --database"
+            raise CommandError(f"cannot open the database {store}: {error} ({where})") from None
         try:
             return await work(store)
         except ValueError as error:  # the store's refusals, e.g. a site id taken meanwhile

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import shlex
+import sqlite3
 import sys
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import httpx
 
 from relay import demo, site_settings
 from relay.assets import asset_dir
 from relay.availability import opening, site_zone
+from relay.backup import backup
 from relay.cli_common import (
     DEMO_NOTIFY_DELAY,
     DEMO_OWNER,
@@ -44,6 +48,9 @@ from relay.mail.smtp_ingress import start_smtp_ingress
 from relay.models import Site
 from relay.origins import normalize_origin
 from relay.store import Store
+from relay.store.copy import CopyError, copy_sqlite_to_postgres
+from relay.store.migrate import apply_migrations, apply_pg_migrations
+from relay.store.postgres import shown_url
 from relay.tokens import Tokens, new_secret_key
 
 # -- commands -----------------------------------------------------------------------
@@ -382,6 +389,49 @@ def run_purge(args: argparse.Namespace) -> None:
     for site, thread, when in found:
         print(f"{verb}\t{site}\t{thread}\tidle since {when}")
     print(f"{len(found)} conversation(s) {verb}.")
+
+
+def run_backup(args: argparse.Namespace) -> None:
+    config = load_config(args, demo_key=False)  # a copy needs no key
+    if config.database_url:
+        raise ConfigError(
+            f"porch backup copies a SQLite database, and {env_var('database_url')} is set: "
+            "back up PostgreSQL with pg_dump -Fc (README: Deploy)"
+        )
+    print(backup(config.database_path, args.dest, force=args.force).summary())
+
+
+def run_migrate(args: argparse.Namespace) -> None:
+    config = load_config(args, demo_key=False)
+    try:
+        if config.database_url:
+            applied = asyncio.run(_migrate_postgres(config.database_url))
+        else:
+            with contextlib.closing(sqlite3.connect(config.database_path)) as db:
+                applied = apply_migrations(db)
+    except (OSError, sqlite3.Error, asyncpg.PostgresError) as error:
+        raise CommandError(f"cannot migrate the database: {error}") from None
+    print("\n".join(f"applied {name}" for name in applied) or "The database is up to date.")
+
+
+async def _migrate_postgres(url: str) -> list[str]:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await apply_pg_migrations(conn)
+    finally:
+        await conn.close()
+
+
+def run_copy_db(args: argparse.Namespace) -> None:
+    if not args.target.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"TO: expected a postgresql:// URL, got {args.target!r}")
+    if not args.source.is_file():
+        raise ConfigError(f"FROM: no SQLite database at {args.source}")
+    try:
+        copied = asyncio.run(copy_sqlite_to_postgres(args.source, args.target))
+    except CopyError as error:
+        raise CommandError(f"nothing copied: {error}") from None
+    print(copied.summary(args.source, shown_url(args.target)))
 
 
 def run_threads(args: argparse.Namespace) -> None:

@@ -27,6 +27,9 @@ class Config:
         Path("porch-data"), "Directory for the SQLite database and demo files."
     )
     database: Path | None = setting(None, "SQLite file; default DATA_DIR/porch.sqlite3.")
+    database_url: str = setting(
+        "", "PostgreSQL instead of SQLite: postgresql://user:pass@host:5432/dbname."
+    )
     host: str = setting("127.0.0.1", "Interface the relay listens on.")
     port: int = setting(8000, "TCP port the relay listens on.")
     public_url: str = setting("", "URL visitors reach the relay at; default http://HOST:PORT.")
@@ -131,6 +134,8 @@ class Config:
             _check_server_url("smtp_url", self.smtp_url, ("smtp", "smtps"))
         if self.imap_url:
             _check_server_url("imap_url", self.imap_url, ("imap", "imaps"))
+        if self.database_url:
+            _check_server_url("database_url", self.database_url, ("postgresql", "postgres"))
         if (self.smtp_url or self.smtp_port or self.imap_url) and not self.reply_domain:
             raise ConfigError(
                 f"{env_var('reply_domain')} is needed for email: replies come "

@@ -82,6 +82,15 @@ class Unavailable(PorchError):
     code = "unavailable"
 
 
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached (PostgreSQL restarting): retry; nothing was lost."""
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable; try again shortly") -> None:
+        super().__init__(message, retry_after=1)
+
+
 class RateLimited(PorchError):
     status = 429
     code = "rate_limited"

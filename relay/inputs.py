@@ -55,6 +55,14 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
         raise InvalidRequest(f"expected a JSON object, got malformed JSON ({error})") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        # JSON may escape a lone UTF-16 surrogate ("\\ud800"): Python keeps it in the str,
+        # and it fails later, when written as UTF-8 (SQLite, email, HMAC).
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "expected a JSON object, got a string with a lone surrogate (\\ud800-\\udfff)"
+        ) from None
     return data
 
 

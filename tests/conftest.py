@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import pg_url  # noqa: F401 - a fixture
 from tests.support import (
     ALPHA,
     BETA,
@@ -19,12 +20,26 @@ from tests.support import (
 )
 
 
+@pytest.fixture(autouse=True)  # so that a whole module can be parametrized by engine
+def engine(request: pytest.FixtureRequest) -> str:
+    """The store relays of this test use: SQLite unless the test is parametrized."""
+    return getattr(request, "param", "sqlite")
+
+
 @pytest.fixture
-def make_relay(tmp_path: Any) -> Iterator[Callable[..., RunningRelay]]:
+def database_url(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """PostgreSQL (a schema of the test's own) for engine "postgres", else None."""
+    return request.getfixturevalue("pg_url") if engine == "postgres" else None
+
+
+@pytest.fixture
+def make_relay(tmp_path: Any, database_url: str | None) -> Iterator[Callable[..., RunningRelay]]:
     """Start relays with setting overrides; all are stopped after the test."""
     started: list[RunningRelay] = []
 
     def make(**overrides: Any) -> RunningRelay:
+        if database_url:
+            overrides.setdefault("database_url", database_url)
         config = relay_config(tmp_path, **overrides)
         seed_sites(config, [ALPHA, BETA])
         relay = start_relay(config)

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from relay.app import create_app
 from relay.config import Config
 from relay.models import Site
-from relay.store import Store
+from relay.store import open_store
 from relay.tokens import Tokens, new_secret_key
 
 T = TypeVar("T")
@@ -81,7 +81,7 @@ def relay_config(tmp_path: Path, **overrides: Any) -> Config:
 
 def seed_sites(config: Config, sites: Iterable[Site]) -> None:
     async def seed() -> None:
-        store = Store(config.database_path)
+        store = open_store(config)
         await store.open()
         for site in sites:
             await store.add_site(site, replace=True)
@@ -148,8 +148,13 @@ class RunningRelay:
         headers = {"origin": origin} if origin else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
 
-    def db(self) -> sqlite3.Connection:
-        """A separate read connection to the relay's SQLite file, for assertions."""
+    def db(self) -> Any:
+        """A separate connection to the relay's database, for assertions: sqlite3, or
+        one that takes the same SQL on PostgreSQL."""
+        if self.config.database_url:
+            from tests.pg import PgTestConnection
+
+            return PgTestConnection(self.config.database_url)
         conn = sqlite3.connect(self.config.database_path)
         conn.row_factory = sqlite3.Row
         return conn
@@ -256,10 +261,30 @@ def porch_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def relay_env(relay: RunningRelay) -> dict[str, str]:
+    """porch_env for CLI commands against this relay's database, whichever engine."""
+    url = relay.config.database_url
+    return porch_env(relay.config.data_dir, **({"database_url": url} if url else {}))
+
+
 def porch_command() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "relay"]
+
+
+def add_site(env: dict[str, str], site: Site = ALPHA) -> None:
+    """Register `site` with `porch site add`, as an operator would."""
+    import subprocess
+
+    subprocess.run(
+        [*porch_command(), "site", "add", "--id", site.id, "--name", site.name]
+        + [arg for origin in site.origins for arg in ("--origin", origin)]
+        + [arg for email in site.owner_emails for arg in ("--owner-email", email)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 class PorchProcess:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.pg import BOTH_ENGINES
 from tests.support import (
     ALPHA_ORIGIN,
     BETA_ORIGIN,
@@ -14,6 +15,8 @@ from tests.support import (
     bearer,
     start_thread,
 )
+
+pytestmark = BOTH_ENGINES
 
 S201_CREATED = 201
 S200_REPLAYED = 200

@@ -82,6 +82,7 @@ def test_bad_setting_is_named(env: dict[str, str]) -> None:
         ["owner", "logout"],
         ["threads"],
         ["reply"],
+        ["backup"],
     ],
 )
 def test_every_command_has_help(env: dict[str, str], command: list[str]) -> None:

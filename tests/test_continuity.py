@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from relay.errors import InvalidToken
 from relay.tokens import Tokens
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import BOTH_ENGINES
 from tests.support import (
     ALPHA_ORIGIN,
     BETA_ORIGIN,
@@ -23,6 +24,8 @@ from tests.support import (
     open_live,
     start_thread,
 )
+
+pytestmark = BOTH_ENGINES
 
 LINK = re.compile(r"(https?://\S+)#porch=(\S+)")
 

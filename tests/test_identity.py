@@ -10,11 +10,14 @@ import subprocess
 
 import httpx
 
-from tests.support import RunningRelay, bearer, porch_command, porch_env, start_thread
+from tests.pg import BOTH_ENGINES
+from tests.support import RunningRelay, bearer, porch_command, relay_env, start_thread
+
+pytestmark = BOTH_ENGINES
 
 
 def site_secret(relay: RunningRelay) -> str:
-    env = porch_env(relay.config.data_dir)
+    env = relay_env(relay)
     result = subprocess.run(
         [*porch_command(), "site", "secret", "alpha"],
         env=env,
@@ -46,7 +49,7 @@ async def identify(
 async def test_secret_is_stable_until_rotated(relay: RunningRelay) -> None:
     first, again = site_secret(relay), site_secret(relay)
     assert first == again and len(first) >= 43
-    env = porch_env(relay.config.data_dir)
+    env = relay_env(relay)
     rotated = subprocess.run(
         [*porch_command(), "site", "secret", "alpha", "--rotate"],
         env=env,

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.pg import BOTH_ENGINES
 from tests.support import (
     ALPHA,
     BETA,
@@ -26,6 +27,8 @@ from tests.support import (
     start_thread,
 )
 from tests.test_live import closed_with
+
+pytestmark = BOTH_ENGINES
 
 OWNER = "owner@alpha.example"
 

@@ -10,7 +10,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.pg import BOTH_ENGINES
 from tests.support import BETA_ORIGIN, Live, RunningRelay, bearer, open_live, start_thread
+
+pytestmark = BOTH_ENGINES
 
 CLOSE_BAD_FRAME = 4400
 CLOSE_BAD_TOKEN = 4401

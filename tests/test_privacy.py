@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import RunningRelay, bearer, open_live, porch_command, porch_env, start_thread
+from tests.pg import BOTH_ENGINES
+from tests.support import RunningRelay, bearer, open_live, porch_command, relay_env, start_thread
+
+pytestmark = BOTH_ENGINES
 
 PERSONAL_TABLES = ("visitors", "threads", "messages", "outbox", "reply_tags", "suppressed")
 
@@ -70,7 +73,7 @@ async def test_delete_leaves_no_row_and_tells_the_owner(relay: RunningRelay) -> 
 
 async def test_owner_commands_export_delete_and_purge(relay: RunningRelay) -> None:
     await conversation(relay)
-    env = porch_env(relay.config.data_dir)
+    env = relay_env(relay)
 
     def porch(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -103,7 +106,7 @@ async def test_owner_commands_export_delete_and_purge(relay: RunningRelay) -> No
 
 async def test_cli_delete_erases_every_site(relay: RunningRelay) -> None:
     await conversation(relay)
-    env = porch_env(relay.config.data_dir)
+    env = relay_env(relay)
     result = subprocess.run(
         [*porch_command(), "visitor", "delete", "ann@example.com"],
         env=env,

@@ -10,7 +10,7 @@ import pytest
 
 from relay.errors import NotFound
 from relay.models import Author, Event, MessageAdded, Via
-from relay.store import Store
+from relay.store import SQLiteStore, Store
 from relay.store.inbox import hit_text
 from relay.store.migrate import _statements, migrations
 from tests.support import ALPHA
@@ -18,7 +18,7 @@ from tests.support import ALPHA
 
 @pytest.fixture
 async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = Store(tmp_path / "s.sqlite3")
+    store = SQLiteStore(tmp_path / "s.sqlite3")
     await store.open()
     await store.add_site(ALPHA)
     yield store
@@ -72,7 +72,7 @@ async def test_unknown_site_creates_nothing(store: Store, tmp_path: Path) -> Non
 
 async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     for _ in range(2):  # a second start applies nothing again
-        store = Store(tmp_path / "m.sqlite3")
+        store = SQLiteStore(tmp_path / "m.sqlite3")
         await store.open()
         await store.close()
     with sqlite3.connect(tmp_path / "m.sqlite3") as db:
@@ -81,7 +81,7 @@ async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
 
 
 async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.sqlite3")
+    store = SQLiteStore(tmp_path / "c.sqlite3")
     await store.open()
     await store.add_site(ALPHA)
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
@@ -137,7 +137,7 @@ async def test_the_inbox_migration_keeps_mail_and_indexes_old_messages(tmp_path:
         (now, now, now),
     )
     db.close()
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     try:
         found = (await store.inbox_threads(["s"], None, "eclair")).threads
@@ -151,7 +151,7 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
     """Messages are indexed in batches after they commit: a crash in between leaves them
     to the next start; erasing one never indexed leaves the index whole."""
     path = tmp_path / "s.sqlite3"
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     await store.add_site(ALPHA)
     kept = await store.start_thread(
@@ -167,7 +167,7 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("DELETE FROM threads WHERE id = ?", (gone.thread.id,))  # erased meanwhile
     db.close()
-    store = Store(path)
+    store = SQLiteStore(path)
     await store.open()
     try:
         found = (await store.inbox_threads(["alpha"], None, "pomme")).threads

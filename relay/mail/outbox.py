@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from relay.config import Config
+from relay.errors import StoreUnavailable
 from relay.mail.compose import (
     digest_email,
     login_email,
@@ -29,7 +30,7 @@ from relay.mail.compose import (
 from relay.mail.smtp_ingress import BOUNCE_LOCAL_PART
 from relay.store import Store
 from relay.store.mail import MailJob, SentJob
-from relay.store.outbox_rows import MailKind, OutboxItem
+from relay.store.outbox_rows import MailKind, OutboxItem, later
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.mail")
@@ -39,6 +40,7 @@ RETRY_CAP = 3600.0  # never wait more than an hour between tries
 MAX_ATTEMPTS = 30  # ~ a day of tries at the cap: then it is a failure someone must see
 IDLE_RECHECK = 60.0  # seconds: look at the outbox even if nothing woke us
 SEND_TIMEOUT = 60.0  # seconds for one SMTP conversation
+STORE_RETRY = 1.0  # seconds between tries while the database is unavailable
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,21 @@ class OutboxWorker:
         self.retry_base = RETRY_BASE
 
     async def run(self) -> None:
-        await self.store.requeue_interrupted()
         while True:
+            try:
+                await self._run()
+            except StoreUnavailable:  # the database restarts: what is queued stays queued
+                log.warning("outbox paused: the database is unavailable")
+                await asyncio.sleep(STORE_RETRY)
+
+    async def _run(self) -> None:
+        # Several relays share a PostgreSQL outbox: an email another relay is sending
+        # now is not interrupted; one claimed longer ago than any send takes was.
+        lease = 2 * SEND_TIMEOUT if self.store.shared else 0.0
+        await self.store.requeue_interrupted(claimed_before=later(-lease))
+        while True:
+            if lease and random.random() < 1 / 64:  # now and then, not each time round
+                await self.store.requeue_interrupted(claimed_before=later(-lease))
             due = await self.store.due_mail()
             for item in due:
                 try:

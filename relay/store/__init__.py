@@ -1,9 +1,26 @@
-"""Where conversations are kept. Routes never see SQL: they call a Store."""
+"""Where conversations are kept. Routes never see SQL: they call a Store.
+
+open_store(config) picks the engine: PostgreSQL when PORCH_DATABASE_URL is set,
+else the SQLite file in the data directory.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from relay.store.base import Store
 from relay.store.sqlite import SQLiteStore
 
-Store = SQLiteStore
+if TYPE_CHECKING:
+    from relay.config import Config
 
-__all__ = ["SQLiteStore", "Store"]
+__all__ = ["SQLiteStore", "Store", "open_store"]
+
+
+def open_store(config: Config) -> Store:
+    """The configured store, not yet opened."""
+    if config.database_url:
+        from relay.store.postgres import PostgresStore  # asyncpg only when it is used
+
+        return PostgresStore(config.database_url)
+    return SQLiteStore(config.database_path, synchronous=config.sqlite_synchronous)

@@ -1,23 +1,22 @@
 """The store's side of continuity across devices: resume links (emailed, single use)
-and signing a visitor out everywhere. Mixed into SQLiteStore."""
+and signing a visitor out everywhere. Mixed into Store."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from relay.errors import InvalidToken, RateLimited
 from relay.models import SignedOut, Thread, utc_now
 from relay.store.outbox_rows import MailKind, MailQueued, is_suppressed
-from relay.store.rows import thread_from_row
+from relay.store.rows import Db, thread_from_row
 
 if TYPE_CHECKING:
-    from relay.store.sqlite import StoreEvent
+    from relay.store.base import StoreEvent
 
 
 class ContinuityStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+    async def _write(self, op: Any) -> Any: ...  # provided by Store
 
     async def request_resume_link(self, thread: Thread, email: str, page: str) -> None:
         """Queue an email with a link that opens this thread on another device.
@@ -25,7 +24,7 @@ class ContinuityStore:
         An address nobody confirmed gets one email at most: opening the link confirms it.
         """
 
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             row = db.execute(
                 "SELECT email, email_verified_at, unconfirmed_emails_sent FROM visitors"
                 " WHERE id = ?",
@@ -62,7 +61,7 @@ class ContinuityStore:
         """Spend a resume link: (the thread, the visitor's token epoch). The address it
         was sent to is confirmed by this: only its owner could open the link."""
 
-        def op(db: sqlite3.Connection) -> tuple[tuple[Thread, int], list[StoreEvent]]:
+        def op(db: Db) -> tuple[tuple[Thread, int], list[StoreEvent]]:
             used = db.execute(
                 "INSERT INTO resume_uses (jti, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (jti, utc_now()),
@@ -94,7 +93,7 @@ class ContinuityStore:
         return await self._write(identify_op(site, user_id, anonymous, name))  # type: ignore[no-any-return]
 
     async def set_name(self, visitor: str, name: str) -> None:
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute("UPDATE visitors SET name = ? WHERE id = ?", (name, visitor))
             return None, []
 
@@ -103,7 +102,7 @@ class ContinuityStore:
     async def sign_out_everywhere(self, thread: Thread) -> int:
         """Every token issued so far stops working, over HTTP and on open sockets."""
 
-        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
+        def op(db: Db) -> tuple[int, list[StoreEvent]]:
             epoch = db.execute(
                 "UPDATE visitors SET token_epoch = token_epoch + 1 WHERE id = ?"
                 " RETURNING token_epoch",
@@ -117,7 +116,7 @@ class ContinuityStore:
 def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None) -> Any:
     """The write op of ContinuityStore.identify (kept flat for reading)."""
 
-    def op(db: sqlite3.Connection) -> tuple[tuple[Thread, int, str] | None, list[StoreEvent]]:
+    def op(db: Db) -> tuple[tuple[Thread, int, str] | None, list[StoreEvent]]:
         known = db.execute(
             "SELECT id, token_epoch FROM visitors WHERE site_id = ? AND external_id = ?",
             (site, user_id),
@@ -157,7 +156,7 @@ def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None
     return op
 
 
-def _latest_thread(db: sqlite3.Connection, visitor: str) -> tuple[Thread, int]:
+def _latest_thread(db: Db, visitor: str) -> tuple[Thread, int]:
     row = db.execute(
         "SELECT t.*, v.token_epoch FROM threads t JOIN visitors v ON v.id = t.visitor_id"
         " WHERE t.visitor_id = ? ORDER BY t.status = 'open' DESC, t.created_at DESC LIMIT 1",

@@ -1,5 +1,5 @@
 """The store's side of the emails an owner gets about no single conversation: digests
-(many conversations in one email) and inbox sign-in links. Mixed into SQLiteStore;
+(many conversations in one email) and inbox sign-in links. Mixed into Store;
 every write is one transaction.
 
 A digest leaves at the top of the hour or every morning, on the wall clock of the
@@ -10,7 +10,6 @@ come meanwhile join it; a sign-in link's token, too, is minted only when it is s
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -30,10 +29,10 @@ from relay.store.outbox_rows import (
     later,
     notify_mode,
 )
-from relay.store.rows import message_from_row, sites_of_owner, thread_from_row
+from relay.store.rows import Db, Row, message_from_row, sites_of_owner, thread_from_row
 
 if TYPE_CHECKING:
-    from relay.store.sqlite import StoreEvent
+    from relay.store.base import StoreEvent
 
 DIGEST_MORNING = time(8, 0)  # daily digests leave at this time of the site's day
 DIGEST_MODES = (NotifyMode.HOURLY, NotifyMode.DAILY)
@@ -96,7 +95,7 @@ def next_digest_at(mode: str, now: datetime, zone_name: str | None) -> datetime:
 
 
 def queue_digest(
-    db: sqlite3.Connection,
+    db: Db,
     clock: Clock,
     recipient: str,
     mode: str,
@@ -115,7 +114,7 @@ def queue_digest(
         " updated_at) VALUES (?, NULL, ?, ?, json_object('from_seq', ?), ?, ?)"
         " ON CONFLICT (kind, recipient) WHERE status = 'pending' AND kind = 'owner_digest'"
         " DO UPDATE SET not_before = MIN(not_before, excluded.not_before),"
-        " payload = json_object('from_seq', MIN(payload ->> 'from_seq', ?4))",
+        " payload = json_object('from_seq', MIN(CAST(payload ->> 'from_seq' AS INTEGER), ?4))",
         (MailKind.DIGEST, recipient, later(clock.seconds_until(moment)), from_seq, now, now),
     )
 
@@ -123,7 +122,7 @@ def queue_digest(
 class DigestStore:
     """Methods SQLiteStore gains for digests and sign-in links (it provides _write)."""
 
-    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
+    async def _write(self, op: Any) -> Any: ...  # provided by Store
 
     async def prepare_digest(
         self, item: OutboxItem, tag_for: Callable[[str], str]
@@ -134,7 +133,7 @@ class DigestStore:
         recipient no longer wants digests. `tag_for(thread)`: the reply tag to issue
         for a thread the recipient has none for yet."""
 
-        def op(db: sqlite3.Connection) -> tuple[DigestJob | None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[DigestJob | None, list[StoreEvent]]:
             pending = _pending(db, item.id)
             if pending is None:
                 return None, []
@@ -208,7 +207,7 @@ class DigestStore:
         sent, so a second request adds nothing."""
         address = email.strip().lower()
 
-        def op(db: sqlite3.Connection) -> tuple[bool, list[StoreEvent]]:
+        def op(db: Db) -> tuple[bool, list[StoreEvent]]:
             if not sites_of_owner(db, address) or is_suppressed(db, address):
                 return False, []
             now = utc_now()
@@ -227,7 +226,7 @@ class DigestStore:
         """Claim a due sign-in email; None (cancelled) if the address is no longer an
         owner's. The link itself is made by the caller, at the last moment."""
 
-        def op(db: sqlite3.Connection) -> tuple[LoginJob | None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[LoginJob | None, list[StoreEvent]]:
             row = _pending(db, item.id)
             if row is None:
                 return None, []
@@ -242,7 +241,7 @@ class DigestStore:
         return await self._write(op)  # type: ignore[no-any-return]
 
 
-def _owner_refusal(db: sqlite3.Connection, address: str, owns_a_site: bool) -> str | None:
+def _owner_refusal(db: Db, address: str, owns_a_site: bool) -> str | None:
     """Why an email for an owner (digest, sign-in link) must not go out now, or None:
     checked when it is sent, as owners change."""
     if is_suppressed(db, address):
@@ -250,12 +249,15 @@ def _owner_refusal(db: sqlite3.Connection, address: str, owns_a_site: bool) -> s
     return None if owns_a_site else "no longer an owner address of any site"
 
 
-def _pending(db: sqlite3.Connection, item_id: int) -> sqlite3.Row | None:
+def _pending(db: Db, item_id: int) -> Row | None:
     """The outbox row if it is still pending; None if cancelled or claimed meanwhile."""
-    row: sqlite3.Row | None = db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
+    # An UPDATE locks the row: another relay claiming it waits, then sees it claimed.
+    row: Row | None = db.execute(
+        "UPDATE outbox SET status = status WHERE id = ? RETURNING *", (item_id,)
+    ).fetchone()
     return row if row is not None and row["status"] == "pending" else None
 
 
-def _owner_language(db: sqlite3.Connection, address: str) -> str:
+def _owner_language(db: Db, address: str) -> str:
     row = db.execute("SELECT language FROM owners WHERE email = ?", (address,)).fetchone()
     return str(row[0]) if row and row[0] else "en"

@@ -1,12 +1,11 @@
 """The store's side of the owner's inbox: owners and their preferences, inbox sessions,
 single-use sign-in links, the thread list with full-text search, closing threads.
-Mixed into SQLiteStore."""
+Mixed into Store."""
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,10 +21,11 @@ from relay.models import (
     ThreadSummary,
     utc_now,
 )
-from relay.store.rows import message_from_row, new_id, sites_of_owner, thread_from_row
+from relay.store.pg_connection import dialect
+from relay.store.rows import Db, Row, message_from_row, new_id, sites_of_owner, thread_from_row
 
 if TYPE_CHECKING:
-    from relay.store.sqlite import StoreEvent
+    from relay.store.base import StoreEvent
 
 INBOX_PAGE = 200  # threads in one list answer; the next ones come with `before`
 SESSION_DAYS = 90  # an inbox session unused this long ends (its cookie lasts as long)
@@ -69,10 +69,31 @@ def fts_query(text: str) -> str | None:
     return " ".join(f'"{word}"*' for word in words) if words else None
 
 
+def tsquery(text: str) -> str | None:
+    """fts_query() for PostgreSQL: every folded word a prefix, all required."""
+    words = [fold(word) for word in WORD.findall(text)[:16]]
+    return " & ".join(f"'{word}':*" for word in words if word) or None
+
+
+# Thread id → its latest message matching the search (FTS5; PostgreSQL full-text).
+MESSAGE_SEARCH = (
+    "SELECT m.thread_id, MAX(m.seq) FROM messages_fts"
+    " JOIN messages m ON m.seq = messages_fts.rowid"
+    " WHERE messages_fts MATCH ? AND m.site_id IN (SELECT value FROM json_each(?))"
+    " GROUP BY m.thread_id"
+)
+MESSAGE_SEARCH_PG = (
+    "SELECT m.thread_id, MAX(m.seq) FROM messages m"
+    " WHERE to_tsvector('simple', fold(m.body)) @@ to_tsquery('simple', ?)"
+    " AND m.site_id IN (SELECT value FROM json_each(?))"
+    " GROUP BY m.thread_id"
+)
+
+
 class InboxStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
-    async def catch_up_search(self) -> None: ...  # provided by SQLiteStore
+    async def _write(self, op: Any) -> Any: ...  # provided by Store
+    async def _read(self, fn: Any) -> Any: ...  # provided by Store
+    async def catch_up_search(self) -> None: ...  # provided by Store
 
     # -- owners ----------------------------------------------------------------------
 
@@ -98,7 +119,7 @@ class InboxStore:
         )
 
     async def save_owner(self, owner: Owner) -> Owner:
-        def op(db: sqlite3.Connection) -> tuple[Owner, list[StoreEvent]]:
+        def op(db: Db) -> tuple[Owner, list[StoreEvent]]:
             db.execute(
                 "INSERT INTO owners (email, name, language, notify, aliases, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
@@ -122,7 +143,7 @@ class InboxStore:
     async def start_session(self, email: str, jti: str, user_agent: str | None) -> OwnerSession:
         """Use a sign-in link (once) and open a session for its owner."""
 
-        def op(db: sqlite3.Connection) -> tuple[OwnerSession, list[StoreEvent]]:
+        def op(db: Db) -> tuple[OwnerSession, list[StoreEvent]]:
             now = utc_now()
             used = db.execute(
                 "INSERT INTO login_uses (jti, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -155,7 +176,7 @@ class InboxStore:
         return _session(row) if row else None
 
     async def touch_session(self, session_id: str) -> None:
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "UPDATE owner_sessions SET last_seen_at = ? WHERE id = ?", (utc_now(), session_id)
             )
@@ -176,10 +197,10 @@ class InboxStore:
     async def revoke_sessions(self, email: str, session_id: str | None = None) -> list[str]:
         """Revoke one of this owner's sessions, or all of them; the ids revoked."""
 
-        def op(db: sqlite3.Connection) -> tuple[list[str], list[StoreEvent]]:
+        def op(db: Db) -> tuple[list[str], list[StoreEvent]]:
             rows = db.execute(
                 "UPDATE owner_sessions SET revoked_at = ? WHERE email = ? AND revoked_at IS NULL"
-                " AND (?3 IS NULL OR id = ?3) RETURNING id",
+                " AND (CAST(?3 AS TEXT) IS NULL OR id = ?3) RETURNING id",
                 (utc_now(), email.lower(), session_id),
             ).fetchall()
             return [row[0] for row in rows], []
@@ -203,7 +224,7 @@ class InboxStore:
             await self.catch_up_search()
         after_updated_at, after_id = before if before is not None else (None, None)
 
-        def query(db: sqlite3.Connection) -> ThreadPage:
+        def query(db: Db) -> ThreadPage:
             site_list = json.dumps(sites)
             matches: dict[str, int | None] | None = None
             if search is not None and search.strip():
@@ -211,9 +232,10 @@ class InboxStore:
             # One row more than a page: whether it comes tells whether a next page does.
             rows = db.execute(
                 SUMMARY + " WHERE t.site_id IN (SELECT value FROM json_each(?1))"
-                " AND (?2 IS NULL OR t.status = ?2)"
-                " AND (?3 IS NULL OR t.id IN (SELECT value FROM json_each(?3)))"
-                " AND (?5 IS NULL OR t.updated_at < ?5 OR (t.updated_at = ?5 AND t.id > ?6))"
+                " AND (CAST(?2 AS TEXT) IS NULL OR t.status = ?2)"
+                " AND (CAST(?3 AS TEXT) IS NULL OR t.id IN (SELECT value FROM json_each(?3)))"
+                " AND (CAST(?5 AS TEXT) IS NULL OR t.updated_at < ?5"
+                "   OR (t.updated_at = ?5 AND t.id > ?6))"
                 " ORDER BY t.updated_at DESC, t.id LIMIT ?4",
                 (
                     site_list,
@@ -235,7 +257,7 @@ class InboxStore:
         return await self._read(query)  # type: ignore[no-any-return]
 
     async def inbox_thread(self, thread_id: str) -> ThreadSummary | None:
-        def query(db: sqlite3.Connection) -> ThreadSummary | None:
+        def query(db: Db) -> ThreadSummary | None:
             row = db.execute(SUMMARY + " WHERE t.id = ?", (thread_id,)).fetchone()
             return _summary(db, row, None) if row else None
 
@@ -246,7 +268,7 @@ class InboxStore:
         return int(row[0] or 0)
 
     async def set_status(self, thread_id: str, status: ThreadStatus) -> Thread:
-        def op(db: sqlite3.Connection) -> tuple[Thread, list[StoreEvent]]:
+        def op(db: Db) -> tuple[Thread, list[StoreEvent]]:
             row = db.execute(
                 "UPDATE threads SET status = ?1 WHERE id = ?2 AND status != ?1 RETURNING *",
                 (status.value, thread_id),
@@ -269,7 +291,7 @@ class InboxStore:
                 "SELECT thread_id, author, created_at FROM ("
                 "  SELECT * FROM messages WHERE site_id = ? AND author != 'system'"
                 "  AND created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
-                "  ORDER BY seq DESC LIMIT ?)"
+                "  ORDER BY seq DESC LIMIT ?) AS recent"
                 " ORDER BY thread_id, seq",
                 (site_id, f"-{REPLY_SAMPLE_DAYS} days", REPLY_SAMPLE_ROWS),
             ).fetchall()
@@ -277,17 +299,14 @@ class InboxStore:
         return [(row[0], row[1], row[2]) for row in rows]
 
 
-def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, int | None]:
+def _search(db: Db, site_list: str, text: str) -> dict[str, int | None]:
     """Thread id → its latest matching message (None: the visitor's name or email matched)."""
     found: dict[str, int | None] = {}
-    expression = fts_query(text)
+    postgres = dialect(db) == "postgres"
+    expression = tsquery(text) if postgres else fts_query(text)
     if expression is not None:
         for row in db.execute(
-            "SELECT m.thread_id, MAX(m.seq) FROM messages_fts"
-            " JOIN messages m ON m.seq = messages_fts.rowid"
-            " WHERE messages_fts MATCH ? AND m.site_id IN (SELECT value FROM json_each(?))"
-            " GROUP BY m.thread_id",
-            (expression, site_list),
+            MESSAGE_SEARCH_PG if postgres else MESSAGE_SEARCH, (expression, site_list)
         ):
             found[row[0]] = row[1]
     folded = fold(text) or ""
@@ -303,7 +322,7 @@ def _search(db: sqlite3.Connection, site_list: str, text: str) -> dict[str, int 
 
 
 def _hit_texts(
-    db: sqlite3.Connection, matches: dict[str, int | None], threads: list[str], search: str
+    db: Db, matches: dict[str, int | None], threads: list[str], search: str
 ) -> dict[str, str]:
     """The matching text of each listed thread found by its messages. Cut and marked
     here, for one page only: FTS5's snippet() costs as much for every hit of a search."""
@@ -312,7 +331,8 @@ def _hit_texts(
         return {}
     bodies = dict(
         db.execute(
-            "SELECT seq, body FROM messages WHERE seq IN (SELECT value FROM json_each(?))",
+            "SELECT seq, body FROM messages"
+            " WHERE seq IN (SELECT CAST(value AS INTEGER) FROM json_each(?))",
             (json.dumps(list(seqs.values())),),
         ).fetchall()
     )
@@ -339,7 +359,7 @@ def hit_text(body: str, terms: list[str], around: int = 6) -> str:
     return ("…" if first else "") + "".join(marked) + ("…" if last < len(words) else "")
 
 
-def _summary(db: sqlite3.Connection, row: sqlite3.Row, match: str | None) -> ThreadSummary:
+def _summary(db: Db, row: Row, match: str | None) -> ThreadSummary:
     last = db.execute("SELECT * FROM messages WHERE seq = ?", (row["last_seq"],)).fetchone()
     return ThreadSummary(
         thread=thread_from_row(row),
@@ -353,7 +373,7 @@ def _summary(db: sqlite3.Connection, row: sqlite3.Row, match: str | None) -> Thr
     )
 
 
-def _session(row: sqlite3.Row) -> OwnerSession:
+def _session(row: Row) -> OwnerSession:
     return OwnerSession(
         row["id"], row["email"], row["user_agent"], row["created_at"], row["last_seen_at"]
     )

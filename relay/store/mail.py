@@ -1,5 +1,5 @@
 """The store's side of the email bridge: the outbox, reply tags, processed inbound mail
-and suppressed addresses. Mixed into SQLiteStore; every write is one transaction.
+and suppressed addresses. Mixed into Store; every write is one transaction.
 
 An email is queued in the same transaction as the message that causes it, so a
 message is never committed without its notification nor the other way round. The
@@ -16,7 +16,6 @@ shares, in relay.store.outbox_rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +32,10 @@ from relay.store.outbox_rows import (
     later,
     notify_mode,
 )
-from relay.store.rows import message_from_row, site_from_row, thread_from_row
+from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_from_row
 
 if TYPE_CHECKING:
-    from relay.store.sqlite import StoreEvent
+    from relay.store.base import StoreEvent
 
 RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
 
@@ -72,9 +71,7 @@ class MailJob:
 SentJob = MailJob | DigestJob | LoginJob
 
 
-def queue_notifications(
-    db: sqlite3.Connection, policy: MailPolicy, message: Message, site_id: str
-) -> bool:
+def queue_notifications(db: Db, policy: MailPolicy, message: Message, site_id: str) -> bool:
     """Queue the email a new message calls for; True if one was queued or joined."""
     now = message.created_at
     zone: str | None = None
@@ -119,7 +116,7 @@ def queue_notifications(
     return queued
 
 
-def _item(row: sqlite3.Row) -> OutboxItem:
+def _item(row: Row) -> OutboxItem:
     return OutboxItem(row["id"], row["kind"], row["thread_id"], row["recipient"], row["attempts"])
 
 
@@ -128,8 +125,8 @@ class MailStore:
 
     mail_policy: MailPolicy | None = None
 
-    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+    async def _write(self, op: Any) -> Any: ...  # provided by Store
+    async def _read(self, fn: Any) -> Any: ...  # provided by Store
 
     # -- outbox --------------------------------------------------------------------
 
@@ -159,9 +156,12 @@ class MailStore:
         assert item.thread is not None, f"{item.kind} emails are prepared by their own method"
         policy = self.mail_policy or MailPolicy(0, 0)
 
-        def op(db: sqlite3.Connection) -> tuple[MailJob | None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[MailJob | None, list[StoreEvent]]:
+            # An UPDATE, not a SELECT: it locks the row, so a second relay claiming the
+            # same email waits for this transaction, then sees it claimed.
             status = db.execute(
-                "SELECT status, payload FROM outbox WHERE id = ?", (item.id,)
+                "UPDATE outbox SET status = status WHERE id = ? RETURNING status, payload",
+                (item.id,),
             ).fetchone()
             if status is None or status[0] != "pending":  # cancelled meanwhile, or claimed
                 return None, []
@@ -227,7 +227,7 @@ class MailStore:
                 message_from_row(r)
                 for r in db.execute(
                     "SELECT * FROM (SELECT * FROM messages WHERE thread_id = ? AND seq <= ?"
-                    " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                    " ORDER BY seq DESC LIMIT ?) AS recent ORDER BY seq",
                     (thread.id, new[-1].seq, RECENT_IN_EMAIL),
                 )
             ]
@@ -238,7 +238,7 @@ class MailStore:
         return await self._write(op)  # type: ignore[no-any-return]
 
     async def mail_sent(self, job: SentJob) -> None:
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, upto_seq = ?,"
                 " updated_at = ? WHERE id = ?",
@@ -258,7 +258,7 @@ class MailStore:
         """Back to pending for a later try; merged into a newer pending email if one
         was queued meanwhile (it will say everything this one would have)."""
 
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             now = utc_now()
             if _merge_into_newer(db, item, later(round(delay))):
                 db.execute(
@@ -276,12 +276,15 @@ class MailStore:
 
         await self._write(op)
 
-    async def requeue_interrupted(self) -> int:
-        """Emails claimed by a process that died mid-send go back to pending (they may
-        have left: at least once, with the same Message-ID)."""
+    async def requeue_interrupted(self, claimed_before: str) -> int:
+        """Emails claimed before `claimed_before` by a process that died mid-send go back
+        to pending (they may have left: at least once, with the same Message-ID)."""
 
-        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
-            rows = db.execute("SELECT * FROM outbox WHERE status = 'sending'").fetchall()
+        def op(db: Db) -> tuple[int, list[StoreEvent]]:
+            rows = db.execute(
+                "SELECT * FROM outbox WHERE status = 'sending' AND updated_at <= ?",
+                (claimed_before,),
+            ).fetchall()
             for row in rows:
                 item = _item(row)
                 status = "cancelled" if _merge_into_newer(db, item, utc_now()) else "pending"
@@ -294,7 +297,7 @@ class MailStore:
         return await self._write(op)  # type: ignore[no-any-return]
 
     async def mail_failed(self, item: OutboxItem, error: str) -> None:
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
                 " updated_at = ? WHERE id = ?",
@@ -305,7 +308,7 @@ class MailStore:
         await self._write(op)
 
     async def mail_status(self) -> dict[str, Any]:
-        def query(db: sqlite3.Connection) -> dict[str, Any]:
+        def query(db: Db) -> dict[str, Any]:
             counts = dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
             failed = [
                 dict(r)
@@ -352,7 +355,7 @@ class MailStore:
         return row is not None
 
     async def record_inbound(self, message_id: str, verdict: str, thread: str | None) -> None:
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute(
                 "INSERT INTO inbound (message_id, verdict, thread_id, received_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -365,7 +368,7 @@ class MailStore:
     async def suppress(self, addresses: list[str], reason: str) -> None:
         """Never write to these again (hard bounce, unsubscribe); pending mail is dropped."""
 
-        def op(db: sqlite3.Connection) -> tuple[None, list[StoreEvent]]:
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
             now = utc_now()
             for address in {a.lower() for a in addresses}:
                 db.execute(
@@ -383,9 +386,7 @@ class MailStore:
         await self._write(op)
 
 
-def _still_wanted(
-    db: sqlite3.Connection, item: OutboxItem, row: sqlite3.Row, site: Site
-) -> str | None:
+def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:
     """Why this email must not go out now, or None. Checked when it is sent, not only
     when it was queued: owners and addresses change, people unsubscribe."""
     if is_suppressed(db, item.recipient):
@@ -401,9 +402,7 @@ def _still_wanted(
     return None
 
 
-def _mode_changed(
-    db: sqlite3.Connection, policy: MailPolicy, item: OutboxItem, site: Site
-) -> str | None:
+def _mode_changed(db: Db, policy: MailPolicy, item: OutboxItem, site: Site) -> str | None:
     """Why an owner email queued before the owner changed how they hear of messages
     must not go out; a digest now says what it would have said."""
     if item.kind != MailKind.OWNER:
@@ -424,14 +423,15 @@ def _mode_changed(
     return "the owner turned these emails off" if mode == NotifyMode.OFF else None
 
 
-def _merge_into_newer(db: sqlite3.Connection, item: OutboxItem, not_before: str) -> bool:
+def _merge_into_newer(db: Db, item: OutboxItem, not_before: str) -> bool:
     """If a newer email of the same kind to the same person is pending, it takes this
     one's place: it leaves no later than this one would have (a daily digest must not
     slip a day for one failed try) and, for a digest, covers its messages too."""
     merged = db.execute(
         "UPDATE outbox SET not_before = MIN(not_before, ?1), payload = CASE"
-        "   WHEN kind = 'owner_digest' THEN json_object('from_seq', MIN(payload ->> 'from_seq',"
-        "     COALESCE((SELECT payload ->> 'from_seq' FROM outbox WHERE id = ?5), 0)))"
+        "   WHEN kind = 'owner_digest' THEN json_object('from_seq',"
+        "     MIN(CAST(payload ->> 'from_seq' AS INTEGER), COALESCE((SELECT"
+        "       CAST(payload ->> 'from_seq' AS INTEGER) FROM outbox WHERE id = ?5), 0)))"
         "   ELSE payload END"
         " WHERE kind = ?2 AND thread_id IS ?3 AND recipient = ?4 AND status = 'pending'"
         " AND id != ?5",

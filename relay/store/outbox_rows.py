@@ -6,11 +6,11 @@ Used by the mail, digest and continuity parts of the store, inside their transac
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from relay.models import NotifyMode, utc_now
+from relay.store.rows import Db
 
 
 class MailKind:
@@ -41,17 +41,17 @@ def later(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def notify_mode(db: sqlite3.Connection, address: str) -> str:
+def notify_mode(db: Db, address: str) -> str:
     row = db.execute("SELECT notify FROM owners WHERE email = ?", (address.lower(),)).fetchone()
     return str(row[0]) if row else NotifyMode.MESSAGE.value
 
 
-def is_suppressed(db: sqlite3.Connection, address: str) -> bool:
+def is_suppressed(db: Db, address: str) -> bool:
     found = db.execute("SELECT 1 FROM suppressed WHERE address = ?", (address.lower(),))
     return found.fetchone() is not None
 
 
-def claim(db: sqlite3.Connection, item_id: int) -> None:
+def claim(db: Db, item_id: int) -> None:
     # Claimed: out of the one-pending index, so a message that comes while this email
     # is on its way queues a new one instead of joining one already written.
     db.execute(
@@ -59,7 +59,7 @@ def claim(db: sqlite3.Connection, item_id: int) -> None:
     )
 
 
-def issued_reply_tag(db: sqlite3.Connection, thread: str, recipient: str, candidate: str) -> str:
+def issued_reply_tag(db: Db, thread: str, recipient: str, candidate: str) -> str:
     """The tag this recipient already has for the thread (whatever key made it: every
     key verifies), else `candidate`, recorded."""
     found = db.execute(
@@ -74,7 +74,7 @@ def issued_reply_tag(db: sqlite3.Connection, thread: str, recipient: str, candid
     return candidate
 
 
-def cancel(db: sqlite3.Connection, item_id: int, reason: str) -> None:
+def cancel(db: Db, item_id: int, reason: str) -> None:
     db.execute(
         "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ? WHERE id = ?",
         (reason, utc_now(), item_id),

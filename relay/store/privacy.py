@@ -1,22 +1,21 @@
 """The store's side of the visitor's control over their data: export, erasure, and the
-per-site retention purge. Mixed into SQLiteStore."""
+per-site retention purge. Mixed into Store."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from relay.models import ThreadDeleted
-from relay.store.rows import message_from_row, site_from_row, thread_from_row
+from relay.store.rows import Db, message_from_row, site_from_row, thread_from_row
 
 if TYPE_CHECKING:
-    from relay.store.sqlite import StoreEvent
+    from relay.store.base import StoreEvent
 
 
 class PrivacyStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by SQLiteStore
-    async def _read(self, fn: Any) -> Any: ...  # provided by SQLiteStore
+    async def _write(self, op: Any) -> Any: ...  # provided by Store
+    async def _read(self, fn: Any) -> Any: ...  # provided by Store
 
     async def find_visitors(self, email_or_id: str) -> list[str]:
         """Visitor ids with this id, or this email (any case), on any site."""
@@ -31,7 +30,7 @@ class PrivacyStore:
     async def export_visitor(self, visitor_id: str) -> dict[str, Any] | None:
         """Everything stored about a visitor, as JSON-ready data."""
 
-        def query(db: sqlite3.Connection) -> dict[str, Any] | None:
+        def query(db: Db) -> dict[str, Any] | None:
             visitor = db.execute("SELECT * FROM visitors WHERE id = ?", (visitor_id,)).fetchone()
             if visitor is None:
                 return None
@@ -72,7 +71,7 @@ class PrivacyStore:
         """Erase a visitor: their threads, messages, queued emails, reply addresses and
         suppression entry go with them. Returns the number of threads erased."""
 
-        def op(db: sqlite3.Connection) -> tuple[int, list[StoreEvent]]:
+        def op(db: Db) -> tuple[int, list[StoreEvent]]:
             return _erase(db, [visitor_id])
 
         return await self._write(op)  # type: ignore[no-any-return]
@@ -81,7 +80,7 @@ class PrivacyStore:
         """Threads idle longer than their site's retention_days: (site, thread, last
         activity). Erased unless dry_run; a visitor left with no thread goes too."""
 
-        def op(db: sqlite3.Connection) -> tuple[list[tuple[str, str, str]], list[StoreEvent]]:
+        def op(db: Db) -> tuple[list[tuple[str, str, str]], list[StoreEvent]]:
             idle: list[tuple[str, str, str, str]] = []
             for site_row in db.execute("SELECT * FROM sites"):
                 days = site_from_row(site_row).settings.get("retention_days")
@@ -118,7 +117,7 @@ class PrivacyStore:
         return await self._write(op)  # type: ignore[no-any-return]
 
 
-def _erase(db: sqlite3.Connection, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
+def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
     erased = 0
     events: list[StoreEvent] = []
     for visitor_id in visitor_ids:

@@ -1,12 +1,31 @@
-"""Turning SQLite rows into records, and new ids."""
+"""Turning rows into records, new ids, and what a connection offers the store's SQL."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from relay.models import Author, Message, Site, Thread, ThreadStatus, Via
+
+# A row of either engine (sqlite3.Row, asyncpg.Record): by column name or position.
+Row = Any
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """A sqlite3.Connection, or a PgConnection running the same statements."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
 
 
 def new_id(prefix: str) -> str:
@@ -14,7 +33,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(12)}"
 
 
-def site_from_row(row: sqlite3.Row) -> Site:
+def site_from_row(row: Row) -> Site:
     return Site(
         id=row["id"],
         name=row["name"],
@@ -25,7 +44,7 @@ def site_from_row(row: sqlite3.Row) -> Site:
     )
 
 
-def sites_of_owner(db: sqlite3.Connection, address: str) -> list[Site]:
+def sites_of_owner(db: Db, address: str) -> list[Site]:
     """Every site this address answers for (it is in the site's owner_emails)."""
     rows = db.execute(
         "SELECT * FROM sites s WHERE EXISTS (SELECT 1 FROM json_each(s.owner_emails)"
@@ -35,7 +54,7 @@ def sites_of_owner(db: sqlite3.Connection, address: str) -> list[Site]:
     return [site_from_row(row) for row in rows]
 
 
-def thread_from_row(row: sqlite3.Row) -> Thread:
+def thread_from_row(row: Row) -> Thread:
     return Thread(
         id=row["id"],
         site=row["site_id"],
@@ -50,7 +69,7 @@ def thread_from_row(row: sqlite3.Row) -> Thread:
     )
 
 
-def message_from_row(row: sqlite3.Row) -> Message:
+def message_from_row(row: Row) -> Message:
     return Message(
         seq=row["seq"],
         thread=row["thread_id"],

@@ -49,6 +49,7 @@ class Probe:
     latencies: list[float] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)  # how late the scheduler sent
     spans: list[tuple[int, float]] = field(default_factory=list)  # (messages, seconds)
+    last_arrival: float = 0.0  # perf_counter() when the latest probe arrived
     goal: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -61,6 +62,7 @@ class Probe:
         if started is None:
             return  # not a probe (the thread's first message)
         self.latencies.append(now - started)
+        self.last_arrival = now
         if len(self.latencies) >= self.goal:
             self.done.set()
 
@@ -82,16 +84,21 @@ class Probe:
 
 
 async def paced(
-    probe: Probe, sockets: Sequence[ClientConnection], tag: str, first: int, count: int
+    probe: Probe,
+    sockets: Sequence[ClientConnection],
+    tag: str,
+    first: int,
+    count: int,
+    rate: float = RATE,
 ) -> None:
-    """Send `count` frames round-robin over `sockets` at RATE, on schedule, then wait
-    until all have arrived."""
+    """Send `count` frames round-robin over `sockets` at `rate` per second, on schedule,
+    then wait until all have arrived."""
     probe.expect(count)
     loop = asyncio.get_running_loop()
     start = loop.time()
     began = time.perf_counter()
     for i in range(first, first + count):
-        due = start + (i - first) / RATE
+        due = start + (i - first) / rate
         if (delay := due - loop.time()) > 0:
             # Sleep until the planned time, not for a fixed step: lateness never adds up.
             await asyncio.sleep(delay)

@@ -15,13 +15,14 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from tests.bench import embed, latency, memory, search, store, throughput
+from tests.bench import embed, fanout, latency, memory, search, store, throughput
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
 
 # name → (benchmark, seconds it may take before it is cancelled)
 BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "throughput": (throughput.run, 60),
     "latency": (latency.run, 60),
+    "fanout": (fanout.run, 120),
     "store": (store.run, 60),
     "search": (search.run, 90),
     "memory": (memory.run, 90),

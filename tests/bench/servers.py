@@ -1,5 +1,6 @@
 """The servers under test, each in its own process so client and server never share a core's
-event loop: the relay (`porch serve`) and a bare `websockets` echo server as the baseline.
+event loop: the relay (`porch serve`), on SQLite or on a fresh PostgreSQL database, one
+process or several on one database, and a bare `websockets` echo server as the baseline.
 
 Both print one line once their port is bound; we await that line instead of polling.
 """
@@ -12,11 +13,14 @@ import os
 import socket
 import sys
 import tempfile
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
 from relay.tokens import Tokens, new_secret_key
@@ -30,6 +34,8 @@ START_TIMEOUT = 20.0  # seconds for a server to bind its port
 STOP_TIMEOUT = 10.0  # seconds for a graceful exit before SIGKILL
 # Far above anything the benchmarks send: they measure the relay, not its rate limits.
 UNLIMITED = "1000000"
+# The PostgreSQL server the tests use (tests/pg.py); the benchmarks make databases on it.
+POSTGRES = os.environ.get("PORCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @dataclass
@@ -97,7 +103,7 @@ def porch_command() -> list[str]:
     return [str(script)]
 
 
-def relay_env(secret_key: str) -> dict[str, str]:
+def relay_env(secret_key: str, database_url: str = "") -> dict[str, str]:
     # The caller's own PORCH_* settings (a database path, synchronous=NORMAL) would
     # change what is measured: only ours go through.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
@@ -108,24 +114,76 @@ def relay_env(secret_key: str) -> dict[str, str]:
         "PORCH_VISITOR_MESSAGES_PER_MINUTE": UNLIMITED,
         "PORCH_IP_MESSAGES_PER_MINUTE": UNLIMITED,
         "PORCH_THREADS_PER_IP_PER_HOUR": UNLIMITED,
+        **({"PORCH_DATABASE_URL": database_url} if database_url else {}),
     }
 
 
 @contextlib.asynccontextmanager
-async def relay() -> AsyncIterator[Relay]:
-    """A fresh relay with the site `bench` registered, in a temp dir removed afterwards."""
+async def relay(database_url: str = "") -> AsyncIterator[Relay]:
+    """A fresh relay with the site `bench` registered, in a temp dir removed afterwards;
+    on SQLite in that dir, or on PostgreSQL at `database_url`."""
+    async with relays(1, database_url) as (only,):
+        yield only
+
+
+@contextlib.asynccontextmanager
+async def relays(count: int, database_url: str = "") -> AsyncIterator[list[Relay]]:
+    """`count` relay processes on one database (the same secret key, so a token from one
+    works on all) with the site `bench` registered. Several need PostgreSQL."""
+    if count > 1 and not database_url:
+        raise ValueError("relay processes share a database only on PostgreSQL")
     secret_key = new_secret_key()
-    env = relay_env(secret_key)
+    env = relay_env(secret_key, database_url)
+    engine = "postgresql" if database_url else "sqlite"
     with tempfile.TemporaryDirectory(prefix="porch-bench-") as tmp:
         data_dir = Path(tmp)
         await register_site(data_dir, env)
-        port = free_port()
-        command = [*porch_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
-        async with _process(command, env, "Porch relay running") as (process, output):
-            server = Relay(process, port, output, secret_key=secret_key, data_dir=data_dir)
-            await _check_ready(server)
-            log(f"  relay pid {server.pid} on port {port} (attach `py-spy record --pid` here)")
-            yield server
+        async with contextlib.AsyncExitStack() as stack:
+            started: list[Relay] = []
+            for _ in range(count):
+                port = free_port()
+                command = [
+                    *porch_command(),
+                    *("serve", "--port", str(port), "--data-dir", str(data_dir)),
+                ]
+                process, output = await stack.enter_async_context(
+                    _process(command, env, "Porch relay running")
+                )
+                server = Relay(process, port, output, secret_key=secret_key, data_dir=data_dir)
+                await _check_ready(server)
+                log(
+                    f"  relay ({engine}) pid {server.pid} on port {port}"
+                    " (attach `py-spy record --pid` here)"
+                )
+                started.append(server)
+            yield started
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server, dropped afterwards.
+
+    A database, not a schema of a shared one: relays hear each other's commits by
+    LISTEN/NOTIFY, and a channel spans the whole database, so relays on other schemas
+    (another benchmark, tests running meanwhile) would hear ours and we theirs.
+    """
+    name = "porch_bench_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(POSTGRES, timeout=START_TIMEOUT)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        url = urlsplit(POSTGRES)._replace(path="/" + name).geturl()
+        try:
+            conn = await asyncpg.connect(url, timeout=START_TIMEOUT)
+            try:  # folding accents for search needs it (as tests/pg.py makes it)
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
+            finally:
+                await conn.close()
+            yield url
+        finally:
+            # FORCE: a relay killed mid-benchmark may leave connections behind.
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 @contextlib.asynccontextmanager

@@ -48,7 +48,7 @@ def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:
     """The tag of r+TAG@, recorded in the relay's store as the outbox records it when it
     emails `recipient` about the thread."""
     tag = relay.tokens.reply_tag(thread_id, recipient)
-    db = sqlite3.connect(relay.config.database_path, timeout=10)
+    db = relay.db()
     with contextlib.closing(db), db:  # commit, then close
         db.execute(
             "INSERT INTO reply_tags (tag, thread_id, recipient, created_at) VALUES (?, ?, ?, ?)",
@@ -58,15 +58,16 @@ def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:
 
 
 def set_owner(
-    database: Path,
+    database: Path | RunningRelay,
     email: str,
     *,
     notify: str = "message",
     language: str = "en",
     aliases: tuple[str, ...] = (),
 ) -> None:
-    """An owner's choices, written to the owners table as the inbox's settings save them."""
-    db = sqlite3.connect(database, timeout=10)
+    """An owner's choices, written to the owners table as the inbox's settings save them:
+    in a SQLite file, or a running relay's database."""
+    db = database.db() if isinstance(database, RunningRelay) else sqlite3.connect(database)
     with contextlib.closing(db), db:  # commit, then close
         db.execute(
             "INSERT INTO owners (email, language, notify, aliases, created_at)"

@@ -99,8 +99,8 @@ async def test_hourly_digest_gathers_two_sites_then_starts_anew(
     digest_relay: RunningRelay, sink: SinkServer
 ) -> None:
     relay = digest_relay
-    set_owner(relay.config.database_path, OWNER, notify="hourly")
-    set_owner(relay.config.database_path, BETA_OWNER, notify="off")  # only OWNER's mail
+    set_owner(relay, OWNER, notify="hourly")
+    set_owner(relay, BETA_OWNER, notify="off")  # only OWNER's mail
     share_beta_with(relay, OWNER)
     async with relay.client() as alpha, relay.client(BETA_ORIGIN) as beta:
         ann = await start_thread(alpha, "Do you deliver to Lyon?", name="Ann")
@@ -192,7 +192,7 @@ async def test_daily_digest_leaves_at_eight_on_the_site_clock(
         "UPDATE sites SET settings = json_set(settings, '$.timezone', 'Europe/Paris')"
         " WHERE id = 'alpha'",
     )
-    set_owner(relay.config.database_path, OWNER, notify="daily", language="fr")
+    set_owner(relay, OWNER, notify="daily", language="fr")
     async with relay.client() as client:
         await start_thread(client, "Avez-vous des croissants ?")
     pending = await only_pending_digest(relay)
@@ -211,7 +211,7 @@ async def test_what_the_owner_read_in_the_inbox_is_not_emailed(
     relay = make_relay(
         smtp_url=sink.url, reply_domain=REPLY_DOMAIN, owner_notify_delay=2, clock_start=BEFORE_TEN
     )
-    set_owner(relay.config.database_path, OWNER, notify=mode)
+    set_owner(relay, OWNER, notify=mode)
     async with relay.client() as client:
         started = await start_thread(client, "Are you open today?")
         [row] = outbox(relay)
@@ -229,7 +229,7 @@ async def test_what_the_owner_read_in_the_inbox_is_not_emailed(
 
 async def test_off_sends_nothing(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> None:
     relay = make_relay(smtp_url=sink.url, reply_domain=REPLY_DOMAIN, owner_notify_delay=0)
-    set_owner(relay.config.database_path, OWNER, notify="off")
+    set_owner(relay, OWNER, notify="off")
     async with relay.client() as alpha, relay.client(BETA_ORIGIN) as beta:
         await start_thread(alpha, "Hello?")
         assert outbox(relay) == []  # queued in the message's transaction, or never
@@ -249,12 +249,12 @@ async def test_back_to_one_email_per_message(
         owner_notify_delay=0,
         clock_start="2026-11-25T10:30:00Z",
     )
-    set_owner(relay.config.database_path, OWNER, notify="hourly")
+    set_owner(relay, OWNER, notify="hourly")
     async with relay.client() as client:
         started = await start_thread(client, "first, while on digests")
         digest = await only_pending_digest(relay)
         assert seconds_until(digest["not_before"]) > 1700
-        set_owner(relay.config.database_path, OWNER, notify="message")
+        set_owner(relay, OWNER, notify="message")
         edit(
             relay,
             "UPDATE outbox SET not_before = ? WHERE id = ?",

@@ -14,7 +14,7 @@ import pytest
 from relay.clock import Clock, parse_instant
 from relay.mail.compose import digest_email
 from relay.models import Author, Via
-from relay.store import Store
+from relay.store import SQLiteStore, Store
 from relay.store.digest import next_digest_at
 from relay.store.mail import MailPolicy
 from relay.store.outbox_rows import MailKind, OutboxItem
@@ -79,7 +79,7 @@ def test_only_hourly_and_daily_have_a_schedule() -> None:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(tmp_path / "s.sqlite3")
+    store = SQLiteStore(tmp_path / "s.sqlite3")
     store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0, clock=Clock(at(HALF_PAST_NINE)))
     await store.open()
     await store.add_site(ALPHA)

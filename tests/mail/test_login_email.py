@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from relay.mail.reading import LOOP_HEADER
-from relay.store import Store
+from relay.store import SQLiteStore
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, set_owner
 from tests.mail.smtp_sink import SinkServer
 from tests.mail.test_reply_loop import bounce
@@ -78,7 +78,7 @@ async def test_an_owner_gets_a_link_that_signs_in_once(
 async def test_the_link_comes_in_the_owner_language(
     login_relay: RunningRelay, sink: SinkServer
 ) -> None:
-    set_owner(login_relay.config.database_path, BETA_OWNER, language="fr")
+    set_owner(login_relay, BETA_OWNER, language="fr")
     await ask_for_link(login_relay, BETA_OWNER, language="fr")
     mail = await sink.sink.next()
     assert mail["Subject"] == "Connexion à votre boîte de réception Porch"
@@ -109,7 +109,7 @@ async def test_a_bounced_link_does_not_switch_an_owner_address_off(
 
 
 async def test_the_store_queues_one_link_for_owners_only(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite3")
+    store = SQLiteStore(tmp_path / "s.sqlite3")
     await store.open()
     try:
         await store.add_site(ALPHA)

@@ -15,7 +15,10 @@ import pytest
 
 from relay.mail.reading import REPLY_MARKERS
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import BOTH_ENGINES
 from tests.support import RunningRelay, bearer, free_port, start_thread
+
+pytestmark = BOTH_ENGINES
 
 REPLY_DOMAIN = "reply.example"
 
@@ -232,9 +235,9 @@ async def wait_for_row(
 def porch_mail_status(relay: RunningRelay) -> str:
     import subprocess
 
-    from tests.support import porch_command, porch_env
+    from tests.support import porch_command, relay_env
 
-    env = porch_env(relay.config.data_dir)
+    env = relay_env(relay)
     result = subprocess.run(
         [*porch_command(), "mail", "status"],
         env=env,

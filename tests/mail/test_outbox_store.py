@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.models import Author, Via
-from relay.store import Store
+from relay.models import Author, Via, utc_now
+from relay.store import SQLiteStore, Store
 from relay.store.mail import MailPolicy
 from relay.store.outbox_rows import MailKind
 from tests.support import ALPHA
@@ -20,7 +20,7 @@ TWO_OWNERS = replace(ALPHA, owner_emails=("owner@alpha.example", "partner@alpha.
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(tmp_path / "s.sqlite3")
+    store = SQLiteStore(tmp_path / "s.sqlite3")
     store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0)
     await store.open()
     await store.add_site(TWO_OWNERS)
@@ -95,5 +95,5 @@ async def test_an_interrupted_send_goes_back_to_pending(store: Store) -> None:
     await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     item = (await store.due_mail())[0]
     assert await store.prepare_mail(item, "t") is not None  # then the process died
-    assert await store.requeue_interrupted() == 1
+    assert await store.requeue_interrupted(claimed_before=utc_now()) == 1
     assert item.id in {i.id for i in await store.due_mail()}

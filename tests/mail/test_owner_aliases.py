@@ -11,7 +11,10 @@ import aiosmtplib
 import pytest
 
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, issue_reply_tag, owner_reply, set_owner
+from tests.pg import BOTH_ENGINES
 from tests.support import RunningRelay, free_port, start_thread
+
+pytestmark = BOTH_ENGINES
 
 PARTNER = "partner@alpha.example"
 
@@ -20,13 +23,16 @@ PARTNER = "partner@alpha.example"
 def alias_relay(make_relay: Callable[..., RunningRelay]) -> RunningRelay:
     relay = make_relay(reply_domain=REPLY_DOMAIN, smtp_port=free_port())
     with relay.db() as db:  # two owners; the site also lets its front desk answer
-        db.execute(
-            "UPDATE sites SET owner_emails = ?,"
-            " settings = json_set(settings, '$.reply_aliases', json(?)) WHERE id = 'alpha'",
-            (json.dumps([OWNER, PARTNER]), json.dumps(["desk@alpha.example"])),
+        settings = json.loads(
+            db.execute("SELECT settings FROM sites WHERE id = 'alpha'").fetchone()[0]
         )
-    set_owner(relay.config.database_path, OWNER, aliases=("me@home.example",))
-    set_owner(relay.config.database_path, PARTNER, aliases=("partner@home.example",))
+        settings["reply_aliases"] = ["desk@alpha.example"]
+        db.execute(
+            "UPDATE sites SET owner_emails = ?, settings = ? WHERE id = 'alpha'",
+            (json.dumps([OWNER, PARTNER]), json.dumps(settings)),
+        )
+    set_owner(relay, OWNER, aliases=("me@home.example",))
+    set_owner(relay, PARTNER, aliases=("partner@home.example",))
     return relay
 
 

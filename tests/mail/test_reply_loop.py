@@ -17,7 +17,10 @@ import pytest
 from relay.limits import RateLimiter
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, mail_relay
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import BOTH_ENGINES
 from tests.support import RunningRelay, bearer, open_live, start_thread
+
+pytestmark = BOTH_ENGINES
 
 
 @pytest.fixture

@@ -1,0 +1,123 @@
+"""The store's SQL, written for SQLite, run on PostgreSQL through asyncpg.
+
+The statements are SQLite's, and mostly standard SQL. What differs is bridged in two
+places: here (placeholders `?`/`?N` become `$N`, `x IS ?` becomes IS NOT DISTINCT
+FROM, `BEGIN IMMEDIATE` becomes BEGIN) and in the PostgreSQL migrations, which define
+the few SQLite functions the statements call (json_each, strftime, scalar max/min,
+fold). What cannot be bridged (full-text search) asks `dialect(db)`.
+
+A PgConnection is used from plain code running under bridge.run(), like a
+sqlite3.Connection: execute() returns a cursor with the rows and the row count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from relay.store import bridge
+
+# Statements without parameters that asyncpg should not prepare.
+CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+# Prepared statements kept per connection: the store's statements are a fixed set.
+STATEMENT_CACHE = 512
+
+
+class Cursor:
+    """What a statement returned: its rows, and how many rows it touched."""
+
+    def __init__(self, rows: list[asyncpg.Record], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> asyncpg.Record | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[asyncpg.Record]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[asyncpg.Record]:
+        return iter(self._rows)
+
+
+class PgConnection:
+    dialect = "postgres"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._prepared: dict[str, asyncpg.prepared_stmt.PreparedStatement] = {}
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.conn.is_closed())
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.conn.is_in_transaction())
+
+    def execute(self, sql: str, parameters: Iterable[Any] = (), /) -> Cursor:
+        query = translate(sql)
+        if CONTROL.match(query):
+            bridge.wait(self.conn.execute(query))
+            return Cursor([], 0)
+        statement = self._prepared.get(query)
+        if statement is None:
+            if len(self._prepared) >= STATEMENT_CACHE:
+                self._prepared.clear()
+            statement = self._prepared[query] = bridge.wait(self.conn.prepare(query))
+        rows = bridge.wait(statement.fetch(*parameters))
+        return Cursor(rows, _count(statement.get_statusmsg()))
+
+    def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /) -> Cursor:
+        bridge.wait(self.conn.executemany(translate(sql), list(parameters)))
+        return Cursor([], -1)
+
+
+def dialect(db: Any) -> str:
+    """ "postgres" for a PgConnection, "sqlite" for a sqlite3.Connection."""
+    return str(getattr(db, "dialect", "sqlite"))
+
+
+@lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """A statement in SQLite's dialect, as PostgreSQL takes it."""
+    if sql.lstrip().upper().startswith("BEGIN"):
+        return "BEGIN"
+    out: list[str] = []
+    highest = 0
+    quote: str | None = None
+    i = 0
+    while i < len(sql):
+        char = sql[i]
+        if quote is not None:
+            out.append(char)
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+            out.append(char)
+        elif char == "?":
+            digits = re.match(r"\d+", sql[i + 1 :])
+            if digits:
+                number = int(digits.group())
+                i += len(digits.group())
+            else:
+                number = highest + 1  # SQLite: one more than the largest so far
+            highest = max(highest, number)
+            out.append(f"${number}")
+        else:
+            out.append(char)
+        i += 1
+    query = "".join(out)
+    query = re.sub(r"\bIS NOT (\$\d+)", r"IS DISTINCT FROM \1", query)
+    return re.sub(r"\bIS (\$\d+)", r"IS NOT DISTINCT FROM \1", query)
+
+
+def _count(status: str | None) -> int:
+    """The row count in a command tag: "UPDATE 3", "INSERT 0 1", "SELECT 2"."""
+    last = (status or "").rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1

@@ -1,0 +1,289 @@
+"""The PostgreSQL store (asyncpg), for several relay processes on one database.
+
+The same statements and migrations as SQLite (see pg_connection.py). One writer
+connection per process keeps group commit; reads share a few connections. Writers of
+different processes serialise only where messages get their seq (migration 0001).
+
+Live fan-out across processes: each write batch NOTIFYs the ids of what it changed,
+delivered by PostgreSQL at COMMIT, in commit order. Every process, the writer's own
+included, publishes from that one ordered stream and reads the messages themselves
+from the store, from the last seq it published: a lost notification, or a listener
+connection down for a while, costs latency, never a message.
+
+A database that cannot be reached (restarting, network) makes calls fail with
+StoreUnavailable (503 store_unavailable, retry); the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from relay.errors import StoreUnavailable
+from relay.models import (
+    Author,
+    Event,
+    MessageAdded,
+    ReadMoved,
+    SignedOut,
+    StatusChanged,
+    ThreadDeleted,
+    ThreadStatus,
+)
+from relay.store import bridge
+from relay.store.base import Outcome, Store, StoreEvent, WriteOp, run_batch
+from relay.store.migrate import apply_pg_migrations
+from relay.store.outbox_rows import MailQueued
+from relay.store.pg_connection import PgConnection
+from relay.store.rows import Db, message_from_row
+
+log = logging.getLogger("porch.store")
+T = TypeVar("T")
+
+CHANNEL = "porch"
+READERS = 4  # connections for reads; a read is short, and asyncpg pipelines nothing
+CONNECT_TIMEOUT = 3.0  # seconds: a request waits no longer for a database that is down
+PAYLOAD_BYTES = 7000  # NOTIFY payloads must stay under 8000 bytes
+CATCH_UP_PAGE = 1000
+LISTEN_RETRY_MAX = 5.0  # seconds between attempts to listen again
+
+# What says the database, not the statement, failed: the connection is gone, or the
+# server is shutting down or starting (SQLSTATE classes 08 and 57).
+UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: host and port, never the password."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+    return parts._replace(netloc=host, query="").geturl()
+
+
+def unreachable(error: BaseException) -> bool:
+    if isinstance(error, UNREACHABLE):
+        return True
+    state = getattr(error, "sqlstate", None) or ""
+    return isinstance(error, asyncpg.PostgresError) and state[:2] in ("08", "57")
+
+
+class PostgresStore(Store):
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.process = uuid.uuid4().hex[:12]  # names this process in notifications
+        self._writer: PgConnection | None = None
+        self._readers: asyncio.Queue[PgConnection | None] = asyncio.Queue()
+        self._listener_task: asyncio.Task[None] | None = None
+        self._heard: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+        self._published_seq = 0  # every message up to here was published
+        self.listening = asyncio.Event()  # set while notifications arrive
+
+    def __str__(self) -> str:
+        return shown_url(self.url)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._writer = await self._connect()
+        await apply_pg_migrations(self._writer.conn)
+        self._published_seq = await self._writer.conn.fetchval(
+            "SELECT seq FROM message_seq WHERE id = 1"
+        )
+        for _ in range(READERS):
+            self._readers.put_nowait(None)  # connected on first use
+        self._listener_task = asyncio.create_task(self._listen(), name="porch-pg-listener")
+        self._start_writer()
+
+    async def _connect(self) -> PgConnection:
+        try:
+            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        except Exception as error:
+            if unreachable(error) or isinstance(error, asyncpg.PostgresError):
+                raise StoreUnavailable(f"cannot reach PostgreSQL at {self}: {error}") from None
+            raise
+        return PgConnection(conn)
+
+    async def _disconnect(self) -> None:
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener_task
+        connections = [self._writer]
+        while not self._readers.empty():
+            connections.append(self._readers.get_nowait())
+        for db in connections:
+            if db is not None and not db.closed:
+                with contextlib.suppress(Exception):
+                    await db.conn.close(timeout=2)
+        self._writer = None
+
+    # -- running the shared statements -------------------------------------------
+
+    async def _run_batch(self, ops: list[WriteOp[Any]]) -> list[Outcome]:
+        if self._writer is None or self._writer.closed:
+            self._writer = await self._connect()
+        try:
+            return await bridge.run(run_batch, self._writer, ops, self._notify)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            await _discard(self._writer)
+            raise StoreUnavailable() from error
+
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        db = await self._readers.get()
+        try:
+            if db is None or db.closed:
+                db = None
+                db = await self._connect()
+            return await bridge.run(fn, db)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            await _discard(db)
+            db = None
+            raise StoreUnavailable() from error
+        finally:
+            self._readers.put_nowait(db)
+
+    def _notify(self, db: Db, events: list[StoreEvent]) -> None:
+        """Inside the batch's transaction: PostgreSQL sends it at COMMIT, if it commits."""
+        refs = [ref for ref in map(_ref, events) if ref is not None]
+        chunk: list[Any] = []
+        for ref in refs:
+            chunk.append(ref)
+            if len(json.dumps(chunk)) > PAYLOAD_BYTES:
+                db.execute("SELECT pg_notify(?, ?)", (CHANNEL, json.dumps(chunk[:-1])))
+                chunk = [ref]
+        if chunk:
+            db.execute("SELECT pg_notify(?, ?)", (CHANNEL, json.dumps(chunk)))
+
+    def _publish(self, event: StoreEvent) -> None:
+        if isinstance(event, MailQueued):  # the events themselves come back by NOTIFY
+            super()._publish(event)
+
+    # -- hearing every process's commits -------------------------------------------
+
+    async def _listen(self) -> None:
+        """Listen, publish in order; when the connection drops, listen again and catch
+        up from the store."""
+        consumer = asyncio.create_task(self._consume(), name="porch-pg-publisher")
+        delay = 0.1
+        try:
+            while True:
+                conn = None
+                lost = asyncio.Event()
+                try:
+                    conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                    conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                    await conn.add_listener(CHANNEL, self._on_notification)
+                    delay = 0.1
+                    self.listening.set()
+                    self._heard.put_nowait(None)  # catch up with what came while deaf
+                    await lost.wait()
+                    log.warning("lost the listening connection to PostgreSQL")
+                except Exception as error:
+                    log.warning("cannot listen for changes (%s); retrying", error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, LISTEN_RETRY_MAX)
+                finally:
+                    self.listening.clear()
+                    if conn is not None and not conn.is_closed():
+                        with contextlib.suppress(Exception):
+                            await conn.close(timeout=1)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            refs = json.loads(payload)
+        except ValueError:
+            log.warning("ignoring a notification that is not JSON: %.80r", payload)
+            return
+        self._heard.put_nowait(refs)
+
+    async def _consume(self) -> None:
+        while True:
+            refs = await self._heard.get()
+            try:
+                if refs is None:
+                    await self._catch_up(None)
+                    continue
+                for ref in refs:
+                    if ref[0] == "m":
+                        await self._catch_up(int(ref[1]))
+                    else:
+                        self._deliver(_event(ref))
+            except StoreUnavailable:  # the next notification or reconnect catches up
+                log.warning("cannot read new messages now; will catch up")
+            except Exception:
+                log.exception("publishing notification %r failed", refs)
+
+    async def _catch_up(self, upto: int | None) -> None:
+        """Publish every message after the last one published, up to `upto` (all)."""
+        while upto is None or self._published_seq < upto:
+            rows = await self._read(partial(_messages_after, after=self._published_seq))
+            for row in rows:
+                if row["seq"] > self._published_seq:
+                    self._published_seq = row["seq"]
+                    self._deliver(MessageAdded(row["site_id"], message_from_row(row)))
+            if len(rows) < CATCH_UP_PAGE:
+                if upto is not None:  # erased meanwhile, or never committed: move on
+                    self._published_seq = max(self._published_seq, upto)
+                return
+
+    def _deliver(self, event: Event) -> None:
+        super()._publish(event)
+
+
+def _ref(event: StoreEvent) -> list[Any] | None:
+    """An event as ids, for a notification."""
+    if isinstance(event, MessageAdded):
+        return ["m", event.message.seq]
+    if isinstance(event, ReadMoved):
+        return ["r", event.site, event.thread, event.author.value, event.seq]
+    if isinstance(event, StatusChanged):
+        return ["s", event.site, event.thread, event.status.value]
+    if isinstance(event, SignedOut):
+        return ["o", event.site, event.thread, event.epoch]
+    if isinstance(event, ThreadDeleted):
+        return ["d", event.site, event.thread]
+    return None  # MailQueued: for this process's own outbox worker
+
+
+def _event(ref: list[Any]) -> Event:
+    kind, site, thread, *rest = ref
+    if kind == "r":
+        return ReadMoved(site, thread, Author(rest[0]), int(rest[1]))
+    if kind == "s":
+        return StatusChanged(site, thread, ThreadStatus(rest[0]))
+    if kind == "o":
+        return SignedOut(site, thread, int(rest[0]))
+    if kind == "d":
+        return ThreadDeleted(site, thread)
+    raise ValueError(f"unknown notification {ref!r}")
+
+
+def _messages_after(db: Db, after: int) -> list[Any]:
+    return db.execute(
+        "SELECT * FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", (after, CATCH_UP_PAGE)
+    ).fetchall()
+
+
+async def _discard(db: PgConnection | None) -> None:
+    if db is not None:
+        with contextlib.suppress(Exception):
+            db.conn.terminate()

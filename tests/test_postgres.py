@@ -1,0 +1,263 @@
+"""PostgreSQL mode: the SQL bridge, several processes on one database (LISTEN/NOTIFY),
+`porch migrate` and `porch copy-db`. The behaviour shared with SQLite is tested on
+both engines by the modules marked BOTH_ENGINES (tests/pg.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from relay.models import Author, Event, MessageAdded, Via
+from relay.store.pg_connection import translate
+from relay.store.postgres import PostgresStore
+from relay.tokens import Tokens
+from tests.pg import SERVER
+from tests.support import (
+    ALPHA,
+    ALPHA_ORIGIN,
+    SECRET,
+    PorchProcess,
+    add_site,
+    bearer,
+    free_port,
+    open_live_url,
+    porch_command,
+    porch_env,
+    start_thread,
+)
+
+
+def test_translate_numbers_placeholders_as_sqlite_does() -> None:
+    assert translate("SELECT ? , ?") == "SELECT $1 , $2"
+    # An unnumbered ? takes one more than the largest number so far.
+    assert translate("SELECT ?2, ?, ?1") == "SELECT $2, $3, $1"
+    assert translate("SELECT '?' , \"a?\" , ?") == "SELECT '?' , \"a?\" , $1"
+    assert translate("x IS ?3 AND y IS NOT ?") == (
+        "x IS NOT DISTINCT FROM $3 AND y IS DISTINCT FROM $4"
+    )
+    assert translate("BEGIN IMMEDIATE") == "BEGIN"
+    assert translate("UPDATE t SET a = NULL WHERE b IS NULL") == (
+        "UPDATE t SET a = NULL WHERE b IS NULL"
+    )
+
+
+async def open_store(url: str) -> tuple[PostgresStore, list[Event]]:
+    store = PostgresStore(url)
+    heard: list[Event] = []
+    store.on_commit = heard.append
+    await store.open()
+    await asyncio.wait_for(store.listening.wait(), 5)
+    return store, heard
+
+
+async def wait_for(condition: object, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+def seqs_of(events: list[Event]) -> list[int]:
+    return [e.message.seq for e in events if isinstance(e, MessageAdded)]
+
+
+async def test_two_processes_get_commit_ordered_seqs_and_hear_everything(pg_url: str) -> None:
+    """Two stores on one database stand for two relays: each hears every message of
+    both, once, in seq order; seqs have no gap, so a resume cursor never skips one."""
+    one, heard_one = await open_store(pg_url)
+    two, heard_two = await open_store(pg_url)
+    try:
+        await one.add_site(ALPHA)
+        started = await one.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+
+        async def send(store: PostgresStore, i: int) -> int:
+            message, _ = await store.add_message(
+                started.thread.id, author=Author.VISITOR, body=f"m{i}", via=Via.WIDGET,
+                client_id=f"c{i}",
+            )  # fmt: skip
+            return message.seq
+
+        seqs = await asyncio.gather(*(send((one, two)[i % 2], i) for i in range(300)))
+        every = sorted([*seqs, started.message.seq])
+        assert every == list(range(every[0], every[0] + 301))  # no gap, no double
+        for heard in (heard_one, heard_two):
+            await wait_for(lambda heard=heard: len(seqs_of(heard)) >= 301)
+            assert seqs_of(heard) == every
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_listener_that_lost_its_connection_catches_up(pg_url: str) -> None:
+    one, heard = await open_store(pg_url)
+    two, _ = await open_store(pg_url)
+    try:
+        await one.add_site(ALPHA)
+        started = await one.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+        admin = await asyncpg.connect(SERVER)
+        try:  # every listening connection of this test's database drops
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN%' AND pid != pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await wait_for(lambda: not one.listening.is_set())
+        sent = [
+            (await two.add_message(started.thread.id, author=Author.OWNER, body=f"r{i}",
+                                   via=Via.INBOX, client_id=None))[0].seq
+            for i in range(20)
+        ]  # fmt: skip
+        await wait_for(lambda: len(seqs_of(heard)) >= 21)
+        assert seqs_of(heard) == [started.message.seq, *sent]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_search_folds_accents_on_postgresql(pg_url: str) -> None:
+    store, _ = await open_store(pg_url)
+    try:
+        await store.add_site(ALPHA)
+        await store.start_thread(
+            "alpha", body="Une crème brûlée, s'il vous plaît", client_id=None, name="Zoé",
+            page=None,
+        )  # fmt: skip
+        await store.start_thread("alpha", body="Bread", client_id=None, name=None, page=None)
+        found = await store.inbox_threads(["alpha"], None, "creme brul")
+        assert [s.last_message.body for s in found.threads if s.last_message] == [
+            "Une crème brûlée, s'il vous plaît"
+        ]
+        assert len((await store.inbox_threads(["alpha"], None, "zoe")).threads) == 1
+        assert (await store.inbox_threads(["alpha"], None, "'&|!:*")).threads == []
+    finally:
+        await store.close()
+
+
+def porch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*porch_command(), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_migrate_applies_once_then_has_nothing_to_do(pg_url: str, tmp_path: Path) -> None:
+    env = porch_env(tmp_path, database_url=pg_url)
+    first = porch(env, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == [
+        "applied", "0001_initial.sql", "applied", "0002_mail.sql",
+        "applied", "0003_identity.sql", "applied", "0004_inbox.sql",
+    ]  # fmt: skip
+    again = porch(env, "migrate")
+    assert (again.returncode, again.stdout.strip()) == (0, "The database is up to date.")
+
+
+async def test_copy_db_moves_every_thread_and_seq(pg_url: str, tmp_path: Path) -> None:
+    sqlite_env = porch_env(tmp_path / "old")
+    add_site(sqlite_env)
+    port = free_port()
+    relay = await PorchProcess.start(sqlite_env, port)
+    async with httpx.AsyncClient(
+        base_url=relay.url, headers={"origin": ALPHA_ORIGIN}, timeout=10
+    ) as client:
+        visitors = [await start_thread(client, f"hello {i}") for i in range(3)]
+        for i in range(5):
+            sent = await client.post(
+                "/v1/thread/messages",
+                headers=bearer(visitors[0]["token"]),
+                json={"body": f"more {i}", "client_id": f"m{i}"},
+            )
+            assert sent.status_code == 201, sent.text
+        before = (await client.get("/v1/thread", headers=bearer(visitors[0]["token"]))).json()
+    await relay.kill()
+
+    copied = porch({}, "copy-db", str(tmp_path / "old" / "porch.sqlite3"), pg_url)
+    assert copied.returncode == 0, copied.stderr
+    assert "3 threads" in copied.stdout and "8 messages" in copied.stdout
+    assert "last seq 8" in copied.stdout
+    refused = porch({}, "copy-db", str(tmp_path / "old" / "porch.sqlite3"), pg_url)
+    assert refused.returncode != 0 and "not empty" in refused.stderr
+
+    pg_env = porch_env(tmp_path / "new", database_url=pg_url)
+    relay = await PorchProcess.start(pg_env, free_port())
+    try:
+        async with httpx.AsyncClient(
+            base_url=relay.url, headers={"origin": ALPHA_ORIGIN}, timeout=10
+        ) as client:
+            auth = bearer(visitors[0]["token"])  # the token issued before the move
+            after = (await client.get("/v1/thread", headers=auth)).json()
+            assert after == before
+            sent = await client.post(
+                "/v1/thread/messages", headers=auth, json={"body": "moved", "client_id": "x"}
+            )
+            assert sent.json()["seq"] == 9  # seqs go on after the copied ones
+    finally:
+        await relay.kill()
+
+
+async def test_visitor_on_one_relay_owner_on_another_then_that_relay_dies(
+    pg_url: str, tmp_path: Path
+) -> None:
+    env = porch_env(tmp_path, database_url=pg_url)
+    add_site(env)
+    a = await PorchProcess.start(env, free_port())
+    b = await PorchProcess.start(env, free_port())
+    owner_token = Tokens((SECRET,)).owner_token("alpha")
+    try:
+        async with httpx.AsyncClient(
+            base_url=a.url, headers={"origin": ALPHA_ORIGIN}, timeout=10
+        ) as client:
+            started = await start_thread(client, "on relay A")
+        ws_a = a.url.replace("http", "ws") + "/v1/live"
+        ws_b = b.url.replace("http", "ws") + "/v1/live"
+        visitor = await open_live_url(ws_a, started["token"])
+        owner = await open_live_url(ws_b, owner_token, origin=None)
+        assert [m["body"] for m in owner.replayed] == ["on relay A"]
+        seen = owner.replayed[-1]["seq"]
+
+        await visitor.send(type="send", body="visitor to owner", client_id="v1")
+        frame = await owner.next("message")
+        assert frame["message"]["body"] == "visitor to owner"  # A → B, through NOTIFY
+        seen = frame["message"]["seq"]
+        await owner.send(
+            type="send", body="owner to visitor", client_id="o1", thread=started["thread"]["id"]
+        )
+        frame = await visitor.next("message")
+        while frame["message"]["author"] != "owner":
+            frame = await visitor.next("message")
+        assert frame["message"]["body"] == "owner to visitor"  # B → A
+        reply_seq = frame["message"]["seq"]
+        assert (await owner.next("message"))["message"]["seq"] == reply_seq
+        seen = reply_seq
+
+        await b.kill()  # the owner's relay dies mid-conversation
+        for i in range(5):
+            await visitor.send(type="send", body=f"while B is down {i}", client_id=f"d{i}")
+            await visitor.next("ack")
+        owner = await open_live_url(ws_a, owner_token, since=seen, origin=None)
+        assert [m["body"] for m in owner.replayed] == [f"while B is down {i}" for i in range(5)]
+        await visitor.send(type="send", body="live again", client_id="v2")
+        assert (await owner.next("message"))["message"]["body"] == "live again"
+        await visitor.ws.close()
+        await owner.ws.close()
+    finally:
+        await a.kill()
+        if b.process.returncode is None:
+            await b.kill()
+
+
+def test_a_bad_database_url_is_refused_with_its_name(tmp_path: Path) -> None:
+    env = porch_env(tmp_path, database_url="mysql://db.example/porch")
+    result = porch(env, "serve")
+    assert result.returncode == 2
+    assert "PORCH_DATABASE_URL" in result.stderr and "postgresql://host" in result.stderr
+    unreachable = porch(
+        porch_env(tmp_path, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x"),
+        "site",
+        "list",
+    )
+    assert unreachable.returncode != 0 and "Traceback" not in unreachable.stderr
+    assert "cannot open the database postgresql://127.0.0.1" in unreachable.stderr
