@@ -145,7 +145,11 @@ def document() -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("Contact")}},
                     },
-                    "responses": {"202": {"description": "Queued"}, **ERRORS},
+                    "responses": {
+                        "202": {"description": "Queued"},
+                        "503": _json(_ref("Error"), "This relay sends no email (no SMTP server)."),
+                        **ERRORS,
+                    },
                 }
             },
             "/v1/resume": {

@@ -88,6 +88,7 @@ class PostgresStore(Store):
         self._heard: asyncio.Queue[list[Any] | None] = asyncio.Queue()
         self._published_seq = 0  # every message up to here was published
         self.listening = asyncio.Event()  # set while notifications arrive
+        self.listens = 0  # times listening started: each reconnection adds one
 
     def __str__(self) -> str:
         return shown_url(self.url)
@@ -189,6 +190,7 @@ class PostgresStore(Store):
                     conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                     await conn.add_listener(CHANNEL, self._on_notification)
                     delay = 0.1
+                    self.listens += 1
                     self.listening.set()
                     self._heard.put_nowait(None)  # catch up with what came while deaf
                     await lost.wait()

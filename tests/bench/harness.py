@@ -32,6 +32,10 @@ def at_least_ratio(value: float, baseline: str) -> Target:
     return Target(at_most=False, value=value, of_ratio=True, text=f"≥ {value:g}× {baseline}")
 
 
+def at_least(value: float, unit: str) -> Target:
+    return Target(at_most=False, value=value, of_ratio=False, text=f"≥ {value:,g} {unit}")
+
+
 def at_most(value: float, unit: str) -> Target:
     return Target(at_most=True, value=value, of_ratio=False, text=f"≤ {value:g} {unit}")
 

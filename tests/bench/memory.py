@@ -22,10 +22,10 @@ SOCKETS = 2000
 BATCH = 100  # sockets opened at once
 
 
-def check_fd_limit(server: servers.Server) -> None:
+def check_fd_limit(server: servers.Server, sockets: int = SOCKETS) -> None:
     limit = server.fd_limit()
-    if limit < SOCKETS + 100:
-        raise RuntimeError(f"the server may open {limit} files; {SOCKETS + 100} are needed")
+    if limit < sockets + 100:
+        raise RuntimeError(f"the server may open {limit} files; {sockets + 100} are needed")
 
 
 async def relay_growth() -> float:
@@ -56,21 +56,23 @@ async def echoed(url: str) -> ClientConnection:
     return ws
 
 
-async def echo_growth() -> float:
+async def echo_growth(count: int = SOCKETS) -> float:
+    """The echo server's RSS growth per socket for `count` sockets, in KiB."""
     async with servers.echo_server() as server:
-        check_fd_limit(server)
+        check_fd_limit(server, count)
         url = f"ws://{servers.HOST}:{server.port}/"
         await (await echoed(url)).close()
         before = server.rss_kib()
         sockets: list[ClientConnection] = []
         try:
-            for _ in range(0, SOCKETS, BATCH):
-                sockets += await asyncio.gather(*(echoed(url) for _ in range(BATCH)))
+            for start in range(0, count, BATCH):
+                batch = min(BATCH, count - start)
+                sockets += await asyncio.gather(*(echoed(url) for _ in range(batch)))
             after = server.rss_kib()
         finally:
             await clients.close_all(sockets)
         log(f"  echo: RSS {before:,} KiB → {after:,} KiB with {len(sockets)} sockets")
-        return (after - before) / SOCKETS
+        return (after - before) / count
 
 
 async def run() -> list[Row]:

@@ -15,7 +15,17 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from tests.bench import embed, fanout, latency, memory, search, store, throughput
+from tests.bench import (
+    embed,
+    fanout,
+    idle,
+    latency,
+    memory,
+    notify,
+    search,
+    store,
+    throughput,
+)
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
 
 # name → (benchmark, seconds it may take before it is cancelled)
@@ -24,15 +34,17 @@ BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "latency": (latency.run, 60),
     "fanout": (fanout.run, 120),
     "store": (store.run, 60),
+    "notify": (notify.run, 60),
     "search": (search.run, 90),
     "memory": (memory.run, 90),
+    "idle": (idle.run, 180),
     "embed": (embed.run, 90),
 }
 
 
 async def main(names: list[str]) -> list[Row | Failed]:
     # Thousands of sockets on each side; the servers inherit the raised limit.
-    raise_fd_limit(2 * memory.SOCKETS + 1000)
+    raise_fd_limit(max(2 * memory.SOCKETS, idle.IDLE) + 1000)
     rows: list[Row | Failed] = []
     for name in names:
         run, limit = BENCHMARKS[name]

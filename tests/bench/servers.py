@@ -72,6 +72,7 @@ class Server:
 class Relay(Server):
     secret_key: str = ""
     data_dir: Path = Path()
+    database_url: str = ""  # PostgreSQL's, or "" for SQLite in data_dir
 
     @property
     def ws_url(self) -> str:
@@ -149,7 +150,14 @@ async def relays(count: int, database_url: str = "") -> AsyncIterator[list[Relay
                 process, output = await stack.enter_async_context(
                     _process(command, env, "Porch relay running")
                 )
-                server = Relay(process, port, output, secret_key=secret_key, data_dir=data_dir)
+                server = Relay(
+                    process,
+                    port,
+                    output,
+                    secret_key=secret_key,
+                    data_dir=data_dir,
+                    database_url=database_url,
+                )
                 await _check_ready(server)
                 log(
                     f"  relay ({engine}) pid {server.pid} on port {port}"
@@ -192,6 +200,20 @@ async def echo_server() -> AsyncIterator[Server]:
     command = [sys.executable, "-m", "tests.bench.echo_server", "--port", str(port)]
     async with _process(command, dict(os.environ), "echo server ready") as (process, output):
         yield Server(process, port, output)
+
+
+async def postgres_backends(url: str) -> list[int]:
+    """Pids of the PostgreSQL server processes serving the connections to `url`'s
+    database (the relays'): their CPU is the relays' work, not noise."""
+    conn = await asyncpg.connect(url, timeout=START_TIMEOUT)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
 
 
 async def register_site(data_dir: Path, env: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from relay.models import Author, Site, Via, utc_now
-from relay.store import SQLiteStore
+from relay.store import SQLiteStore, Store
 from relay.store.migrate import apply_migrations
 from relay.store.rows import new_id
 from relay.store.sqlite import BUSY_TIMEOUT_MS
@@ -39,41 +39,46 @@ def body(i: int) -> str:
     return f"benchmark message number {i}, about the size of a short chat line"
 
 
-async def open_store(directory: Path) -> tuple[SQLiteStore, list[str]]:
-    store = SQLiteStore(directory / "porch.sqlite3")
-    await store.open()
+async def seed(store: Store) -> list[str]:
+    """The site and THREADS conversations in an open store; the threads' ids."""
     site = Site(id=SITE, name="Bench", owner_emails=("o@bench.example",), origins=(ORIGIN,))
-    await store.add_site(site)
+    await store.add_site(site, replace=True)  # a PostgreSQL database may have it already
     threads = []
     for n in range(THREADS):
         started = await store.start_thread(
             SITE, body=body(-1), client_id=f"start-{n}", name=None, page=None
         )
         threads.append(started.thread.id)
-    return store, threads
+    return threads
+
+
+async def write(store: Store, threads: list[str], messages: int, writers: int) -> float:
+    """Messages per second through store.add_message from `writers` coroutines."""
+
+    async def writer(w: int) -> None:
+        for i in range(w, messages, writers):
+            await store.add_message(
+                threads[i % THREADS],
+                author=Author.VISITOR,
+                body=body(i),
+                via=Via.WIDGET,
+                client_id=f"m-{i}",
+            )
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for w in range(writers):
+            group.create_task(writer(w))
+    return messages / (time.perf_counter() - started)
 
 
 async def store_rate(messages: int, writers: int) -> float:
     """Messages per second through SQLiteStore.add_message from `writers` coroutines."""
     with tempfile.TemporaryDirectory(prefix="porch-bench-") as tmp:
-        store, threads = await open_store(Path(tmp))
+        store = SQLiteStore(Path(tmp) / "porch.sqlite3")
+        await store.open()
         try:
-
-            async def writer(w: int) -> None:
-                for i in range(w, messages, writers):
-                    await store.add_message(
-                        threads[i % THREADS],
-                        author=Author.VISITOR,
-                        body=body(i),
-                        via=Via.WIDGET,
-                        client_id=f"m-{i}",
-                    )
-
-            started = time.perf_counter()
-            async with asyncio.TaskGroup() as group:
-                for w in range(writers):
-                    group.create_task(writer(w))
-            return messages / (time.perf_counter() - started)
+            return await write(store, await seed(store), messages, writers)
         finally:
             await store.close()
 
