@@ -34,11 +34,11 @@ from relay.mail.outbox import OutboxWorker
 from relay.mail.smtp_ingress import start_smtp_ingress
 from relay.openapi import document
 from relay.origins import CORSMiddleware
-from relay.presence import Presence
+from relay.presence import Presence, keep_shared
 from relay.services import Limits, Services, services
 from relay.store import open_store
 from relay.store.mail import MailPolicy
-from relay.tasks import background
+from relay.tasks import background, spawn
 from relay.tokens import Tokens
 from relay.widget import Widget
 
@@ -82,6 +82,11 @@ def create_app(
         presence=Presence(),
     )
     store.away = AwayReplies(clock, shared.presence)
+    if store.shared:  # several relay processes: who is at the inbox crosses them too
+        store.on_presence = shared.presence.heard
+        shared.presence.on_change = lambda site, here: spawn(
+            store.share_presence(site, here), "presence"
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,6 +96,10 @@ def create_app(
             if demo_setup is not None:
                 await stack.enter_async_context(demo.running(store, bus, demo_setup))
             await stack.enter_async_context(background(privacy.purge_daily(store), "purge"))
+            if store.shared:
+                await stack.enter_async_context(
+                    background(keep_shared(shared.presence, store.share_presence), "presence")
+                )
             if mailer is not None:
                 await stack.enter_async_context(background(mailer.run(), "outbox"))
             if config.imap_url:

@@ -288,7 +288,9 @@ class Session:
             return
         self._typing_at = now
         thread = await self._target(frame)
-        self.s.bus.publish(Typing(thread.site, thread.id, self.role))
+        event = Typing(thread.site, thread.id, self.role)
+        self.s.bus.publish(event)
+        await self.s.store.share_typing(event)
 
     async def _target(self, frame: dict[str, Any]) -> Thread:
         """The thread a frame is about: the visitor's own, or the one an owner names."""

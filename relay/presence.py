@@ -2,17 +2,24 @@
 (an inbox socket whose page is visible and focused: the page says so with "here"
 frames), not merely while a tab is left open.
 
-In-process (one relay); each inbox socket takes a seat for every site its owner
-answers. Visitors hear about changes as {"type": "presence", "online": bool} frames.
+Each inbox socket takes a seat for every site its owner answers. Visitors hear about
+changes as {"type": "presence", "online": bool} frames. With several relay processes
+(PostgreSQL), each says which of its sites have an owner here when that changes and
+every HEARTBEAT seconds (keep_shared); what another process stopped saying for
+REMOTE_TTL seconds (it died) is forgotten.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 Listener = Callable[[bool], None]
+HEARTBEAT = 20.0  # seconds between a process's reminders of its owners at the inbox
+REMOTE_TTL = 3 * HEARTBEAT
 
 
 class Seat:
@@ -54,9 +61,40 @@ class Presence:
         self._here: Counter[str] = Counter()  # site → inbox sockets looking at it
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
         self._endings: defaultdict[str, set[Callable[[], None]]] = defaultdict(set)
+        self._remote: defaultdict[str, dict[str, float]] = defaultdict(
+            dict
+        )  # site → {process: until}
+        self.on_change: Callable[[str, bool], None] | None = None  # this process's seats
 
     def online(self, site: str) -> bool:
-        return self._here[site] > 0
+        return self._here[site] > 0 or site in self._remote
+
+    def here_sites(self) -> list[str]:
+        """Sites with an owner at the inbox through this process."""
+        return list(self._here)
+
+    def heard(self, process: str, site: str, online: bool) -> None:
+        """What another relay process said of its owners at `site`'s inbox."""
+        before = self.online(site)
+        if online:
+            self._remote[site][process] = time.monotonic() + REMOTE_TTL
+        elif site in self._remote:
+            self._remote[site].pop(process, None)
+            if not self._remote[site]:
+                del self._remote[site]
+        self._tell(site, before)
+
+    def expire(self) -> None:
+        """Forget what other processes stopped saying (they died)."""
+        now = time.monotonic()
+        for site, processes in list(self._remote.items()):
+            before = self.online(site)
+            for process, until in list(processes.items()):
+                if until < now:
+                    del processes[process]
+            if not processes:
+                del self._remote[site]
+            self._tell(site, before)
 
     @contextmanager
     def inbox_open(
@@ -87,10 +125,26 @@ class Presence:
                 end()
 
     def _count(self, site: str, delta: int) -> None:
-        before = self.online(site)
+        before, here_before = self.online(site), self._here[site] > 0
         self._here[site] += delta
         if self._here[site] <= 0:
             del self._here[site]
+        here = self._here[site] > 0
+        if here != here_before and self.on_change is not None:
+            self.on_change(site, here)
+        self._tell(site, before)
+
+    def _tell(self, site: str, before: bool) -> None:
         if self.online(site) != before:
             for listener in tuple(self._listeners.get(site, ())):
                 listener(not before)
+
+
+async def keep_shared(presence: Presence, share: Callable[[str, bool], Awaitable[None]]) -> None:
+    """Several relay processes: remind the others of this one's owners at the inbox,
+    and forget what the others stopped saying."""
+    while True:
+        await asyncio.sleep(HEARTBEAT)
+        for site in presence.here_sites():
+            await share(site, True)
+        presence.expire()

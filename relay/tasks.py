@@ -29,3 +29,14 @@ async def background(work: Coroutine[Any, Any, None], name: str) -> AsyncIterato
 def _report_death(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+
+_spawned: set[asyncio.Task[None]] = set()
+
+
+def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
+    """Start a short task from plain code; kept referenced until it ends."""
+    task = asyncio.get_running_loop().create_task(work, name=f"porch-{name}")
+    _spawned.add(task)
+    task.add_done_callback(_spawned.discard)
+    task.add_done_callback(_report_death)

@@ -5,13 +5,18 @@ both engines by the modules marked BOTH_ENGINES (tests/pg.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from relay.models import Author, Event, MessageAdded, Via
+from relay.presence import REMOTE_TTL, Presence
 from relay.store.pg_connection import translate
 from relay.store.postgres import PostgresStore
 from relay.tokens import Tokens
@@ -21,14 +26,17 @@ from tests.support import (
     ALPHA_ORIGIN,
     SECRET,
     PorchProcess,
+    RunningRelay,
     add_site,
     bearer,
     free_port,
+    open_live,
     open_live_url,
     porch_command,
     porch_env,
     start_thread,
 )
+from tests.test_inbox_api import inbox, inbox_socket, next_frame
 
 
 def test_translate_numbers_placeholders_as_sqlite_does() -> None:
@@ -262,3 +270,37 @@ def test_a_bad_database_url_is_refused_with_its_name(tmp_path: Path) -> None:
     )
     assert unreachable.returncode != 0 and "Traceback" not in unreachable.stderr
     assert "cannot open the database postgresql://127.0.0.1" in unreachable.stderr
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+async def test_presence_and_typing_cross_relays(make_relay: Callable[..., RunningRelay]) -> None:
+    """The owner looks at the inbox through relay B; a visitor on relay A sees them
+    online, and each sees the other typing."""
+    a, b = make_relay(), make_relay()
+    async with a.client() as client:
+        started = await start_thread(client, "hello")
+    visitor = await open_live(a, started["token"])
+    assert visitor.ready["online"] is False
+    async with inbox(b) as page, inbox_socket(page) as owner:
+        assert await visitor.next("presence") == {"type": "presence", "online": True}
+        await visitor.send(type="typing")
+        assert (await next_frame(owner, "typing"))["author"] == "visitor"
+        await owner.send(json.dumps({"type": "typing", "thread": started["thread"]["id"]}))
+        assert (await visitor.next("typing"))["author"] == "owner"
+        await owner.send(json.dumps({"type": "here", "here": False}))  # the tab is hidden
+        assert await visitor.next("presence") == {"type": "presence", "online": False}
+    await visitor.ws.close()
+
+
+def test_presence_another_relay_stopped_reporting_is_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    presence = Presence()
+    told: list[bool] = []
+    with presence.listen("alpha", told.append):
+        presence.heard("relay-b", "alpha", True)
+        assert presence.online("alpha") and told == [True]
+        now = time.monotonic()
+        monkeypatch.setattr(time, "monotonic", lambda: now + REMOTE_TTL + 1)
+        presence.expire()  # relay B died: it never said it left
+        assert not presence.online("alpha") and told == [True, False]

@@ -181,7 +181,7 @@ SCHEMAS: dict[str, Any] = {
     "Me": _object(
         email=_STR,
         name={"type": ["string", "null"]},
-        language=_STR,
+        language={"type": ["string", "null"], "description": "null until the owner picks one."},
         notify=_STR,
         aliases={"type": "array", "items": _STR},
         csrf={**_STR, "description": "Send as X-CSRF-Token on every POST."},

@@ -33,6 +33,7 @@ from relay.models import (
     Thread,
     ThreadStatus,
     ThreadSummary,
+    Typing,
     Via,
     utc_now,
 )
@@ -74,6 +75,8 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
         self.on_commit: Callable[[Event], None] | None = None
         self.on_mail_queued: Callable[[], None] | None = None
         self.away: AwayReplies | None = None  # automatic replies outside business hours
+        # (process, site, online): what another relay process said of its owners' presence
+        self.on_presence: Callable[[str, str, bool], None] | None = None
         self._queue: list[tuple[WriteOp[Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
@@ -100,6 +103,12 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
 
     async def catch_up_search(self) -> None:
         """Make every committed message searchable now."""
+
+    async def share_typing(self, event: Typing) -> None:
+        """Show a typing indicator on the sockets of other relay processes too."""
+
+    async def share_presence(self, site: str, online: bool) -> None:
+        """Tell other relay processes whether an owner of `site` is at the inbox here."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -384,9 +393,17 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
                 raise NotFound(f"no thread {thread_id!r}")
             current = getattr(thread, column)
             target = max(current, min(seq, thread.last_seq))
-            if target == current:
-                return current, []
-            db.execute(f"UPDATE threads SET {column} = ? WHERE id = ?", (target, thread_id))
+            # Only forward, in the UPDATE itself: another relay may have moved it since.
+            moved = db.execute(
+                f"UPDATE threads SET {column} = ? WHERE id = ? AND {column} < ?",
+                (target, thread_id, target),
+            )
+            if moved.rowcount == 0:  # already there, or further
+                return int(
+                    db.execute(
+                        f"SELECT {column} FROM threads WHERE id = ?", (thread_id,)
+                    ).fetchone()[0]
+                ), []
             return target, [ReadMoved(thread.site, thread_id, reader, target)]
 
         return await self._write(op)

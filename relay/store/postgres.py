@@ -38,6 +38,7 @@ from relay.models import (
     StatusChanged,
     ThreadDeleted,
     ThreadStatus,
+    Typing,
 )
 from relay.store import bridge
 from relay.store.base import Outcome, Store, StoreEvent, WriteOp, run_batch
@@ -52,6 +53,7 @@ T = TypeVar("T")
 CHANNEL = "porch"
 READERS = 4  # connections for reads; a read is short, and asyncpg pipelines nothing
 CONNECT_TIMEOUT = 3.0  # seconds: a request waits no longer for a database that is down
+EPHEMERAL = ("t", "p")  # typing and presence notes: never stored, from one process
 PAYLOAD_BYTES = 7000  # NOTIFY payloads must stay under 8000 bytes
 CATCH_UP_PAGE = 1000
 LISTEN_RETRY_MAX = 5.0  # seconds between attempts to listen again
@@ -135,7 +137,17 @@ class PostgresStore(Store):
         if self._writer is None or self._writer.closed:
             self._writer = await self._connect()
         try:
-            return await bridge.run(run_batch, self._writer, ops, self._notify)
+            outcomes = await bridge.run(run_batch, self._writer, ops, self._notify)
+            # Another relay inserted the same row meanwhile (a retried start or send that
+            # reached two relays): run those ops again, and they find it.
+            again = [i for i, (ok, error) in enumerate(outcomes) if not ok and _conflict(error)]
+            if again:
+                retried = await bridge.run(
+                    run_batch, self._writer, [ops[i] for i in again], self._notify
+                )
+                for i, outcome in zip(again, retried, strict=True):
+                    outcomes[i] = outcome
+            return outcomes
         except Exception as error:
             if not unreachable(error):
                 raise
@@ -227,12 +239,37 @@ class PostgresStore(Store):
                 for ref in refs:
                     if ref[0] == "m":
                         await self._catch_up(int(ref[1]))
+                    elif ref[0] in EPHEMERAL:
+                        self._heard_note(ref)
                     else:
                         self._deliver(_event(ref))
             except StoreUnavailable:  # the next notification or reconnect catches up
                 log.warning("cannot read new messages now; will catch up")
             except Exception:
                 log.exception("publishing notification %r failed", refs)
+
+    # -- what is said, not stored: typing, an owner at the inbox ---------------------
+
+    async def share_typing(self, event: Typing) -> None:
+        await self._announce(["t", self.process, event.site, event.thread, event.author.value])
+
+    async def share_presence(self, site: str, online: bool) -> None:
+        await self._announce(["p", self.process, site, online])
+
+    async def _announce(self, ref: list[Any]) -> None:
+        try:
+            await self._read(partial(_notify, payload=json.dumps([ref])))
+        except StoreUnavailable:  # nothing to keep: the next one will do
+            log.debug("could not share %r", ref)
+
+    def _heard_note(self, ref: list[Any]) -> None:
+        kind, process, site, *rest = ref
+        if process == self.process:  # this process's sockets had it at once
+            return
+        if kind == "t":
+            self._deliver(Typing(site, rest[0], Author(rest[1])))
+        elif self.on_presence is not None:
+            self.on_presence(process, site, bool(rest[0]))
 
     async def _catch_up(self, upto: int | None) -> None:
         """Publish every message after the last one published, up to `upto` (all)."""
@@ -249,6 +286,10 @@ class PostgresStore(Store):
 
     def _deliver(self, event: Event) -> None:
         super()._publish(event)
+
+
+def _conflict(error: BaseException) -> bool:
+    return isinstance(error, asyncpg.UniqueViolationError)
 
 
 def _ref(event: StoreEvent) -> list[Any] | None:
@@ -277,6 +318,10 @@ def _event(ref: list[Any]) -> Event:
     if kind == "d":
         return ThreadDeleted(site, thread)
     raise ValueError(f"unknown notification {ref!r}")
+
+
+def _notify(db: Db, payload: str) -> None:
+    db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
 
 def _messages_after(db: Db, after: int) -> list[Any]:
