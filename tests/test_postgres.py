@@ -20,6 +20,8 @@ from relay.presence import REMOTE_TTL, Presence
 from relay.store.pg_connection import translate
 from relay.store.postgres import PostgresStore
 from relay.tokens import Tokens
+from tests.mail.conftest import mail_relay
+from tests.mail.smtp_sink import SinkServer
 from tests.pg import SERVER
 from tests.support import (
     ALPHA,
@@ -210,7 +212,12 @@ async def test_copy_db_moves_every_thread_and_seq(pg_url: str, tmp_path: Path) -
 async def test_visitor_on_one_relay_owner_on_another_then_that_relay_dies(
     pg_url: str, tmp_path: Path
 ) -> None:
-    env = porch_env(tmp_path, database_url=pg_url)
+    env = porch_env(
+        tmp_path,
+        database_url=pg_url,
+        visitor_messages_per_minute="1000",
+        ip_messages_per_minute="1000",
+    )
     add_site(env)
     a = await PorchProcess.start(env, free_port())
     b = await PorchProcess.start(env, free_port())
@@ -225,12 +232,11 @@ async def test_visitor_on_one_relay_owner_on_another_then_that_relay_dies(
         visitor = await open_live_url(ws_a, started["token"])
         owner = await open_live_url(ws_b, owner_token, origin=None)
         assert [m["body"] for m in owner.replayed] == ["on relay A"]
-        seen = owner.replayed[-1]["seq"]
 
         await visitor.send(type="send", body="visitor to owner", client_id="v1")
         frame = await owner.next("message")
         assert frame["message"]["body"] == "visitor to owner"  # A → B, through NOTIFY
-        seen = frame["message"]["seq"]
+
         await owner.send(
             type="send", body="owner to visitor", client_id="o1", thread=started["thread"]["id"]
         )
@@ -240,16 +246,29 @@ async def test_visitor_on_one_relay_owner_on_another_then_that_relay_dies(
         assert frame["message"]["body"] == "owner to visitor"  # B → A
         reply_seq = frame["message"]["seq"]
         assert (await owner.next("message"))["message"]["seq"] == reply_seq
-        seen = reply_seq
 
-        await b.kill()  # the owner's relay dies mid-conversation
-        for i in range(5):
-            await visitor.send(type="send", body=f"while B is down {i}", client_id=f"d{i}")
-            await visitor.next("ack")
-        owner = await open_live_url(ws_a, owner_token, since=seen, origin=None)
-        assert [m["body"] for m in owner.replayed] == [f"while B is down {i}" for i in range(5)]
-        await visitor.send(type="send", body="live again", client_id="v2")
-        assert (await owner.next("message"))["message"]["body"] == "live again"
+        # The visitor keeps writing; the owner's relay dies in the middle of it.
+        stream = [f"stream {i}" for i in range(40)]
+
+        async def write() -> None:
+            for i, body in enumerate(stream):
+                await visitor.send(type="send", body=body, client_id=f"s{i}")
+                await visitor.next("ack")
+
+        writing = asyncio.create_task(write())
+        heard: dict[int, str] = {}
+        while len(heard) < 10:
+            frame = (await owner.next("message"))["message"]
+            heard[frame["seq"]] = frame["body"]
+        await b.kill()
+        owner = await open_live_url(ws_a, owner_token, since=max(heard), origin=None)
+        heard.update({m["seq"]: m["body"] for m in owner.replayed})
+        while len(heard) < len(stream):
+            frame = (await owner.next("message"))["message"]
+            heard[frame["seq"]] = frame["body"]
+        await writing
+        assert [heard[seq] for seq in sorted(heard)] == stream  # nothing missed, in order
+        assert list(heard) == sorted(heard)  # and nothing came twice or out of order
         await visitor.ws.close()
         await owner.ws.close()
     finally:
@@ -304,3 +323,66 @@ def test_presence_another_relay_stopped_reporting_is_forgotten(
         monkeypatch.setattr(time, "monotonic", lambda: now + REMOTE_TTL + 1)
         presence.expire()  # relay B died: it never said it left
         assert not presence.online("alpha") and told == [True, False]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+async def test_two_relays_send_each_email_once(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer
+) -> None:
+    """Both relays run an outbox worker over one outbox: each email leaves once."""
+    # Emails due a second later, written through both relays at once: both workers
+    # wake for the same due rows.
+    relays = [mail_relay(make_relay, sink, owner_notify_delay=1) for _ in range(2)]
+
+    async def visitor(v: int) -> None:
+        async with relays[v % 2].client() as client:
+            started = await start_thread(client, f"visitor {v}")
+            for i in range(2):
+                sent = await client.post(
+                    "/v1/thread/messages",
+                    headers=bearer(started["token"]),
+                    json={"body": f"more {i}", "client_id": f"{v}-{i}"},
+                )
+                assert sent.status_code == 201
+
+    await asyncio.gather(*(visitor(v) for v in range(16)))
+
+    def settled() -> bool:
+        with relays[0].db() as db:
+            return not db.execute(
+                "SELECT 1 FROM outbox WHERE status IN ('pending', 'sending')"
+            ).fetchall()
+
+    await wait_for(settled, timeout=30)
+    with relays[0].db() as db:
+        sent_rows = db.execute("SELECT id FROM outbox WHERE status = 'sent'").fetchall()
+    ids = []
+    while not sink.sink.empty():
+        ids.append((await sink.sink.next())["Message-ID"])
+    assert len(ids) == len(set(ids)) == len(sent_rows) >= 16  # every thread told, once
+
+
+async def test_installations_in_one_database_never_hear_each_other(pg_url: str) -> None:
+    """NOTIFY is per database: a relay must not take another schema's seqs for its own
+    (it would skip its own messages up to them)."""
+    other_url = pg_url.replace("porch_test_", "porch_test_other_")
+    other_schema = other_url.split("search_path=")[1].split("%2C")[0]
+    admin = await asyncpg.connect(SERVER)
+    await admin.execute(f"CREATE SCHEMA {other_schema}")
+    mine, heard = await open_store(pg_url)
+    other, _ = await open_store(other_url)
+    try:
+        await other.add_site(ALPHA)
+        for i in range(30):
+            await other.start_thread("alpha", body=f"o{i}", client_id=None, name=None, page=None)
+        await mine.add_site(ALPHA)
+        started = await mine.start_thread(
+            "alpha", body="mine", client_id=None, name=None, page=None
+        )
+        await wait_for(lambda: seqs_of(heard))
+        assert seqs_of(heard) == [started.message.seq] == [1]
+    finally:
+        await mine.close()
+        await other.close()
+        await admin.execute(f"DROP SCHEMA {other_schema} CASCADE")
+        await admin.close()

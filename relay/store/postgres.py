@@ -50,7 +50,9 @@ from relay.store.rows import Db, message_from_row
 log = logging.getLogger("porch.store")
 T = TypeVar("T")
 
-CHANNEL = "porch"
+# Notifications are per database, not per schema: the channel names the schema, so
+# that installations side by side in one database (or tests) never hear each other.
+CHANNEL = "porch:{schema}"
 READERS = 4  # connections for reads; a read is short, and asyncpg pipelines nothing
 CONNECT_TIMEOUT = 3.0  # seconds: a request waits no longer for a database that is down
 EPHEMERAL = ("t", "p")  # typing and presence notes: never stored, from one process
@@ -84,6 +86,7 @@ class PostgresStore(Store):
         super().__init__()
         self.url = url
         self.process = uuid.uuid4().hex[:12]  # names this process in notifications
+        self.channel = CHANNEL.format(schema="public")  # set by open()
         self._writer: PgConnection | None = None
         self._readers: asyncio.Queue[PgConnection | None] = asyncio.Queue()
         self._listener_task: asyncio.Task[None] | None = None
@@ -100,6 +103,8 @@ class PostgresStore(Store):
     async def open(self) -> None:
         self._writer = await self._connect()
         await apply_pg_migrations(self._writer.conn)
+        schema = await self._writer.conn.fetchval("SELECT current_schema()")
+        self.channel = CHANNEL.format(schema=schema)
         self._published_seq = await self._writer.conn.fetchval(
             "SELECT seq FROM message_seq WHERE id = 1"
         )
@@ -177,10 +182,10 @@ class PostgresStore(Store):
         for ref in refs:
             chunk.append(ref)
             if len(json.dumps(chunk)) > PAYLOAD_BYTES:
-                db.execute("SELECT pg_notify(?, ?)", (CHANNEL, json.dumps(chunk[:-1])))
+                _notify(db, self.channel, json.dumps(chunk[:-1]))
                 chunk = [ref]
         if chunk:
-            db.execute("SELECT pg_notify(?, ?)", (CHANNEL, json.dumps(chunk)))
+            _notify(db, self.channel, json.dumps(chunk))
 
     def _publish(self, event: StoreEvent) -> None:
         if isinstance(event, MailQueued):  # the events themselves come back by NOTIFY
@@ -200,7 +205,7 @@ class PostgresStore(Store):
                 try:
                     conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
                     conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                    await conn.add_listener(CHANNEL, self._on_notification)
+                    await conn.add_listener(self.channel, self._on_notification)
                     delay = 0.1
                     self.listens += 1
                     self.listening.set()
@@ -258,7 +263,7 @@ class PostgresStore(Store):
 
     async def _announce(self, ref: list[Any]) -> None:
         try:
-            await self._read(partial(_notify, payload=json.dumps([ref])))
+            await self._read(partial(_notify, channel=self.channel, payload=json.dumps([ref])))
         except StoreUnavailable:  # nothing to keep: the next one will do
             log.debug("could not share %r", ref)
 
@@ -320,8 +325,8 @@ def _event(ref: list[Any]) -> Event:
     raise ValueError(f"unknown notification {ref!r}")
 
 
-def _notify(db: Db, payload: str) -> None:
-    db.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
+def _notify(db: Db, channel: str, payload: str) -> None:
+    db.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
 
 def _messages_after(db: Db, after: int) -> list[Any]:

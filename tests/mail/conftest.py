@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from relay.models import utc_now
+from relay.store import Store
 from tests.mail.dovecot import Dovecot, Unavailable, ensure_installed
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import connect
 from tests.support import RunningRelay, free_port, open_live
 
 REPLY_DOMAIN = "reply.example"
@@ -34,14 +36,14 @@ def mail_relay(
 ) -> RunningRelay:
     """A relay whose mail goes to the sink at once and whose replies come back through
     its own SMTP ingress."""
-    return make_relay(
-        smtp_url=sink.url,
-        reply_domain=REPLY_DOMAIN,
-        owner_notify_delay=0,
-        visitor_notify_delay=0,
-        smtp_port=free_port(),
-        **overrides,
-    )
+    settings = {
+        "smtp_url": sink.url,
+        "reply_domain": REPLY_DOMAIN,
+        "owner_notify_delay": 0,
+        "visitor_notify_delay": 0,
+        "smtp_port": free_port(),
+    }
+    return make_relay(**{**settings, **overrides})
 
 
 def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:
@@ -58,7 +60,7 @@ def issue_reply_tag(relay: RunningRelay, thread_id: str, recipient: str) -> str:
 
 
 def set_owner(
-    database: Path | RunningRelay,
+    database: Path | RunningRelay | Store,
     email: str,
     *,
     notify: str = "message",
@@ -66,8 +68,13 @@ def set_owner(
     aliases: tuple[str, ...] = (),
 ) -> None:
     """An owner's choices, written to the owners table as the inbox's settings save them:
-    in a SQLite file, or a running relay's database."""
-    db = database.db() if isinstance(database, RunningRelay) else sqlite3.connect(database)
+    in a SQLite file, a running relay's database, or a store's (either engine)."""
+    if isinstance(database, RunningRelay):
+        db = database.db()
+    elif isinstance(database, Store):
+        db = connect(database)
+    else:
+        db = sqlite3.connect(database)
     with contextlib.closing(db), db:  # commit, then close
         db.execute(
             "INSERT INTO owners (email, language, notify, aliases, created_at)"
