@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.mail.smtp_sink import SinkServer
-from tests.pg import pg_url  # noqa: F401 - a fixture
+from tests.pg import pg_url, postgres  # noqa: F401 - fixtures
 from tests.support import (
     ALPHA,
     BETA,

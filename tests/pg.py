@@ -1,5 +1,6 @@
-"""PostgreSQL for tests: a schema of its own per test on the machine's server, and a
-synchronous connection for assertions that takes the same SQL as sqlite3.
+"""PostgreSQL for tests: a schema of its own per test on the machine's server, a
+synchronous connection for assertions that takes the same SQL as sqlite3, and a
+server of the test's own to crash and restart.
 
 The server is PORCH_TEST_PG (default: 127.0.0.1:5432, database test, trust auth). A
 test that needs it is skipped, saying why, where none answers.
@@ -9,17 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import glob
 import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Coroutine, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import asyncpg
 import pytest
 
+from relay.store import SQLiteStore, Store
 from relay.store.pg_connection import Cursor, translate
+from relay.store.postgres import PostgresStore
 
 T = TypeVar("T")
 # Modules whose behaviour must hold on both engines: `pytestmark = BOTH_ENGINES`
@@ -126,3 +137,97 @@ class PgTestConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """A store of the test's engine, not yet opened: a SQLite file in tmp_path, or
+    PostgreSQL in a schema of the test's own (skipped where there is none)."""
+    if engine == "postgres":
+        # pg_url probes the server with asyncio.run(), which cannot run inside the loop of
+        # an async test or fixture: probe on a thread of its own first (the answer is cached).
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(unavailable).result()
+        return PostgresStore(request.getfixturevalue("pg_url"))
+    return SQLiteStore(tmp_path / "s.sqlite3")
+
+
+class _SQLiteTestConnection(sqlite3.Connection):
+    """sqlite3's `with` only commits; this one also closes, like PgTestConnection."""
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self.close()
+
+
+def connect(store: Store) -> sqlite3.Connection | PgTestConnection:
+    """A separate connection to the store's database for assertions, rows by name, every
+    statement committed at once; `with connect(store) as db:` closes it."""
+    if isinstance(store, PostgresStore):
+        return PgTestConnection(store.url)
+    assert isinstance(store, SQLiteStore), f"expected a SQLite or PostgreSQL store, got {store!r}"
+    db = sqlite3.connect(store.path, isolation_level=None, factory=_SQLiteTestConnection)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+# -- a PostgreSQL server of the test's own, to crash and restart -----------------------
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on a free port."""
+
+    def __init__(self, base: Path, port: int, bin_dir: Path, as_user: list[str]) -> None:
+        self.base, self.port, self.bin_dir, self.as_user = base, port, bin_dir, as_user
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.base / "data"), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.ctl("-w", "-l", str(self.base / "log"), "-o", options, "start")
+
+    def crash(self) -> None:
+        self.ctl("-m", "immediate", "stop")  # no checkpoint: recovery replays the WAL
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    """A throwaway server (Debian's initdb and pg_ctl) on a free port."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("no initdb here (Debian's postgresql package) to run a private server")
+    bin_dir = Path(found[-1]).parent
+    base = Path(tempfile.mkdtemp(prefix="porch-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser to start PostgreSQL as postgres")
+        account = pwd.getpwnam("postgres")
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(base / "data"), "-A", "trust"]
+        + ["-U", "postgres", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    from tests.support import free_port
+
+    server = Postgres(base, free_port(), bin_dir, as_user)
+    server.start()
+    yield server
+    subprocess.run(
+        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "stop"],
+        capture_output=True,
+        timeout=60,
+    )
+    shutil.rmtree(base, ignore_errors=True)

@@ -1,85 +1,22 @@
 """PostgreSQL restarting under load: requests fail with 503 store_unavailable (clear,
 retryable), nothing acknowledged is lost, and the relay recovers by itself.
 
-The test runs a PostgreSQL server of its own (Debian's initdb and pg_ctl), so that it
-can crash and restart it without touching the machine's."""
+The test runs a PostgreSQL server of its own (tests/pg.py `postgres`), so that it can
+crash and restart it without touching the machine's."""
 
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.pg import PgTestConnection
+from tests.pg import PgTestConnection, Postgres
 from tests.support import ALPHA_ORIGIN, PorchProcess, add_site, bearer, free_port, porch_env
 
 VISITORS = 8
 ACKED_BEFORE_CRASH = 150
 ACKED_AFTER_RESTART = 150
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster on a free port."""
-
-    def __init__(self, base: Path, port: int, bin_dir: Path, as_user: list[str]) -> None:
-        self.base, self.port, self.bin_dir, self.as_user = base, port, bin_dir, as_user
-        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.base / "data"), *args],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self.ctl("-w", "-l", str(self.base / "log"), "-o", options, "start")
-
-    def crash(self) -> None:
-        self.ctl("-m", "immediate", "stop")  # no checkpoint: recovery replays the WAL
-
-
-@pytest.fixture
-def postgres() -> Iterator[Postgres]:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.skip("no initdb here (Debian's postgresql package) to run a private server")
-    bin_dir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="porch-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser to start PostgreSQL as postgres")
-        account = pwd.getpwnam("postgres")
-        os.chown(base, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(base / "data"), "-A", "trust"]
-        + ["-U", "postgres", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    server = Postgres(base, free_port(), bin_dir, as_user)
-    server.start()
-    yield server
-    subprocess.run(
-        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "stop"],
-        capture_output=True,
-        timeout=60,
-    )
-    shutil.rmtree(base, ignore_errors=True)
 
 
 async def test_restart_under_load_gives_503_loses_nothing_and_recovers(

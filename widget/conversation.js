@@ -242,6 +242,10 @@ export class Conversation extends EventTarget {
       this.#scheduleReconnect(); // the network is down: retry with backoff
       return false;
     }
+    if (response.status === 503) { // the relay's database restarts: retry, as if offline
+      this.#scheduleReconnect();
+      return false;
+    }
     if (response.status === 429) {
       const wait = Number(response.headers.get('retry-after')) || 5;
       this.#markFailed(item, 'rate_limited', wait);
