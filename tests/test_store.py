@@ -1,9 +1,11 @@
-"""The SQLite store on its own: group commit, idempotency, migrations, read cursors."""
+"""The store: group commit, idempotency and what it creates, on both engines; SQLite's
+own migrations and search index."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +15,42 @@ from relay.models import Author, Event, MessageAdded, Via
 from relay.store import SQLiteStore, Store
 from relay.store.inbox import hit_text
 from relay.store.migrate import _statements, migrations
+from relay.store.postgres import PostgresStore
+from tests.pg import BOTH_ENGINES, connect, make_store
 from tests.support import ALPHA
+
+LISTEN_TIMEOUT = 5.0  # seconds for a PostgreSQL store to start listening
+EVENT_TIMEOUT = 10.0  # seconds for notifications of committed writes to come back
+POLL_INTERVAL = 0.01  # seconds between looks at what was published
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+async def store(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    store = make_store(engine, tmp_path, request)
     await store.open()
-    await store.add_site(ALPHA)
-    yield store
-    await store.close()
+    try:
+        if isinstance(store, PostgresStore):  # its own commits come back by NOTIFY
+            await asyncio.wait_for(store.listening.wait(), LISTEN_TIMEOUT)
+        await store.add_site(ALPHA)
+        yield store
+    finally:
+        await store.close()
 
 
-async def test_concurrent_writes_commit_in_seq_order_and_publish_before_ack(store: Store) -> None:
+def added_seqs(events: list[Event]) -> list[int]:
+    return [e.message.seq for e in events if isinstance(e, MessageAdded)]
+
+
+@BOTH_ENGINES
+async def test_concurrent_writes_commit_in_seq_order_and_publish_each_once_in_order(
+    store: Store,
+) -> None:
     published: list[Event] = []
     store.on_commit = published.append
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    notified = isinstance(store, PostgresStore)  # published after the ack, by NOTIFY
 
     async def send(i: int) -> int:
         message, _ = await store.add_message(
@@ -38,18 +60,29 @@ async def test_concurrent_writes_commit_in_seq_order_and_publish_before_ack(stor
             via=Via.WIDGET,
             client_id=f"c{i}",
         )
-        # Published before the caller hears back: a live socket never lags an ack.
-        assert any(isinstance(e, MessageAdded) and e.message.seq == message.seq for e in published)
+        if not notified:  # published before the caller hears back: a socket never lags an ack
+            assert message.seq in added_seqs(published)
         return message.seq
 
     seqs = await asyncio.gather(*(send(i) for i in range(200)))
     assert len(set(seqs)) == 200
-    published_seqs = [e.message.seq for e in published if isinstance(e, MessageAdded)]
-    assert published_seqs == sorted(published_seqs)
+    try:
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            while not set(seqs) <= set(added_seqs(published)):
+                await asyncio.sleep(POLL_INTERVAL)
+    except TimeoutError:
+        missing = sorted(set(seqs) - set(added_seqs(published)))
+        raise AssertionError(
+            f"{len(missing)} acked messages not published within {EVENT_TIMEOUT} s,"
+            f" the first seqs {missing[:5]}"
+        ) from None
+    published_seqs = added_seqs(published)
+    assert published_seqs == sorted(set(published_seqs))  # in seq order, each once
     history = await store.thread_messages(started.thread.id, 0, 1000)
     assert [m.seq for m in history] == sorted(seqs + [started.message.seq])
 
 
+@BOTH_ENGINES
 async def test_failing_write_does_not_undo_its_batch(store: Store) -> None:
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     good = store.add_message(
@@ -63,10 +96,11 @@ async def test_failing_write_does_not_undo_its_batch(store: Store) -> None:
     assert [m.body for m in await store.thread_messages(started.thread.id, 0, 10)] == ["hi", "ok"]
 
 
-async def test_unknown_site_creates_nothing(store: Store, tmp_path: Path) -> None:
+@BOTH_ENGINES
+async def test_unknown_site_creates_nothing(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.start_thread("nope", body="hi", client_id=None, name=None, page=None)
-    with sqlite3.connect(tmp_path / "s.sqlite3") as db:
+    with connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM visitors").fetchone()[0] == 0
 
 

@@ -111,10 +111,10 @@ def queue_digest(
     moment = next_digest_at(mode, clock.now(), zone)
     db.execute(
         "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload, created_at,"
-        " updated_at) VALUES (?, NULL, ?, ?, json_object('from_seq', ?), ?, ?)"
+        " updated_at) VALUES (?, NULL, ?, ?, json_object('from_seq', CAST(? AS INTEGER)), ?, ?)"
         " ON CONFLICT (kind, recipient) WHERE status = 'pending' AND kind = 'owner_digest'"
-        " DO UPDATE SET not_before = MIN(not_before, excluded.not_before),"
-        " payload = json_object('from_seq', MIN(CAST(payload ->> 'from_seq' AS INTEGER), ?4))",
+        " DO UPDATE SET not_before = MIN(outbox.not_before, excluded.not_before), payload ="
+        " json_object('from_seq', MIN(CAST(outbox.payload ->> 'from_seq' AS INTEGER), ?4))",
         (MailKind.DIGEST, recipient, later(clock.seconds_until(moment)), from_seq, now, now),
     )
 

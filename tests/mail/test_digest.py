@@ -6,9 +6,9 @@ leaves without waiting for one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -28,6 +28,7 @@ from tests.mail.conftest import (
     set_owner,
 )
 from tests.mail.smtp_sink import SinkServer
+from tests.pg import BOTH_ENGINES
 from tests.support import BETA_ORIGIN, RunningRelay, bearer, start_thread
 
 BETA_OWNER = "owner@beta.example"
@@ -42,16 +43,19 @@ def plain(mail: EmailMessage) -> str:
     return str(part.get_content()).replace("\r\n", "\n")
 
 
+pytestmark = BOTH_ENGINES
+
+
 def html_of(mail: EmailMessage) -> str:
     part = mail.get_body(("html",))
     assert part is not None
     return part.get_content()  # type: ignore[no-any-return]
 
 
-def outbox(relay: RunningRelay, kind: str | None = None) -> list[sqlite3.Row]:
+def outbox(relay: RunningRelay, kind: str | None = None) -> list[Any]:
     with relay.db() as db:
         return db.execute(
-            "SELECT * FROM outbox WHERE ?1 IS NULL OR kind = ?1 ORDER BY id", (kind,)
+            "SELECT * FROM outbox WHERE CAST(?1 AS TEXT) IS NULL OR kind = ?1 ORDER BY id", (kind,)
         ).fetchall()
 
 
@@ -60,10 +64,8 @@ def seconds_until(stamp: str) -> float:
 
 
 def edit(relay: RunningRelay, sql: str, *params: Any) -> None:
-    db = sqlite3.connect(relay.config.database_path, timeout=10)
-    with db:
+    with contextlib.closing(relay.db()) as db, db:  # commit, then close
         db.execute(sql, params)
-    db.close()
 
 
 def share_beta_with(relay: RunningRelay, email: str) -> None:
@@ -75,7 +77,7 @@ def share_beta_with(relay: RunningRelay, email: str) -> None:
     )
 
 
-async def status_of(relay: RunningRelay, row_id: int, wanted: str) -> sqlite3.Row:
+async def status_of(relay: RunningRelay, row_id: int, wanted: str) -> Any:
     def reached() -> bool:
         return any(r["id"] == row_id and r["status"] == wanted for r in outbox(relay))
 
@@ -83,7 +85,7 @@ async def status_of(relay: RunningRelay, row_id: int, wanted: str) -> sqlite3.Ro
     return next(r for r in outbox(relay) if r["id"] == row_id)
 
 
-async def only_pending_digest(relay: RunningRelay, before: int = 0) -> sqlite3.Row:
+async def only_pending_digest(relay: RunningRelay, before: int = 0) -> Any:
     rows = [r for r in outbox(relay, "owner_digest") if r["status"] == "pending"]
     assert len(rows) == 1 and rows[0]["id"] > before, [dict(r) for r in rows]
     assert rows[0]["thread_id"] is None and rows[0]["recipient"] == OWNER
@@ -187,10 +189,14 @@ async def test_daily_digest_leaves_at_eight_on_the_site_clock(
     relay = make_relay(
         smtp_url=sink.url, reply_domain=REPLY_DOMAIN, clock_start="2026-11-25T06:59:57Z"
     )
+    with relay.db() as db:
+        settings = json.loads(
+            db.execute("SELECT settings FROM sites WHERE id = 'alpha'").fetchone()[0]
+        )
     edit(
         relay,
-        "UPDATE sites SET settings = json_set(settings, '$.timezone', 'Europe/Paris')"
-        " WHERE id = 'alpha'",
+        "UPDATE sites SET settings = ? WHERE id = 'alpha'",
+        json.dumps({**settings, "timezone": "Europe/Paris"}),
     )
     set_owner(relay, OWNER, notify="daily", language="fr")
     async with relay.client() as client:

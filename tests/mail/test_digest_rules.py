@@ -3,23 +3,26 @@ changes and odd offsets), and what the store queues, joins, gathers and cancels.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relay.clock import Clock, parse_instant
 from relay.mail.compose import digest_email
 from relay.models import Author, Via
-from relay.store import SQLiteStore, Store
+from relay.store import Store
 from relay.store.digest import next_digest_at
 from relay.store.mail import MailPolicy
 from relay.store.outbox_rows import MailKind, OutboxItem
 from tests.mail.conftest import OWNER, set_owner
+from tests.pg import BOTH_ENGINES, connect, make_store
 from tests.support import ALPHA, BETA
+
+pytestmark = BOTH_ENGINES
 
 PARIS = "Europe/Paris"
 BETA_OWNER = "owner@beta.example"
@@ -78,8 +81,10 @@ def test_only_hourly_and_daily_have_a_schedule() -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+async def store(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    store = make_store(engine, tmp_path, request)
     store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0, clock=Clock(at(HALF_PAST_NINE)))
     await store.open()
     await store.add_site(ALPHA)
@@ -88,15 +93,11 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-def rows(store: Store, kind: str | None = None) -> list[sqlite3.Row]:
-    db = sqlite3.connect(store.path)
-    db.row_factory = sqlite3.Row
-    with db:
-        found = db.execute(
-            "SELECT * FROM outbox WHERE ?1 IS NULL OR kind = ?1 ORDER BY id", (kind,)
-        ).fetchall()
-    db.close()
-    return found
+def rows(store: Store, kind: str | None = None) -> list[Any]:
+    with connect(store) as db:
+        if kind is None:
+            return db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+        return db.execute("SELECT * FROM outbox WHERE kind = ? ORDER BY id", (kind,)).fetchall()
 
 
 def pending(store: Store, kind: str) -> list[OutboxItem]:
@@ -119,7 +120,7 @@ async def visitor_says(store: Store, thread: str, body: str) -> int:
 
 
 async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: Store) -> None:
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     ann = await store.start_thread("alpha", body="one", client_id=None, name="Ann", page=None)
     await visitor_says(store, ann.thread.id, "two")
     bob = await store.start_thread("beta", body="trois", client_id=None, name=None, page=None)
@@ -154,7 +155,7 @@ async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: S
 
 
 async def test_a_digest_with_nothing_new_is_cancelled(store: Store) -> None:
-    set_owner(store.path, OWNER, notify="daily")
+    set_owner(store, OWNER, notify="daily")
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     await store.mark_read(started.thread.id, Author.OWNER, started.message.seq)
     [digest] = pending(store, MailKind.DIGEST)
@@ -174,22 +175,20 @@ async def test_a_digest_with_nothing_new_is_cancelled(store: Store) -> None:
 async def test_a_digest_nobody_wants_any_more_is_cancelled(
     store: Store, change: str, reason: str
 ) -> None:
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     [digest] = pending(store, MailKind.DIGEST)
     if change == "not_an_owner":
         await store.add_site(replace(ALPHA, owner_emails=("new@alpha.example",)), replace=True)
         await store.add_site(replace(BETA, owner_emails=(BETA_OWNER,)), replace=True)
     elif change == "suppressed":
-        db = sqlite3.connect(store.path)  # suppress() would also drop the pending row
-        with db:
+        with connect(store) as db:  # suppress() would also drop the pending row
             db.execute(
                 "INSERT INTO suppressed (address, reason, created_at) VALUES (?, 'test', '')",
                 (OWNER,),
             )
-        db.close()
     else:
-        set_owner(store.path, OWNER, notify=change)
+        set_owner(store, OWNER, notify=change)
     assert await store.prepare_digest(digest, tag_for) is None
     row = rows(store, MailKind.DIGEST)[0]
     assert (row["status"], row["last_error"]) == ("cancelled", reason)
@@ -199,10 +198,10 @@ async def test_a_digest_pending_when_the_owner_goes_back_to_message_still_goes(
     store: Store,
 ) -> None:
     """Its messages have no email of their own: it is the last digest."""
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     [digest] = pending(store, MailKind.DIGEST)
-    set_owner(store.path, OWNER, notify="message")
+    set_owner(store, OWNER, notify="message")
     job = await store.prepare_digest(digest, tag_for)
     assert job is not None and [m.body for t in job.threads for m in t.new] == ["hi"]
 
@@ -210,7 +209,7 @@ async def test_a_digest_pending_when_the_owner_goes_back_to_message_still_goes(
 async def test_an_email_queued_before_a_switch_to_digests_joins_the_digest(store: Store) -> None:
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     [email] = pending(store, MailKind.OWNER)
-    set_owner(store.path, OWNER, notify="daily")
+    set_owner(store, OWNER, notify="daily")
     assert await store.prepare_mail(email, "tag") is None
     assert rows(store, MailKind.OWNER)[0]["last_error"] == (
         "the owner now gets digests: moved into the next one"
@@ -223,27 +222,27 @@ async def test_an_email_queued_before_a_switch_to_digests_joins_the_digest(store
 async def test_an_email_queued_before_switching_off_is_cancelled(store: Store) -> None:
     await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     [email] = pending(store, MailKind.OWNER)
-    set_owner(store.path, OWNER, notify="off")
+    set_owner(store, OWNER, notify="off")
     assert await store.prepare_mail(email, "tag") is None
     assert rows(store, MailKind.OWNER)[0]["last_error"] == "the owner turned these emails off"
     assert rows(store, MailKind.DIGEST) == []
 
 
 async def test_joining_keeps_one_digest_at_the_earlier_time(store: Store) -> None:
-    set_owner(store.path, OWNER, notify="daily")
+    set_owner(store, OWNER, notify="daily")
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
     tomorrow_morning = rows(store, MailKind.DIGEST)[0]["not_before"]
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     await visitor_says(store, started.thread.id, "still there?")
     [row] = rows(store, MailKind.DIGEST)
     assert row["not_before"] < tomorrow_morning  # ten o'clock today now
-    set_owner(store.path, OWNER, notify="daily")
+    set_owner(store, OWNER, notify="daily")
     await visitor_says(store, started.thread.id, "hello?")
     assert [r["not_before"] for r in rows(store, MailKind.DIGEST)] == [row["not_before"]]
 
 
 async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: Store) -> None:
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     started = await store.start_thread("alpha", body="m1", client_id=None, name=None, page=None)
     await store.set_contact(started.visitor, name=None, email="ann@example.com")
     for n in range(2, 13):
@@ -278,11 +277,9 @@ async def test_the_first_digest_repeats_no_email_and_no_old_history(store: Store
         "alpha", body="old, never emailed", client_id=None, name=None, page=None
     )
     for item in pending(store, MailKind.OWNER):  # as if mail was off back then
-        db = sqlite3.connect(store.path)
-        with db:
+        with connect(store) as db:
             db.execute("UPDATE outbox SET status = 'cancelled' WHERE id = ?", (item.id,))
-        db.close()
-    set_owner(store.path, OWNER, notify="hourly")
+    set_owner(store, OWNER, notify="hourly")
     await visitor_says(store, ann.thread.id, "news")
     [digest] = pending(store, MailKind.DIGEST)
     gathered = await store.prepare_digest(digest, tag_for)
@@ -294,7 +291,7 @@ async def test_the_first_digest_repeats_no_email_and_no_old_history(store: Store
 async def test_a_failed_digest_merged_into_a_newer_one_keeps_its_time_and_news(
     store: Store,
 ) -> None:
-    set_owner(store.path, OWNER, notify="daily")
+    set_owner(store, OWNER, notify="daily")
     ann = await store.start_thread("alpha", body="first", client_id=None, name=None, page=None)
     [digest] = pending(store, MailKind.DIGEST)
     claimed = await store.prepare_digest(digest, tag_for)  # being sent…

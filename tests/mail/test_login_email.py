@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from relay.mail.reading import LOOP_HEADER
-from relay.store import SQLiteStore
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, set_owner
 from tests.mail.smtp_sink import SinkServer
 from tests.mail.test_reply_loop import bounce
+from tests.pg import BOTH_ENGINES, make_store
 from tests.support import ALPHA, RunningRelay, free_port
 
 BETA_OWNER = "owner@beta.example"
@@ -108,8 +108,11 @@ async def test_a_bounced_link_does_not_switch_an_owner_address_off(
         assert db.execute("SELECT * FROM suppressed").fetchall() == []  # the owner's to fix
 
 
-async def test_the_store_queues_one_link_for_owners_only(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+@BOTH_ENGINES
+async def test_the_store_queues_one_link_for_owners_only(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = make_store(engine, tmp_path, request)
     await store.open()
     try:
         await store.add_site(ALPHA)
@@ -118,7 +121,7 @@ async def test_the_store_queues_one_link_for_owners_only(tmp_path: Path) -> None
         assert await store.queue_login_email(OWNER, "fr") is True  # the pending one will do
         [item] = await store.due_mail()
         assert (item.kind, item.recipient, item.thread) == ("owner_login", OWNER, None)
-        set_owner(store.path, OWNER, language="fr")
+        set_owner(store, OWNER, language="fr")
         job = await store.prepare_login(item)
         assert job is not None and job.language == "fr"  # none asked for: the owner's
 

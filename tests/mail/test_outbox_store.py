@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from relay.models import Author, Via, utc_now
-from relay.store import SQLiteStore, Store
+from relay.store import Store
 from relay.store.mail import MailPolicy
 from relay.store.outbox_rows import MailKind
+from tests.pg import BOTH_ENGINES, connect, make_store
 from tests.support import ALPHA
+
+pytestmark = BOTH_ENGINES
 
 TWO_OWNERS = replace(ALPHA, owner_emails=("owner@alpha.example", "partner@alpha.example"))
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
+async def store(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    store = make_store(engine, tmp_path, request)
     store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0)
     await store.open()
     await store.add_site(TWO_OWNERS)
@@ -28,10 +33,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-def rows(store: Store) -> list[sqlite3.Row]:
-    db = sqlite3.connect(store.path)
-    db.row_factory = sqlite3.Row
-    with db:
+def rows(store: Store) -> list[Any]:
+    with connect(store) as db:
         return db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
 
 
