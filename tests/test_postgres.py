@@ -109,10 +109,11 @@ async def test_a_listener_that_lost_its_connection_catches_up(pg_url: str) -> No
         started = await one.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
         listens = one.listens
         admin = await asyncpg.connect(SERVER)
-        try:  # every listening connection of this test's database drops
+        try:  # the listening connections of this test's stores drop (no one else's)
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE query LIKE 'LISTEN%' AND pid != pg_backend_pid()"
+                " WHERE query = 'LISTEN ' || quote_ident($1)",
+                one.channel,
             )
         finally:
             await admin.close()

@@ -493,11 +493,21 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
 # -- plain functions run inside the writer's transaction -------------------------
 
 
+class BatchFailed(Exception):
+    """An op of an optimistic batch failed: the batch was rolled back, run it isolated."""
+
+
 def run_batch(
-    db: Db, ops: list[WriteOp[Any]], before_commit: BeforeCommit | None = None
+    db: Db,
+    ops: list[WriteOp[Any]],
+    before_commit: BeforeCommit | None = None,
+    *,
+    isolated: bool = True,
 ) -> list[Outcome]:
-    """Run ops in one transaction, each in a savepoint when there are several, so that
-    one failing op undoes only itself."""
+    """Run ops in one transaction. `isolated`: each op in a savepoint when there are
+    several, so that one failing op undoes only itself. Not isolated (two statements
+    fewer per op, which count where each is a round trip): the first failure rolls
+    everything back and raises BatchFailed."""
     outcomes: list[Outcome] = []
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -507,6 +517,13 @@ def run_batch(
             except Exception as error:
                 db.execute("ROLLBACK")
                 return [(False, error)]
+        elif not isolated:
+            for op in ops:
+                try:
+                    outcomes.append((True, op(db)))
+                except Exception as error:
+                    db.execute("ROLLBACK")
+                    raise BatchFailed() from error
         else:
             for op in ops:
                 db.execute("SAVEPOINT op")
