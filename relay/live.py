@@ -337,6 +337,8 @@ async def serve(
         await close(ws, error.close_code, error.message)
     except (WebSocketDisconnect, OSError):  # the client left
         pass
+    except RuntimeError:  # the server closed it meanwhile (a frame over the size limit)
+        pass
     else:
         await close(ws, 1000, "")
 

@@ -558,27 +558,17 @@ def _insert_message(
     now: str,
 ) -> tuple[Message, str] | None:
     """Insert into an existing thread: (message, its site), or None if there is no such
-    thread or it already has this client_id. Three statements: this is the hot path."""
+    thread or it already has this client_id. One statement: this is the hot path (the
+    thread's last seq, read cursor and the visitor's last visit follow by trigger)."""
     row = db.execute(
         "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at)"
         " SELECT id, site_id, ?, ?, ?, ?, ? FROM threads WHERE id = ?"
-        " ON CONFLICT (thread_id, client_id) DO NOTHING RETURNING seq",
+        " ON CONFLICT (thread_id, client_id) DO NOTHING RETURNING seq, site_id",
         (author.value, body, via.value, client_id, now, thread_id),
     ).fetchone()
     if row is None:
         return None
-    seq = row[0]
-    # The author has read what they wrote.
-    read_column = {Author.VISITOR: "visitor_read_seq", Author.OWNER: "owner_read_seq"}.get(author)
-    extra = f", {read_column} = ?3" if read_column else ""
-    visitor, site = db.execute(
-        f"UPDATE threads SET last_seq = ?3, updated_at = ?2{extra} WHERE id = ?1"
-        " RETURNING visitor_id, site_id",
-        (thread_id, now, seq),
-    ).fetchone()
-    if author is Author.VISITOR:
-        db.execute("UPDATE visitors SET last_seen_at = ? WHERE id = ?", (now, visitor))
-    return Message(seq, thread_id, author, body, via, client_id, now), site
+    return Message(row[0], thread_id, author, body, via, client_id, now), row[1]
 
 
 def _thread_by_id(db: Db, thread_id: str) -> Thread | None:

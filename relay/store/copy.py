@@ -71,6 +71,8 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
         for table in ("sites", "messages", "owners"):
             if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
                 raise CopyError(f"the PostgreSQL database is not empty (its {table} has rows)")
+        # Threads come with their cursors: the trigger that keeps them would rewrite them.
+        await conn.execute("ALTER TABLE messages DISABLE TRIGGER messages_bookkeeping")
         for table in TABLES:
             target = {
                 row[0]
@@ -89,6 +91,7 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
             if copied != len(records):
                 raise CopyError(f"{table}: {len(records)} rows read, {copied} written")
             rows[table] = copied
+        await conn.execute("ALTER TABLE messages ENABLE TRIGGER messages_bookkeeping")
         # New rows continue after the copied ones.
         last_seq = await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM messages")
         await conn.execute("UPDATE message_seq SET seq = $1 WHERE id = 1", last_seq)

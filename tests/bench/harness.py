@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,23 +154,22 @@ class Machine:
     """
 
     def __init__(self, *pids: int) -> None:
-        self.pids = (os.getpid(), *pids)
-        self._start = self._sample()
+        self._ours = cpu_by_pid((os.getpid(), *pids))
+        self._busy, self._time = self._busy_seconds(), time.monotonic()
 
-    def _sample(self) -> tuple[float, float, float]:
+    @staticmethod
+    def _busy_seconds() -> float:
         # cpu  user nice system idle iowait irq softirq steal ...
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
         busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-        tick = os.sysconf("SC_CLK_TCK")
-        ours = sum(process_cpu_seconds(pid) for pid in self.pids)
-        return busy / tick, ours, time.monotonic()
+        return busy / os.sysconf("SC_CLK_TCK")
 
     def others(self) -> float:
         """Share of all cores used by others since creation, 0..1."""
-        busy0, ours0, t0 = self._start
-        busy1, ours1, t1 = self._sample()
-        capacity = (t1 - t0) * (os.cpu_count() or 1)
-        return max(0.0, (busy1 - busy0) - (ours1 - ours0)) / capacity if capacity else 0.0
+        busy = self._busy_seconds() - self._busy
+        ours = cpu_since(self._ours)
+        capacity = (time.monotonic() - self._time) * (os.cpu_count() or 1)
+        return max(0.0, busy - ours) / capacity if capacity else 0.0
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -178,6 +178,23 @@ def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_pid(pids: Iterable[int]) -> dict[int, float]:
+    """CPU time so far of each of `pids` still running."""
+    seconds = {}
+    for pid in pids:
+        # A PostgreSQL server process ends with its connection (a relay reconnecting).
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            seconds[pid] = process_cpu_seconds(pid)
+    return seconds
+
+
+def cpu_since(before: dict[int, float]) -> float:
+    """CPU time the processes of `before` (cpu_by_pid) used since, but those that ended
+    meanwhile, whose last reading is lost."""
+    now = cpu_by_pid(before)
+    return sum(now[pid] - before[pid] for pid in now)
 
 
 def log(text: str) -> None:

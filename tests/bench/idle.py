@@ -58,9 +58,12 @@ class Result:
     note: str
 
 
-async def traffic(probe: Probe, active: Sequence[ClientConnection], tag: str) -> float:
-    """COUNT messages at RATE; the share of the machine others used meanwhile."""
-    machine = Machine()
+async def traffic(
+    probe: Probe, active: Sequence[ClientConnection], tag: str, pids: Sequence[int]
+) -> float:
+    """COUNT messages at RATE; the share of the machine others than this process and
+    `pids` (the relay, its PostgreSQL server processes) used meanwhile."""
+    machine = Machine(*pids)
     await paced(probe, active, tag, 0, COUNT, RATE)
     return machine.others()
 
@@ -90,7 +93,10 @@ async def measure(engine: str, database_url: str = "") -> Result:
                 try:
                     await paced(quiet, active, "warm", 0, ACTIVE, RATE)
                     quiet.reset()
-                    others = [await traffic(quiet, active, "quiet")]
+                    pids = [relay.pid]
+                    if database_url:  # its connections are open by now
+                        pids += await servers.postgres_backends(database_url)
+                    others = [await traffic(quiet, active, "quiet", pids)]
                     # One socket first, so one-time costs are not charged to the idle ones.
                     await clients.close_all(await clients.visitors(relay, tokens[ACTIVE:][:1]))
                     before = relay.rss_kib()
@@ -103,7 +109,7 @@ async def measure(engine: str, database_url: str = "") -> Result:
                         f" RSS {before:,} KiB → {after:,} KiB"
                     )
                     probe = busy
-                    others.append(await traffic(busy, active, "busy"))
+                    others.append(await traffic(busy, active, "busy", pids))
                     held = sum(ws.state is State.OPEN for ws in idle)
                 finally:
                     for task in readers:
@@ -135,7 +141,7 @@ async def run() -> list[Row]:
         f" {RATE:g} msg/s for {DURATION:g} s, before and with them; sqlite, postgresql"
     )
     sqlite = await measure("sqlite")
-    async with servers.postgres_database() as url:
+    async with servers.postgres_schema() as url:
         postgres = await measure("postgresql", url)
     echo = await echo_growth(IDLE)
     rows = []

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import asyncpg
 import httpx
@@ -168,28 +168,24 @@ async def relays(count: int, database_url: str = "") -> AsyncIterator[list[Relay
 
 
 @contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """The URL of a new, empty database on the PostgreSQL server, dropped afterwards.
-
-    A database, not a schema of a shared one: relays hear each other's commits by
-    LISTEN/NOTIFY, and a channel spans the whole database, so relays on other schemas
-    (another benchmark, tests running meanwhile) would hear ours and we theirs.
-    """
+async def postgres_schema() -> AsyncIterator[str]:
+    """A database URL whose tables live in a new schema, dropped afterwards (as
+    tests/pg.py makes them). Its connections name themselves after the schema
+    (application_name), for postgres_backends to find."""
     name = "porch_bench_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(POSTGRES, timeout=START_TIMEOUT)
     try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        url = urlsplit(POSTGRES)._replace(path="/" + name).geturl()
+        admin = await asyncpg.connect(POSTGRES, timeout=START_TIMEOUT)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        raise RuntimeError(f"no PostgreSQL at {POSTGRES} ({error}); set PORCH_TEST_PG") from None
+    try:  # folding accents for search needs it; it lives in public for every schema
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
+        await admin.execute(f"CREATE SCHEMA {name}")
         try:
-            conn = await asyncpg.connect(url, timeout=START_TIMEOUT)
-            try:  # folding accents for search needs it (as tests/pg.py makes it)
-                await conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public")
-            finally:
-                await conn.close()
-            yield url
+            query = urlencode({"search_path": f"{name},public", "application_name": name})
+            separator = "&" if "?" in POSTGRES else "?"
+            yield POSTGRES + separator + query
         finally:
-            # FORCE: a relay killed mid-benchmark may leave connections behind.
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await admin.execute(f"DROP SCHEMA {name} CASCADE")
     finally:
         await admin.close()
 
@@ -203,13 +199,15 @@ async def echo_server() -> AsyncIterator[Server]:
 
 
 async def postgres_backends(url: str) -> list[int]:
-    """Pids of the PostgreSQL server processes serving the connections to `url`'s
-    database (the relays'): their CPU is the relays' work, not noise."""
-    conn = await asyncpg.connect(url, timeout=START_TIMEOUT)
+    """Pids of the PostgreSQL server processes serving the connections made with `url`
+    (from postgres_schema, so the relays'): their CPU is the relays' work, not noise."""
+    name = parse_qs(urlsplit(url).query)["application_name"][0]
+    conn = await asyncpg.connect(POSTGRES, timeout=START_TIMEOUT)
     try:
         rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+            " AND backend_type = 'client backend'",
+            name,
         )
     finally:
         await conn.close()
