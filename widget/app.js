@@ -177,7 +177,6 @@ class Chat {
     const signal = this.#abort.signal;
     const view = this.#view;
     const c = this.#conversation;
-    this.#launcher.addEventListener('click', () => this.call('toggle'), { signal });
     view.closeButton.addEventListener('click', () => this.close(), { signal });
     view.composer.addEventListener('submit', (event) => {
       event.preventDefault();

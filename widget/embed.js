@@ -105,7 +105,8 @@
       const signal = this.#abort.signal;
       // Warm up on intent (lite-youtube-embed's trick): hover or focus starts the load.
       for (const type of ['pointerover', 'focus']) launcher.addEventListener(type, load, { once: true, signal });
-      launcher.addEventListener('click', () => { if (!consented) ask(); else if (!app) Porch('toggle'); }, { signal });
+      // The only click handler, loaded or not: a click while the UI still loads is queued.
+      launcher.addEventListener('click', () => (consented ? Porch('toggle') : ask()), { signal });
     }
 
     disconnectedCallback() {

@@ -337,10 +337,11 @@ class MailStore:
         return (row[0], row[1], row[2] is not None) if row else None
 
     async def outbox_recipient(self, outbox_id: int) -> tuple[str, str] | None:
-        """(kind, recipient) of an email we sent."""
+        """(kind, recipient) of an email we sent, or are sending: a bounce can come back
+        before the server's answer to our send has been recorded."""
         row = await self._read(
             lambda db: db.execute(
-                "SELECT kind, recipient FROM outbox WHERE id = ? AND status = 'sent'",
+                "SELECT kind, recipient FROM outbox WHERE id = ? AND status IN ('sent', 'sending')",
                 (outbox_id,),
             ).fetchone()
         )

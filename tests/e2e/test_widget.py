@@ -6,7 +6,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.e2e.conftest import Stage, screenshot
 
@@ -289,3 +289,17 @@ def test_email_offer_after_the_first_message(stage: Stage, page: Page) -> None:
     page.locator(LAUNCHER).click()
     expect(page.locator(STORED_VISITOR)).to_have_count(1)
     expect(contact).to_be_hidden()  # answered once, not asked again
+
+
+def test_a_click_while_the_chat_is_still_loading_opens_it(stage: Stage, page: Page) -> None:
+    """Hovering starts the load; a click before the chat is ready is kept, not lost."""
+    held: list[Route] = []
+    page.route("**/v1/sites/alpha/config", lambda route: held.append(route))  # it waits
+    page.goto(stage.url("/"))
+    with page.expect_request("**/v1/sites/alpha/config"):
+        page.locator(LAUNCHER).hover()  # the chat's code loads and asks for the site
+    page.locator(LAUNCHER).click()
+    expect(page.locator(PANEL)).to_be_hidden()  # nothing to show yet
+    for route in held:
+        route.continue_()
+    expect(page.locator(PANEL)).to_be_visible()

@@ -9,7 +9,6 @@ database URL (tests/conftest.py's `database_url`), on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -121,23 +120,7 @@ def launch_relay(
     settings = {**NO_RATE_LIMITS, **backend.settings(), **overrides}
     config = relay_config(backend.directory, **settings)
     seed_sites(config, sites)
-    relay = start_relay(config)
-    no_delay(relay)
-    return relay
-
-
-def no_delay(relay: RunningRelay) -> None:
-    """TCP_NODELAY on the relay's listening socket, inherited by every connection it
-    accepts. tests/support.py's free_socket() leaves the socket's proto 0, and asyncio
-    sets TCP_NODELAY only on sockets whose proto says TCP: without it each keep-alive
-    request waits ~40 ms (Nagle against the client's delayed ACK) for the second half of
-    a response written in two parts, and the fuzz tests, thousands of requests, take
-    minutes instead of seconds. (Fixing free_socket itself speeds up the whole suite
-    but makes tests/mail/test_reply_loop.py's hard-bounce test flaky: it bounces an
-    email before the relay has recorded it as sent.)"""
-    for server in relay.server.servers:
-        for sock in server.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return start_relay(config)
 
 
 def seed_for_process(backend: Backend, sites: Iterable[Site] = (ALPHA,)) -> None:
