@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from relay.errors import NotFound
 from relay.models import (
@@ -305,7 +305,7 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
             started = Started(visitor_id, new_thread, message, created=True)
             return started, [
                 MessageAdded(site_id, message),
-                *self._after_insert(db, message, site_id),
+                *self._after_insert(db, inserted),
             ]
 
         return await self._write(op)
@@ -318,10 +318,10 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
         def op(db: Db) -> tuple[tuple[Message, bool], list[StoreEvent]]:
             inserted = _insert_message(db, thread_id, author, body, via, client_id, utc_now())
             if inserted is not None:
-                message, site = inserted
+                message, site, _ = inserted
                 return (message, True), [
                     MessageAdded(site, message),
-                    *self._after_insert(db, message, site),
+                    *self._after_insert(db, inserted),
                 ]
             existing = _message_by_client_id(db, thread_id, client_id) if client_id else None
             if existing is None:
@@ -347,26 +347,24 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
             db, thread.id, Author.VISITOR, body, Via.WIDGET, client_id, utc_now()
         )
         assert inserted is not None
-        message, site = inserted
+        message, site, _ = inserted
         thread = _thread_by_id(db, thread.id) or thread
-        events = [MessageAdded(site, message), *self._after_insert(db, message, site)]
+        events = [MessageAdded(site, message), *self._after_insert(db, inserted)]
         return Started(visitor, thread, message, created=True, epoch=epoch), events
 
-    def _after_insert(self, db: Db, message: Message, site: str) -> list[StoreEvent]:
+    def _after_insert(self, db: Db, inserted: Inserted) -> list[StoreEvent]:
         """What a new message brings about, in its own transaction: a closed thread
         reopens when the visitor writes again, an automatic reply outside business
         hours, the email it calls for."""
+        message, site, was_closed = inserted
         events: list[StoreEvent] = []
         if message.author is Author.VISITOR:
-            reopened = db.execute(
-                "UPDATE threads SET status = 'open' WHERE id = ? AND status = 'closed'",
-                (message.thread,),
-            )
-            if reopened.rowcount:
+            if was_closed:
+                db.execute("UPDATE threads SET status = 'open' WHERE id = ?", (message.thread,))
                 events.append(StatusChanged(site, message.thread, ThreadStatus.OPEN))
             away = self.away.reply_for(db, message, site) if self.away is not None else None
             if away is not None:
-                inserted = _insert_message(
+                reply = _insert_message(
                     db,
                     message.thread,
                     Author.SYSTEM,
@@ -375,8 +373,8 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
                     away.client_id,
                     utc_now(),
                 )
-                if inserted is not None:  # None: this closed period was answered already
-                    events.append(MessageAdded(site, inserted[0]))
+                if reply is not None:  # None: this closed period was answered already
+                    events.append(MessageAdded(site, reply.message))
         if self.mail_policy is not None and queue_notifications(
             db, self.mail_policy, message, site
         ):
@@ -548,6 +546,12 @@ def run_batch(
     return outcomes
 
 
+class Inserted(NamedTuple):
+    message: Message
+    site: str
+    was_closed: bool  # the thread, when the message came (a visitor's reopens it)
+
+
 def _insert_message(
     db: Db,
     thread_id: str,
@@ -556,19 +560,22 @@ def _insert_message(
     via: Via,
     client_id: str | None,
     now: str,
-) -> tuple[Message, str] | None:
-    """Insert into an existing thread: (message, its site), or None if there is no such
-    thread or it already has this client_id. One statement: this is the hot path (the
-    thread's last seq, read cursor and the visitor's last visit follow by trigger)."""
+) -> Inserted | None:
+    """Insert into an existing thread, or None if there is no such thread or it already
+    has this client_id. One statement: this is the hot path (the thread's last seq, read
+    cursor and the visitor's last visit follow by trigger; the thread's status comes
+    back with the seq, so an open thread costs no second statement)."""
     row = db.execute(
         "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at)"
         " SELECT id, site_id, ?, ?, ?, ?, ? FROM threads WHERE id = ?"
-        " ON CONFLICT (thread_id, client_id) DO NOTHING RETURNING seq, site_id",
+        " ON CONFLICT (thread_id, client_id) DO NOTHING"
+        " RETURNING seq, site_id, (SELECT status FROM threads WHERE id = thread_id)",
         (author.value, body, via.value, client_id, now, thread_id),
     ).fetchone()
     if row is None:
         return None
-    return Message(row[0], thread_id, author, body, via, client_id, now), row[1]
+    message = Message(row[0], thread_id, author, body, via, client_id, now)
+    return Inserted(message, row[1], row[2] == ThreadStatus.CLOSED.value)
 
 
 def _thread_by_id(db: Db, thread_id: str) -> Thread | None:
