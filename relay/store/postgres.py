@@ -109,9 +109,10 @@ class PostgresStore(Store):
         self._writer_loop = WriterLoop()
         try:
             self.channel, self._published_seq = await self._writer_loop.run(self._open_writer())
-        except BaseException:
+        except BaseException:  # e.g. a migration that failed: nothing left behind
+            await self._writer_loop.run(_close(self._writer))
             self._writer_loop.stop()
-            self._writer_loop = None
+            self._writer = self._writer_loop = None
             raise
         for _ in range(READERS):
             self._readers.put_nowait(None)  # connected on first use
