@@ -17,7 +17,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ import pytest
 
 from relay.store import SQLiteStore, Store
 from relay.store.pg_connection import Cursor, translate
-from relay.store.postgres import PostgresStore
+from relay.store.postgres import LoopThread, PostgresStore
 
 T = TypeVar("T")
 # Modules whose behaviour must hold on both engines: `pytestmark = BOTH_ENGINES`
@@ -39,21 +38,11 @@ BOTH_ENGINES = pytest.mark.parametrize("engine", ["sqlite", "postgres"], indirec
 SERVER = os.environ.get("PORCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-class Loop:
-    """An event loop on a thread of its own, for sync code to run coroutines on."""
+class Loop(LoopThread):
+    """The relay's loop thread, for sync test code to run coroutines on."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @functools.cache
@@ -93,7 +82,7 @@ def _admin(statement: str) -> None:
         finally:
             await conn.close()
 
-    _admin_loop().run(run())
+    _admin_loop().call(run())
 
 
 @pytest.fixture
@@ -112,7 +101,7 @@ class PgTestConnection:
 
     def __init__(self, url: str) -> None:
         self._loop = Loop()
-        self._conn: asyncpg.Connection = self._loop.run(asyncpg.connect(url, timeout=5))
+        self._conn: asyncpg.Connection = self._loop.call(asyncpg.connect(url, timeout=5))
 
     def execute(self, sql: str, parameters: Iterable[Any] = ()) -> Cursor:
         async def run() -> Cursor:
@@ -122,15 +111,15 @@ class PgTestConnection:
             count = status.rsplit(" ", 1)[-1]
             return Cursor(rows, int(count) if count.isdigit() else -1)
 
-        return self._loop.run(run())
+        return self._loop.call(run())
 
     def commit(self) -> None:  # autocommit: every statement is its own transaction
         pass
 
     def close(self) -> None:
         if not self._conn.is_closed():
-            self._loop.run(self._conn.close())
-            self._loop.close()
+            self._loop.call(self._conn.close())
+            self._loop.stop()
 
     def __enter__(self) -> PgTestConnection:
         return self
@@ -161,15 +150,23 @@ class _SQLiteTestConnection(sqlite3.Connection):
             self.close()
 
 
-def connect(store: Store) -> sqlite3.Connection | PgTestConnection:
-    """A separate connection to the store's database for assertions, rows by name, every
-    statement committed at once; `with connect(store) as db:` closes it."""
-    if isinstance(store, PostgresStore):
-        return PgTestConnection(store.url)
-    assert isinstance(store, SQLiteStore), f"expected a SQLite or PostgreSQL store, got {store!r}"
-    db = sqlite3.connect(store.path, isolation_level=None, factory=_SQLiteTestConnection)
+def open_database(url: str | None, path: Path) -> sqlite3.Connection | PgTestConnection:
+    """A separate connection for assertions to PostgreSQL at `url`, else to the SQLite
+    file at `path`: rows by name, every statement committed at once, and closed at the
+    end of `with open_database(...) as db:`."""
+    if url:
+        return PgTestConnection(url)
+    db = sqlite3.connect(path, isolation_level=None, factory=_SQLiteTestConnection)
     db.row_factory = sqlite3.Row
     return db
+
+
+def connect(store: Store) -> sqlite3.Connection | PgTestConnection:
+    """open_database() for a store of either engine."""
+    if isinstance(store, PostgresStore):
+        return open_database(store.url, Path())
+    assert isinstance(store, SQLiteStore), f"expected a SQLite or PostgreSQL store, got {store!r}"
+    return open_database(None, store.path)
 
 
 # -- a PostgreSQL server of the test's own, to crash and restart -----------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -151,15 +150,11 @@ class RunningRelay:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
 
     def db(self) -> Any:
-        """A separate connection to the relay's database, for assertions: sqlite3, or
-        one that takes the same SQL on PostgreSQL."""
-        if self.config.database_url:
-            from tests.pg import PgTestConnection
+        """A separate connection to the relay's database for assertions (either engine;
+        `with relay.db() as db:` closes it)."""
+        from tests.pg import open_database
 
-            return PgTestConnection(self.config.database_url)
-        conn = sqlite3.connect(self.config.database_path)
-        conn.row_factory = sqlite3.Row
-        return conn
+        return open_database(self.config.database_url, self.config.database_path)
 
     def counts(self) -> dict[str, int]:
         with self.db() as conn:

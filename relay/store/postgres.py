@@ -92,7 +92,7 @@ class PostgresStore(Store):
         self.process = uuid.uuid4().hex[:12]  # names this process in notifications
         self.channel = CHANNEL.format(schema="public")  # set by open()
         self._writer: PgConnection | None = None  # lives on the writer's own loop
-        self._writer_loop: WriterLoop | None = None
+        self._writer_loop: LoopThread | None = None
         self._readers: asyncio.Queue[PgConnection | None] = asyncio.Queue()
         self._listener_task: asyncio.Task[None] | None = None
         self._heard: asyncio.Queue[list[Any] | None] = asyncio.Queue()
@@ -106,7 +106,7 @@ class PostgresStore(Store):
     # -- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer_loop = WriterLoop()
+        self._writer_loop = LoopThread()
         try:
             self.channel, self._published_seq = await self._writer_loop.run(self._open_writer())
         except BaseException:  # e.g. a migration that failed: nothing left behind
@@ -363,10 +363,10 @@ def _messages_after(db: Db, after: int) -> list[Any]:
     ).fetchall()
 
 
-class WriterLoop:
-    """An event loop on a thread of its own for the writer connection: a batch's round
-    trips then do not wait, each, behind every socket the main loop serves (p99 at
-    1,000 msg/s: hundreds of ms on the main loop)."""
+class LoopThread:
+    """An event loop on a thread of its own. The writer connection lives on one: a
+    batch's round trips then do not wait, each, behind every socket the main loop
+    serves (p99 at 1,000 msg/s: hundreds of ms on the main loop)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()

@@ -8,14 +8,13 @@ database URL (tests/conftest.py's `database_url`), on PostgreSQL.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relay.models import Site
+from tests.pg import open_database
 from tests.support import (
     ALPHA,
     BETA,
@@ -73,18 +72,8 @@ class Backend:
             return {"database_url": self.url}
         return {"database": self.directory / "porch.sqlite3"}
 
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[Any]:
-        if self.url:
-            from tests.pg import PgTestConnection  # asyncpg only when it is used
-
-            with PgTestConnection(self.url) as pg:
-                yield pg
-            return
-        db = sqlite3.connect(self.directory / "porch.sqlite3", timeout=10)
-        db.row_factory = sqlite3.Row
-        with contextlib.closing(db):
-            yield db
+    def connect(self) -> Any:
+        return open_database(self.url, self.directory / "porch.sqlite3")
 
     def rows(self, sql: str, parameters: Iterable[Any] = ()) -> list[Any]:
         """Rows by name and by position (sqlite3.Row, asyncpg.Record); `?` placeholders."""
