@@ -44,6 +44,10 @@ export class Threads extends EventTarget {
   #fetching = new Map(); // thread id -> the request for its summary
   #statusRequests = new Map(); // thread id -> number of the latest status change asked
   #listRequest = 0;
+  // A status learnt (our change answered, or a live frame) is newer than any answer to a
+  // request sent before it: #put keeps it. Counted, not timed.
+  #statusAt = new Map(); // thread id -> #clock when its status was learnt
+  #clock = 0;
   #older = null; // {request, answer}: the next page being fetched for that list
 
   constructor(api, live) {
@@ -55,9 +59,10 @@ export class Threads extends EventTarget {
   // The list for the current filters; an older answer arriving late is dropped.
   async load() {
     const request = ++this.#listRequest;
+    const asked = this.#clock;
     const data = await this.#api.threads(this.filters);
     if (request !== this.#listRequest) return null;
-    for (const thread of data.threads) this.#put(thread);
+    for (const thread of data.threads) this.#put(thread, asked);
     this.order = data.threads.map((thread) => thread.id);
     this.next = data.next ?? null;
     this.loaded = true;
@@ -72,13 +77,14 @@ export class Threads extends EventTarget {
     if (!this.next) return Promise.resolve([]);
     const request = this.#listRequest;
     if (this.#older?.request !== request) {
+      const asked = this.#clock;
       const older = {
         request,
         answer: this.#api.threads(this.filters, this.next).then((data) => {
           if (request !== this.#listRequest) return [];
           const listed = new Set(this.order);
           const added = data.threads.filter((thread) => !listed.has(thread.id));
-          for (const thread of added) this.#put(thread);
+          for (const thread of added) this.#put(thread, asked);
           this.order = [...this.order, ...added.map((thread) => thread.id)];
           this.next = data.next ?? null;
           this.#changed();
@@ -116,8 +122,9 @@ export class Threads extends EventTarget {
   async sync(id) {
     const history = this.history(id);
     for (let page = 0; page < HISTORY_PAGES; page++) {
+      const asked = this.#clock;
       const data = await this.#api.thread(id, history.lastSeq);
-      this.#put(data.thread);
+      this.#put(data.thread, asked);
       for (const message of data.messages) history.add(message);
       if (!data.more) break;
     }
@@ -193,7 +200,9 @@ export class Threads extends EventTarget {
 
   applyStatus({ thread: id, status }) {
     const thread = this.byId.get(id);
-    if (!thread || thread.status === status) return;
+    if (!thread) return;
+    this.#statusAt.set(id, ++this.#clock);
+    if (thread.status === status) return;
     thread.status = status;
     this.#emit('history', id);
     this.#changed();
@@ -292,6 +301,7 @@ export class Threads extends EventTarget {
     this.#statusRequests.set(id, request);
     const thread = await this.#api.setStatus(id, status);
     if (this.#statusRequests.get(id) !== request) return;
+    this.#statusAt.set(id, ++this.#clock);
     this.#put(thread);
     this.#emit('history', id);
     this.#changed();
@@ -304,14 +314,17 @@ export class Threads extends EventTarget {
     return (!site || thread.site === site) && (status === 'all' || thread.status === status);
   }
 
-  #put(thread) {
+  // `asked`: #clock when the request that brought `thread` was sent (none: it is newest).
+  #put(thread, asked = Infinity) {
     const known = this.byId.get(thread.id);
+    // An answer sent before a status we learnt since (closed, reopened) must not undo it.
+    const status = known && (this.#statusAt.get(thread.id) ?? -1) > asked ? known.status : thread.status;
     // A list fetched before a live message must not roll the thread back.
     if (known && known.last_seq > thread.last_seq) {
-      Object.assign(known, { status: thread.status, visitor: thread.visitor, match: thread.match });
+      Object.assign(known, { status, visitor: thread.visitor, match: thread.match });
       return;
     }
-    this.byId.set(thread.id, { ...thread });
+    this.byId.set(thread.id, { ...thread, status });
   }
 
   #emit(type, detail) {
