@@ -93,7 +93,7 @@ async def start_thread(request: Request) -> Response:
         {
             "token": s.tokens.visitor_token(started.visitor, site.id, started.epoch),
             "thread": started.thread.to_json(),
-            "message": started.message.to_json(),
+            "message": started.message.to_json(Author.VISITOR),
         },
         status_code=201 if started.created else 200,
     )
@@ -101,16 +101,16 @@ async def start_thread(request: Request) -> Response:
 
 async def get_thread(request: Request) -> Response:
     s = services(request)
-    return await history(request, s, await visitor_thread(request, s))
+    return await history(request, s, await visitor_thread(request, s), Author.VISITOR)
 
 
-async def history(request: Request, s: Services, thread: Thread) -> Response:
-    """A thread and a page of its messages after ?since=N (visitor and owner alike)."""
+async def history(request: Request, s: Services, thread: Thread, reader: Author) -> Response:
+    """A thread and a page of its messages after ?since=N, as `reader` sees them."""
     messages = await s.store.thread_messages(thread.id, query_since(request), MAX_PAGE_MESSAGES)
     return JSONResponse(
         {
             "thread": thread.to_json(),
-            "messages": [m.to_json() for m in messages],
+            "messages": [m.to_json(reader) for m in messages],
             "more": len(messages) == MAX_PAGE_MESSAGES,
         }
     )
@@ -128,7 +128,7 @@ async def post_message(request: Request) -> Response:
     )
     if not created:
         refund(taken)
-    return JSONResponse(message.to_json(), status_code=201 if created else 200)
+    return JSONResponse(message.to_json(Author.VISITOR), status_code=201 if created else 200)
 
 
 async def mark_read(request: Request) -> Response:
@@ -237,7 +237,7 @@ async def resume(request: Request) -> Response:
     origin = request.headers.get("origin")
     if site is None or (origin is not None and origin not in site.origins):
         raise InvalidToken("this link belongs to another website", reason="other_site")
-    thread, epoch = await s.store.use_resume(claim.visitor, claim.site, claim.email, claim.jti)
+    thread, epoch = await s.store.use_resume(claim)
     return JSONResponse(
         {
             "token": s.tokens.visitor_token(claim.visitor, claim.site, epoch),

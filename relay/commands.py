@@ -168,15 +168,15 @@ def run_site_add(args: argparse.Namespace) -> None:
         *(("--owner-email", e) for e in args.owner_email),
         *(("--alias", e) for e in args.alias),
     ]:
-        if not EMAIL.match(email):
+        if not EMAIL.fullmatch(email):
             raise CommandError(
                 f"{flag_name}: expected an address like owner@shop.example, got {email!r}"
             )
     if args.retention_days < 0:
         raise CommandError(f"--retention-days: expected 0 or more, got {args.retention_days}")
-    if not site_settings.COLOR.match(args.color):
+    if not site_settings.COLOR.fullmatch(args.color):
         raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
-    if args.id is not None and not SITE_ID.match(args.id):
+    if args.id is not None and not SITE_ID.fullmatch(args.id):
         raise CommandError(
             f"--id: expected 2-40 lowercase letters, digits and dashes, got {args.id!r}"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,6 +142,15 @@ class Config:
                 f"{env_var('reply_domain')} is needed for email: replies come "
                 "back to r+TAG@REPLY_DOMAIN"
             )
+        # Both end up in address headers (relay/mail/compose.py): plain addresses only.
+        if self.mail_from:
+            _check_address(
+                "mail_from", self.mail_from, self.mail_from, "a plain address like notify@x.com"
+            )
+        if self.reply_domain:
+            _check_address(
+                "reply_domain", f"r+t@{self.reply_domain}", self.reply_domain, "a domain name"
+            )
         if self.inbound_basic_auth and ":" not in self.inbound_basic_auth:
             raise ConfigError(f"{env_var('inbound_basic_auth')}: expected user:password")
         if self.port > 65535:
@@ -176,6 +186,13 @@ class Config:
 ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay"}
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _check_address(name: str, address: str, given: str, expected: str) -> None:
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError):  # the stdlib's parser raises either
+        raise ConfigError(f"{env_var(name)}: expected {expected}, got {given!r}") from None
 
 
 def _check_server_url(name: str, url: str, schemes: tuple[str, ...]) -> None:

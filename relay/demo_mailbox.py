@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from relay.mail.compose import mailbox
+
 KEEP = 50  # emails the demo mailbox remembers
 OWNER = "owner@dupont.example"
 
@@ -102,8 +104,8 @@ def client_reply(original: EmailMessage, text: str) -> EmailMessage:
     body = original.get_body(("plain",))
     quoted = "\n".join(f"> {line}" for line in (body.get_content() if body else "").splitlines())
     reply = EmailMessage()
-    reply["From"] = f"Élise Dupont <{parseaddr(str(original['To']))[1] or OWNER}>"
-    reply["To"] = str(original["Reply-To"])
+    reply["From"] = mailbox(parseaddr(str(original["To"]))[1] or OWNER, "Élise Dupont")
+    reply["To"] = original["Reply-To"].addresses
     reply["Subject"] = "Re: " + str(original["Subject"])
     reply["Message-ID"] = make_msgid(domain="dupont.example")
     reply["In-Reply-To"] = str(original["Message-ID"])

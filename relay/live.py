@@ -197,7 +197,7 @@ class Session:
                     self.sites, self.last_seq, MAX_PAGE_MESSAGES
                 )
             for message in page:
-                await self.send({"type": "message", "message": message.to_json()})
+                await self.send({"type": "message", "message": message.to_json(self.role)})
                 self.last_seq = message.seq
             if len(page) < MAX_PAGE_MESSAGES:
                 return
@@ -220,7 +220,7 @@ class Session:
             self.last_seq = event.message.seq
         elif isinstance(event, Typing) and event.author is self.role:
             return None  # one's own typing, from another tab or this one
-        return event.frame_text
+        return event.frame_for(self.role)
 
     async def receive(self) -> None:
         while True:

@@ -110,14 +110,17 @@ class Message:
     client_id: str | None
     created_at: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, reader: Author) -> dict[str, Any]:
+        """The message as `reader` sees it. A client_id is shown only to the side that
+        wrote it: it is that side's secret (replaying a visitor's first client_id hands
+        out the visitor's token), and the other side has no use for it."""
         return {
             "seq": self.seq,
             "thread": self.thread,
             "author": self.author.value,
             "body": self.body,
             "via": self.via.value,
-            "client_id": self.client_id,
+            "client_id": self.client_id if self.author is reader else None,
             "created_at": self.created_at,
         }
 
@@ -174,7 +177,9 @@ class ThreadSummary:
                 "first_seen": self.visitor_first_seen,
                 "language": self.visitor_language,
             },
-            "last_message": self.last_message.to_json() if self.last_message else None,
+            "last_message": (
+                self.last_message.to_json(Author.OWNER) if self.last_message else None
+            ),
             "unread": self.unread,
             "match": self.match,
         }
@@ -195,15 +200,24 @@ class Started:
 # the store after commit; typing is ephemeral and published by the socket itself.
 
 
+def frame_json(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
 class _Framed:
-    """Events are encoded once, however many sockets they go to."""
+    """Events are encoded once, however many sockets they go to; one whose frame
+    depends on who reads it (a message: its client_id) overrides frame_for."""
 
     def to_frame(self) -> dict[str, Any]:
         raise NotImplementedError
 
     @cached_property
-    def frame_text(self) -> str:
-        return json.dumps(self.to_frame(), separators=(",", ":"), ensure_ascii=False)
+    def _text(self) -> str:
+        return frame_json(self.to_frame())
+
+    def frame_for(self, reader: Author) -> str:
+        """The frame as a visitor's or an owner's socket gets it."""
+        return self._text
 
 
 @dataclass(frozen=True)
@@ -215,8 +229,16 @@ class MessageAdded(_Framed):
     def thread(self) -> str:
         return self.message.thread
 
-    def to_frame(self) -> dict[str, Any]:
-        return {"type": "message", "message": self.message.to_json()}
+    @cached_property
+    def _visitor_text(self) -> str:
+        return frame_json({"type": "message", "message": self.message.to_json(Author.VISITOR)})
+
+    @cached_property
+    def _owner_text(self) -> str:
+        return frame_json({"type": "message", "message": self.message.to_json(Author.OWNER)})
+
+    def frame_for(self, reader: Author) -> str:
+        return self._visitor_text if reader is Author.VISITOR else self._owner_text
 
 
 @dataclass(frozen=True)

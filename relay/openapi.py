@@ -139,7 +139,8 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Email a link that opens this conversation on another device",
                     "description": "Body {email, page?}. The link is page#porch=TOKEN: single "
-                    "use, 30 minutes. An unconfirmed address gets one email at most.",
+                    "use, 30 minutes. An address the visitor has not confirmed gets one email a "
+                    "day at most, whoever asks; a visitor, three such addresses a day.",
                     "security": VISITOR,
                     "requestBody": {
                         "required": True,
@@ -156,7 +157,8 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Open a resume link: a visitor token for this device",
                     "description": "Body {token}. Refusals are 401 with reason expired, used, "
-                    "invalid or other_site. Confirms the address the link was sent to.",
+                    "invalid, revoked (signed out everywhere since) or other_site. Confirms the "
+                    "address the link was sent to.",
                     "responses": {"200": _json(_ref("Started"), "Adopted"), **ERRORS},
                 }
             },

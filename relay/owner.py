@@ -28,7 +28,8 @@ async def list_threads(request: Request) -> Response:
 
 async def get_thread(request: Request) -> Response:
     s = services(request)
-    return await history(request, s, await owned_thread(request, s, request.path_params["thread"]))
+    thread = await owned_thread(request, s, request.path_params["thread"])
+    return await history(request, s, thread, Author.OWNER)
 
 
 async def post_message(request: Request) -> Response:
@@ -39,7 +40,7 @@ async def post_message(request: Request) -> Response:
     message, created = await s.store.add_message(
         thread.id, author=Author.OWNER, body=body, via=Via.INBOX, client_id=client_id(data)
     )
-    return JSONResponse(message.to_json(), status_code=201 if created else 200)
+    return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
 
 
 async def mark_read(request: Request) -> Response:

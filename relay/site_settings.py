@@ -22,7 +22,7 @@ from relay.models import DEFAULT_COLOR, Site
 from relay.origins import normalize_origin
 
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 MAX_SITE_NAME_CHARS = 100
 MAX_TEXT_CHARS = 500  # a greeting or an away text: a few sentences in a small panel
 MAX_LIST_ITEMS = 50  # origins or owner addresses of one site
@@ -74,7 +74,7 @@ def origins(value: Any) -> list[str]:
 def owner_emails(value: Any) -> list[str]:
     items = _strings(value, "a list of addresses like ['owner@shop.example']")
     for item in items:
-        if len(item.strip()) > MAX_EMAIL_CHARS or not EMAIL.match(item.strip()):
+        if len(item.strip()) > MAX_EMAIL_CHARS or not EMAIL.fullmatch(item.strip()):
             raise bad("addresses like owner@shop.example", item)
     return list(dict.fromkeys(item.strip().lower() for item in items))
 
@@ -111,7 +111,7 @@ def closed_days(value: Any) -> list[str]:
         raise BadValue(f"expected at most {MAX_CLOSED_DAYS} dates, got {len(days)}")
     for day in days:
         try:
-            if not DATE.match(day):
+            if not DATE.fullmatch(day):
                 raise ValueError
             date.fromisoformat(day)
         except ValueError:
@@ -152,7 +152,7 @@ def reply_time_minutes(value: Any) -> int | None:
 
 
 def color(value: Any) -> str:
-    if not isinstance(value, str) or not COLOR.match(value):
+    if not isinstance(value, str) or not COLOR.fullmatch(value):
         raise bad("a colour like #2f6f4e", value)
     return value.lower()
 

@@ -45,6 +45,7 @@ class ResumeClaim:
     site: str
     email: str
     jti: str  # recorded when used: a link works once
+    epoch: int = 0  # the visitor's token epoch when it was sent: signing out ends it
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ class Tokens:
             payload["n"] = epoch
         return str(self._visitor.dumps(payload))
 
-    def resume_token(self, visitor: str, site: str, email: str) -> str:
-        payload = {"v": visitor, "s": site, "e": email, "j": secrets.token_urlsafe(12)}
+    def resume_token(self, visitor: str, site: str, email: str, epoch: int = 0) -> str:
+        payload: dict[str, Any] = {"v": visitor, "s": site, "e": email}
+        payload["j"] = secrets.token_urlsafe(12)
+        if epoch:
+            payload["n"] = epoch
         return str(self._resume.dumps(payload))
 
     def read_resume(self, token: str) -> ResumeClaim:
@@ -120,9 +124,10 @@ class Tokens:
             ) from None
         except (BadData, UnicodeError, ValueError):
             payload = None
-        if not _strings(payload, "v", "s", "e", "j"):
+        epoch = payload.get("n", 0) if isinstance(payload, dict) else None
+        if not _strings(payload, "v", "s", "e", "j") or type(epoch) is not int:
             raise InvalidToken("this link is not valid: it was altered or cut", reason="invalid")
-        return ResumeClaim(payload["v"], payload["s"], payload["e"], payload["j"])
+        return ResumeClaim(payload["v"], payload["s"], payload["e"], payload["j"], epoch)
 
     def login_token(self, email: str) -> str:
         """The token of an inbox sign-in link (the #login= fragment)."""

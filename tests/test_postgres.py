@@ -162,7 +162,7 @@ def test_migrate_applies_once_then_has_nothing_to_do(pg_url: str, tmp_path: Path
     assert first.stdout.split() == [
         "applied", "0001_initial.sql", "applied", "0002_mail.sql",
         "applied", "0003_identity.sql", "applied", "0004_inbox.sql",
-        "applied", "0005_message_bookkeeping.sql",
+        "applied", "0005_message_bookkeeping.sql", "applied", "0006_unconfirmed_sends.sql",
     ]  # fmt: skip
     again = porch(env, "migrate")
     assert (again.returncode, again.stdout.strip()) == (0, "The database is up to date.")

@@ -7,7 +7,7 @@ import { View } from './view.js';
 const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
 const COMMANDS = new Set(['open', 'close', 'toggle', 'send', 'on', 'off', 'setLanguage', 'identify']);
 const EVENTS = new Set(['message', 'open', 'close', 'unread']);
-const RESUME_REFUSALS = new Set(['expired', 'used', 'invalid', 'other_site']); // the relay's `reason`
+const RESUME_REFUSALS = new Set(['expired', 'used', 'invalid', 'revoked', 'other_site']); // the relay's `reason`
 
 export function start({ element, relay, site, version, options, queue, resume }) {
   const chat = new Chat({ element, relay, site, base: `${relay}/widget/${version}/`, options, resume });

@@ -26,7 +26,9 @@ from relay.inputs import (
     list_cursor,
     message_body,
     optional_text,
+    parse_json_object,
     query_since,
+    read_body,
     read_json,
     seq_value,
 )
@@ -83,7 +85,8 @@ async def get_session(request: Request) -> Response:
 async def log_out(request: Request) -> Response:
     session = await signed_in(request)
     s = services(request)
-    data = await read_json(request, s.config.max_request_bytes) if await request.body() else {}
+    raw = await read_body(request, s.config.max_request_bytes)  # may be empty: one device
+    data = parse_json_object(raw) if raw else {}
     everywhere = data.get("everywhere") is True
     revoked = await s.store.revoke_sessions(session.email, None if everywhere else session.id)
     s.presence.end_sessions(revoked)
@@ -169,7 +172,7 @@ async def get_thread(request: Request) -> Response:
     return JSONResponse(
         {
             "thread": summary.to_json(),
-            "messages": [m.to_json() for m in messages],
+            "messages": [m.to_json(Author.OWNER) for m in messages],
             "more": len(messages) == MAX_PAGE_MESSAGES,
         }
     )
@@ -184,7 +187,7 @@ async def post_message(request: Request) -> Response:
     message, created = await s.store.add_message(
         summary.thread.id, author=Author.OWNER, body=body, via=Via.INBOX, client_id=client_id(data)
     )
-    return JSONResponse(message.to_json(), status_code=201 if created else 200)
+    return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
 
 
 async def set_status(request: Request) -> Response:

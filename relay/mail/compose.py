@@ -3,16 +3,20 @@ conversation, or a digest of many), to the visitor for owner replies they have n
 seen, sign-in links to the inbox. Plain text plus simple HTML.
 
 Visitor-written text never reaches a header unsanitised (CR, LF and NUL removed, and
-the stdlib's header encoder does the rest); in HTML it is always escaped.
+the stdlib's header encoder does the rest); in HTML it is always escaped. Address
+headers are built from the stdlib's Address objects, never by joining strings, and a
+name shown as a sender holds no character that could make it read as an address.
 """
 
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from functools import partial
 from urllib.parse import quote
 
@@ -25,14 +29,40 @@ from relay.store.mail import MailJob
 
 MARKER = REPLY_MARKERS[0]  # English: the marker's text is matched, never shown as UI
 MAX_HEADER_TEXT = 78  # a display name or subject longer than a line is cut
+VISITOR_NAME_IN_SENDER = 40  # of "Ann via Bar Bakery": room left for the site's name
 # A digest quotes the latest few messages of a conversation; the inbox has the rest.
 DIGEST_MESSAGES_PER_THREAD = 10
 
 
+# RFC 5322 3.2.3 specials but ".": in a display name they make it read as an address
+# ("alerts@bank.example"), a group ("Bank:") or a list (","). Quoting should keep them
+# inert, but mail clients show the name alone, and Python before 3.12.10 drops the
+# quotes when it folds a long header (CPython gh-80222): they are replaced, not quoted.
+# And "=": "=?utf-8?b?PGFAYi5jPg==?=" is an RFC 2047 encoded word that the stdlib
+# itself decodes into the header it writes ("<a@b.c>"), and so would a mail client.
+SENDER_NAME_SPECIALS = str.maketrans(dict.fromkeys('()<>[]:;@\\,"=', " "))
+
+
 def header_text(text: str | None, fallback: str) -> str:
-    """Text fit for a header: no CR/LF/NUL (header injection), no runs of space."""
-    cleaned = " ".join((text or "").replace("\0", " ").split())
+    """Text fit for a header: no CR/LF/NUL (header injection), no runs of space, and no
+    RFC 2047 encoded word: the stdlib decodes "=?utf-8?q?=0D=0ABcc:_x@y?=" into the
+    header it writes, CR LF and all, before folding it (so would a reader)."""
+    cleaned = " ".join((text or "").replace("\0", " ").replace("=?", "= ?").split())
     return (cleaned or fallback)[:MAX_HEADER_TEXT]
+
+
+def sender_name(text: str | None, fallback: str, limit: int = MAX_HEADER_TEXT) -> str:
+    """A name fit to show as a sender: header_text without specials or invisible format
+    characters (a right-to-left override reorders what the reader sees). NFKC first,
+    so that look-alikes such as the full-width "＠" count as what they look like."""
+    folded = unicodedata.normalize("NFKC", text or "").translate(SENDER_NAME_SPECIALS)
+    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    return header_text(visible, fallback)[:limit].strip()
+
+
+def mailbox(address: str, name: str | None = None) -> Address:
+    """An address header's value: the stdlib quotes and encodes the name itself."""
+    return Address(display_name=name or "", addr_spec=address)
 
 
 def thread_root_id(thread: str, domain: str) -> str:
@@ -43,7 +73,7 @@ def thread_root_id(thread: str, domain: str) -> str:
 def notification_subject(site_name: str, visitor_name: str | None) -> str:
     """Stable per thread: mail clients group by subject as well as by References."""
     site = header_text(site_name, "your site")
-    return header_text(f"{site}: conversation with {header_text(visitor_name, 'A visitor')}", site)
+    return header_text(f"{site}: conversation with {sender_name(visitor_name, 'A visitor')}", site)
 
 
 def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
@@ -51,8 +81,10 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
     visitor = header_text(job.visitor_name, "A visitor")
     site = header_text(job.site.name, "your site")
     message = _base(job, sender=sender, reply_domain=reply_domain)
-    message["From"] = formataddr((f"{visitor} via {site}", sender))
-    message["Reply-To"] = f"r+{job.tag}@{reply_domain}"
+    # The visitor's name is cut, never the site's: "… via Bar Bakery" says who sent it.
+    shown = sender_name(job.visitor_name, "A visitor", VISITOR_NAME_IN_SENDER)
+    message["From"] = mailbox(sender, f"{shown} via {sender_name(site, 'your site')}")
+    message["Reply-To"] = mailbox(f"r+{job.tag}@{reply_domain}")
     message["Subject"] = notification_subject(job.site.name, job.visitor_name)
     # The marker comes first: a reply is written above it, and everything from it down
     # (the visitor's own words included) is cut, whatever the mail client quotes.
@@ -78,7 +110,7 @@ def visitor_notification(
 ) -> EmailMessage:
     site = header_text(job.site.name, "The business")
     message = _base(job, sender=sender, reply_domain=reply_domain)
-    message["From"] = formataddr((site, sender))
+    message["From"] = mailbox(sender, sender_name(site, "The business"))
     message["Subject"] = header_text(f"{site} replied to your message", site)
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
@@ -103,7 +135,7 @@ def visitor_notification(
 def resume_link_email(job: MailJob, *, sender: str, reply_domain: str, link: str) -> EmailMessage:
     site = header_text(job.site.name, "The business")
     message = _base(job, sender=sender, reply_domain=reply_domain)
-    message["From"] = formataddr((site, sender))
+    message["From"] = mailbox(sender, sender_name(site, "The business"))
     message["Subject"] = header_text(f"Your conversation with {site}", site)
     text = (
         f"Open this link on the device where you want to continue your conversation "
@@ -134,7 +166,7 @@ def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: st
         conversations=_counted(say, "conversations", len(job.threads)),
     )
     message = _automatic(job.item.recipient, f"{job.item.id}.digest", _domain(sender, reply_domain))
-    message["From"] = formataddr(("Porch", sender))
+    message["From"] = mailbox(sender, "Porch")
     message["Subject"] = header_text(summary, "Porch")
     footer = say(
         "server.digest.footer", schedule=say(f"server.digest.{job.mode}"), url=f"{base_url}/inbox/"
@@ -203,7 +235,7 @@ def login_email(job: LoginJob, *, sender: str, reply_domain: str, link: str) -> 
     is nothing to answer, and nothing in it but the link."""
     say = partial(catalogue.text, language=job.language)
     message = _automatic(job.item.recipient, f"{job.item.id}.login", _domain(sender, reply_domain))
-    message["From"] = formataddr(("Porch", sender))
+    message["From"] = mailbox(sender, "Porch")
     message["Subject"] = say("server.login.subject")
     message.set_content(
         f"{say('server.login.intro')}\n\n{link}\n\n"
@@ -232,7 +264,7 @@ def _domain(sender: str, reply_domain: str) -> str:
 def _automatic(recipient: str, outbox_ref: str, domain: str) -> EmailMessage:
     """An email with the headers every automatic email of ours carries."""
     message = EmailMessage()
-    message["To"] = recipient
+    message["To"] = mailbox(recipient)
     message["Date"] = format_datetime(datetime.now(UTC))
     # One Message-ID per outbox row: a retried send is recognisably the same email.
     message["Message-ID"] = f"<outbox.{outbox_ref}@{domain}>"

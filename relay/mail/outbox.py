@@ -186,7 +186,9 @@ class OutboxWorker:
         )
 
     def _resume_link(self, job: MailJob, page: str | None) -> str:
-        token = self.tokens.resume_token(job.thread.visitor, job.site.id, job.item.recipient)
+        token = self.tokens.resume_token(
+            job.thread.visitor, job.site.id, job.item.recipient, job.visitor_epoch
+        )
         base = (page or "").partition("#")[0] or job.site.origins[0] + "/"
         return f"{base}#porch={token}"
 

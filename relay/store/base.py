@@ -101,6 +101,10 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
     async def _idle(self) -> None:
         """The writer has nothing queued (SQLite indexes for search then)."""
 
+    async def _scrub(self) -> None:
+        """After an erasure: make what was deleted unrecoverable from the database's
+        files, as far as the engine allows (README: Privacy)."""
+
     async def catch_up_search(self) -> None:
         """Make every committed message searchable now."""
 

@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from relay.errors import InvalidToken, RateLimited
 from relay.models import SignedOut, Thread, utc_now
-from relay.store.outbox_rows import MailKind, MailQueued, is_suppressed
+from relay.store.outbox_rows import (
+    UNCONFIRMED_WINDOW,
+    MailKind,
+    MailQueued,
+    is_suppressed,
+    unconfirmed_refusal,
+)
 from relay.store.rows import Db, thread_from_row
+from relay.tokens import ResumeClaim
 
 if TYPE_CHECKING:
     from relay.store.base import StoreEvent
@@ -25,26 +32,20 @@ class ContinuityStore:
         """
 
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            row = db.execute(
-                "SELECT email, email_verified_at, unconfirmed_emails_sent FROM visitors"
-                " WHERE id = ?",
-                (thread.visitor,),
-            ).fetchone()
             if is_suppressed(db, email):
                 raise RateLimited("this address asked us not to write to it", retry_after=3600)
-            same = (row["email"] or "").lower() == email
-            if not same:  # a new address: unconfirmed, and nothing sent to it yet
-                db.execute(
-                    "UPDATE visitors SET email = ?, email_verified_at = NULL,"
-                    " unconfirmed_emails_sent = 0 WHERE id = ?",
-                    (email, thread.visitor),
-                )
-            elif row["email_verified_at"] is None and row["unconfirmed_emails_sent"] >= 1:
+            refusal = unconfirmed_refusal(db, thread.visitor, email)
+            if refusal is not None:
                 raise RateLimited(
-                    "we already wrote to this address once; open that email's link first "
-                    "(it confirms the address), then ask again",
-                    retry_after=3600,
+                    f"{refusal}: open that email's link first (it confirms the address), "
+                    "or ask again tomorrow",
+                    retry_after=int(UNCONFIRMED_WINDOW),
                 )
+            db.execute(  # a new address is unconfirmed until a link sent to it is opened
+                "UPDATE visitors SET email = ?, email_verified_at = CASE WHEN"
+                " lower(email) = ? THEN email_verified_at END WHERE id = ?",
+                (email, email, thread.visitor),
+            )
             now = utc_now()
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
@@ -57,14 +58,15 @@ class ContinuityStore:
 
         await self._write(op)
 
-    async def use_resume(self, visitor: str, site: str, email: str, jti: str) -> tuple[Thread, int]:
+    async def use_resume(self, claim: ResumeClaim) -> tuple[Thread, int]:
         """Spend a resume link: (the thread, the visitor's token epoch). The address it
         was sent to is confirmed by this: only its owner could open the link."""
+        visitor, site, email = claim.visitor, claim.site, claim.email
 
         def op(db: Db) -> tuple[tuple[Thread, int], list[StoreEvent]]:
             used = db.execute(
                 "INSERT INTO resume_uses (jti, used_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (jti, utc_now()),
+                (claim.jti, utc_now()),
             )
             if used.rowcount == 0:
                 raise InvalidToken("this link was already used: ask for a new one", reason="used")
@@ -76,6 +78,12 @@ class ContinuityStore:
             ).fetchone()
             if row is None:
                 raise InvalidToken("this conversation no longer exists", reason="invalid")
+            if row["token_epoch"] != claim.epoch:
+                raise InvalidToken(
+                    "this link stopped working when the conversation was signed out on "
+                    "every device: ask for a new one",
+                    reason="revoked",
+                )
             db.execute(
                 "UPDATE visitors SET email = ?, email_verified_at = ? WHERE id = ?"
                 " AND (email IS NULL OR lower(email) = ?)",
@@ -100,7 +108,8 @@ class ContinuityStore:
         await self._write(op)
 
     async def sign_out_everywhere(self, thread: Thread) -> int:
-        """Every token issued so far stops working, over HTTP and on open sockets."""
+        """Every token issued so far stops working, over HTTP and on open sockets, and so
+        does every resume link: those sent carry the old epoch, those queued are dropped."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             epoch = db.execute(
@@ -108,6 +117,12 @@ class ContinuityStore:
                 " RETURNING token_epoch",
                 (thread.visitor,),
             ).fetchone()[0]
+            db.execute(
+                "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
+                " WHERE kind = ? AND status = 'pending'"
+                " AND thread_id IN (SELECT id FROM threads WHERE visitor_id = ?)",
+                ("signed out everywhere", utc_now(), MailKind.RESUME, thread.visitor),
+            )
             return epoch, [SignedOut(thread.site, thread.id, epoch)]
 
         return await self._write(op)  # type: ignore[no-any-return]

@@ -21,6 +21,7 @@ TABLES = (
     "sites",
     "site_origins",
     "visitors",
+    "unconfirmed_sends",
     "threads",
     "messages",
     "outbox",

@@ -31,6 +31,8 @@ from relay.store.outbox_rows import (
     issued_reply_tag,
     later,
     notify_mode,
+    record_unconfirmed,
+    unconfirmed_refusal,
 )
 from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_from_row
 
@@ -62,6 +64,7 @@ class MailJob:
     recent: list[Message]  # the conversation up to now, oldest first, for context
     tag: str | None  # owner emails: the reply tag of r+TAG@
     page: str | None = None  # resume links: the page the link opens
+    visitor_epoch: int = 0  # a resume link stops working when the visitor signs out
 
     @property
     def upto_seq(self) -> int | None:
@@ -84,14 +87,13 @@ def queue_notifications(db: Db, policy: MailPolicy, message: Message, site_id: s
         kind, delay = MailKind.OWNER, policy.owner_delay
     elif message.author is Author.OWNER:
         row = db.execute(
-            "SELECT v.email, v.email_verified_at, v.unconfirmed_emails_sent FROM visitors v"
-            " JOIN threads t ON t.visitor_id = v.id WHERE t.id = ?",
+            "SELECT v.id, v.email FROM visitors v JOIN threads t ON t.visitor_id = v.id"
+            " WHERE t.id = ?",
             (message.thread,),
         ).fetchone()
-        # An address nobody confirmed gets one email at most: no mail-bombing strangers.
-        if row is None or not row[0] or (row[1] is None and row[2] >= 1):
+        if row is None or not row[1] or unconfirmed_refusal(db, row[0], row[1]):
             return False
-        recipients, kind, delay = [row[0].lower()], MailKind.VISITOR, policy.visitor_delay
+        recipients, kind, delay = [row[1].lower()], MailKind.VISITOR, policy.visitor_delay
     else:
         return False
     queued = False
@@ -167,7 +169,7 @@ class MailStore:
                 return None, []
             row = db.execute(
                 "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email,"
-                " v.email_verified_at, v.unconfirmed_emails_sent FROM threads t"
+                " v.token_epoch FROM threads t"
                 " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
                 (item.thread,),
             ).fetchone()
@@ -192,6 +194,7 @@ class MailStore:
                     recent,
                     tag,
                     page,
+                    row["token_epoch"],
                 )
 
             refusal = _still_wanted(db, item, row, site) or _mode_changed(db, policy, item, site)
@@ -245,11 +248,7 @@ class MailStore:
                 (job.upto_seq, utc_now(), job.item.id),
             )
             if isinstance(job, MailJob) and job.item.kind in (MailKind.VISITOR, MailKind.RESUME):
-                db.execute(
-                    "UPDATE visitors SET unconfirmed_emails_sent = unconfirmed_emails_sent + 1"
-                    " WHERE id = ? AND email_verified_at IS NULL",
-                    (job.thread.visitor,),
-                )
+                record_unconfirmed(db, job.thread.visitor, job.item.recipient)
             return None, []
 
         await self._write(op)
@@ -398,9 +397,7 @@ def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:
         return None
     if (row["visitor_email"] or "").lower() != item.recipient:
         return "the visitor changed or removed this address"
-    if row["email_verified_at"] is None and row["unconfirmed_emails_sent"] >= 1:
-        return "unconfirmed address: already written to once"
-    return None
+    return unconfirmed_refusal(db, row["visitor_id"], item.recipient)
 
 
 def _mode_changed(db: Db, policy: MailPolicy, item: OutboxItem, site: Site) -> str | None:

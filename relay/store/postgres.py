@@ -63,6 +63,11 @@ EPHEMERAL = ("t", "p")  # typing and presence notes: never stored, from one proc
 PAYLOAD_BYTES = 7000  # NOTIFY payloads must stay under 8000 bytes
 CATCH_UP_PAGE = 1000
 LISTEN_RETRY_MAX = 5.0  # seconds between attempts to listen again
+# What an erasure deletes from (relay/store/privacy.py). A deleted row stays in its page
+# as a dead version until VACUUM, and autovacuum waits until a fifth of a table is dead:
+# the relay vacuums these itself after an erasure (README: Privacy).
+ERASED_TABLES = "messages, threads, visitors, outbox, reply_tags, suppressed"
+VACUUM_TIMEOUT = 120.0  # seconds; a store that closes waits this long for one to finish
 
 # What says the database, not the statement, failed: the connection is gone, or the
 # server is shutting down or starting (SQLSTATE classes 08 and 57).
@@ -99,6 +104,8 @@ class PostgresStore(Store):
         self._published_seq = 0  # every message up to here was published
         self.listening = asyncio.Event()  # set while notifications arrive
         self.listens = 0  # times listening started: each reconnection adds one
+        self._vacuum: asyncio.Task[None] | None = None
+        self._vacuum_again = False  # another erasure came while it ran
 
     def __str__(self) -> str:
         return shown_url(self.url)
@@ -139,6 +146,8 @@ class PostgresStore(Store):
         return PgConnection(conn)
 
     async def _disconnect(self) -> None:
+        if self._vacuum is not None:  # an erasure is finished only once it is vacuumed
+            await self._vacuum
         if self._listener_task is not None:
             self._listener_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,6 +161,28 @@ class PostgresStore(Store):
             await self._writer_loop.run(_close(self._writer))
             self._writer_loop.stop()
         self._writer = self._writer_loop = None
+
+    async def _scrub(self) -> None:
+        """VACUUM what an erasure deleted from, in the background (it blocks neither
+        reads nor writes), on a connection of its own."""
+        if self._vacuum is not None and not self._vacuum.done():
+            self._vacuum_again = True
+            return
+        self._vacuum = asyncio.create_task(self._vacuum_erased(), name="porch-pg-vacuum")
+
+    async def _vacuum_erased(self) -> None:
+        while True:
+            self._vacuum_again = False
+            try:
+                conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                try:
+                    await conn.execute(f"VACUUM {ERASED_TABLES}", timeout=VACUUM_TIMEOUT)
+                finally:
+                    await conn.close()
+            except Exception as error:  # autovacuum will get there; the erasure stands
+                log.warning("VACUUM after an erasure failed: %s", error)
+            if not self._vacuum_again:
+                return
 
     # -- running the shared statements -------------------------------------------
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from relay.models import ThreadDeleted
+from relay.models import Author, ThreadDeleted
+from relay.store.outbox_rows import UNCONFIRMED_WINDOW, later
 from relay.store.rows import Db, message_from_row, site_from_row, thread_from_row
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 class PrivacyStore:
     async def _write(self, op: Any) -> Any: ...  # provided by Store
     async def _read(self, fn: Any) -> Any: ...  # provided by Store
+    async def _scrub(self) -> None: ...  # provided by Store
 
     async def find_visitors(self, email_or_id: str) -> list[str]:
         """Visitor ids with this id, or this email (any case), on any site."""
@@ -49,7 +51,7 @@ class PrivacyStore:
                     {
                         **thread.to_json(),
                         "page": thread.page,
-                        "messages": [message_from_row(m).to_json() for m in messages],
+                        "messages": [message_from_row(m).to_json(Author.VISITOR) for m in messages],
                     }
                 )
             return {
@@ -74,7 +76,9 @@ class PrivacyStore:
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             return _erase(db, [visitor_id])
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        erased: int = await self._write(op)
+        await self._scrub()
+        return erased
 
     async def purge_idle(self, *, dry_run: bool = False) -> list[tuple[str, str, str]]:
         """Threads idle longer than their site's retention_days: (site, thread, last
@@ -99,6 +103,10 @@ class PrivacyStore:
                     )
                 ]
             found = [(site, thread, when) for site, thread, when, _ in idle]
+            if not dry_run:  # caps of emails to unconfirmed addresses last a day
+                db.execute(
+                    "DELETE FROM unconfirmed_sends WHERE sent_at < ?", (later(-UNCONFIRMED_WINDOW),)
+                )
             if dry_run or not idle:
                 return found, []
             events: list[StoreEvent] = []
@@ -114,7 +122,10 @@ class PrivacyStore:
             _erase(db, orphans)
             return found, events
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        purged: list[tuple[str, str, str]] = await self._write(op)
+        if purged and not dry_run:
+            await self._scrub()
+        return purged
 
 
 def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
@@ -132,6 +143,10 @@ def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
             events.append(ThreadDeleted(thread["site_id"], thread["id"]))
         # Foreign keys cascade: threads, messages, outbox rows, reply tags.
         db.execute("DELETE FROM visitors WHERE id = ?", (visitor_id,))
+        # The caps on mail to addresses they gave stay (a day): erasing must not reset them.
+        db.execute(
+            "UPDATE unconfirmed_sends SET visitor_id = NULL WHERE visitor_id = ?", (visitor_id,)
+        )
         if row["email"]:
             db.execute("DELETE FROM suppressed WHERE address = lower(?)", (row["email"],))
         erased += len(threads)

@@ -28,6 +28,10 @@ BUSY_TIMEOUT_MS = 5000
 # Messages added to the search index in one go: a batch costs a fifth as much per
 # message as a trigger per insert, and one of this size holds the lock ~5 ms.
 INDEX_BATCH = 1000
+# From this version FTS5 can delete an entry's words from the index itself (its
+# secure-delete option); before, a delete only adds a marker, and the words stay in the
+# index's segments until they are merged: erasing then merges the whole index.
+FTS5_SECURE_DELETE = (3, 44, 0)
 
 
 class SQLiteStore(Store):
@@ -43,6 +47,8 @@ class SQLiteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
         await _in_thread(self._writer, apply_migrations)
+        if sqlite3.sqlite_version_info >= FTS5_SECURE_DELETE:
+            await _in_thread(self._writer, secure_search_deletes)
         while await _in_thread(self._writer, index_search):  # what a crash left unindexed
             pass
         self._reader = await self._connect()
@@ -55,6 +61,9 @@ class SQLiteStore(Store):
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # What is deleted is overwritten with zeros, in its page and when a page is freed:
+        # an erased conversation leaves no words in the file (see _scrub).
+        await conn.execute("PRAGMA secure_delete = ON")
         await conn.create_function("fold", 1, fold, deterministic=True)
         return conn
 
@@ -71,6 +80,11 @@ class SQLiteStore(Store):
             isinstance(event, MessageAdded) for ok, value in outcomes if ok for event in value[1]
         )
         return outcomes
+
+    async def _scrub(self) -> None:
+        assert self._writer is not None
+        merge = sqlite3.sqlite_version_info < FTS5_SECURE_DELETE
+        await _in_thread(self._writer, partial(scrub, merge_search_index=merge))
 
     async def _read(self, fn: Callable[[Db], T]) -> T:
         if self._reader is None:
@@ -134,3 +148,28 @@ def index_search(db: sqlite3.Connection, *, in_transaction: bool = False) -> int
         if not in_transaction and db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def secure_search_deletes(db: sqlite3.Connection) -> None:
+    """FTS5 removes a deleted message's words from the index (SQLite 3.44+). Kept in the
+    index's config: the index can no longer be written by an older SQLite."""
+    db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)")
+
+
+def scrub(db: sqlite3.Connection, *, merge_search_index: bool) -> None:
+    """After an erasure: nothing of what was deleted stays in the database's files.
+    secure_delete zeroed the rows in their pages; without FTS5's secure-delete the
+    index still holds the words in older segments until they are merged (all of them:
+    'optimize' rewrites the index, ~1 s for a million messages). Then the WAL, which
+    still holds the pages as they were written, is copied back and emptied."""
+    if merge_search_index:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:  # a reader of another process held it past busy_timeout: the next one will
+        log.warning("erasure: the WAL could not be emptied now (a reader held it)")
