@@ -109,7 +109,8 @@ class ContinuityStore:
 
     async def sign_out_everywhere(self, thread: Thread) -> int:
         """Every token issued so far stops working, over HTTP and on open sockets, and so
-        does every resume link: those sent carry the old epoch, those queued are dropped."""
+        does every resume link: those sent carry the old epoch, those not yet sent are
+        cancelled (one being sent now is not tried again if it fails)."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             epoch = db.execute(
@@ -119,7 +120,7 @@ class ContinuityStore:
             ).fetchone()[0]
             db.execute(
                 "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
-                " WHERE kind = ? AND status = 'pending'"
+                " WHERE kind = ? AND status IN ('pending', 'sending')"
                 " AND thread_id IN (SELECT id FROM threads WHERE visitor_id = ?)",
                 ("signed out everywhere", utc_now(), MailKind.RESUME, thread.visitor),
             )

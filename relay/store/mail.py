@@ -266,9 +266,10 @@ class MailStore:
                     (f"merged into a newer email after: {error}"[:500], now, item.id),
                 )
             else:
-                db.execute(
+                db.execute(  # unless it was cancelled while on its way
                     "UPDATE outbox SET status = 'pending', attempts = attempts + 1,"
-                    " last_error = ?, not_before = ?, updated_at = ? WHERE id = ?",
+                    " last_error = ?, not_before = ?, updated_at = ? WHERE id = ?"
+                    " AND status = 'sending'",
                     (error[:500], later(round(delay)), now, item.id),
                 )
             return None, []

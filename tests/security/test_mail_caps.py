@@ -1,0 +1,134 @@
+"""Using the relay to mail strangers. Anyone can open a chat and give any address, so an
+address its visitor has not confirmed gets one email a day at most, whichever visitor,
+site or kind of email asks (resume links, replies left unread), and one visitor gets
+mail sent to three unconfirmed addresses a day at most."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.mail.smtp_sink import SinkServer
+from tests.pg import BOTH_ENGINES
+from tests.support import BETA_ORIGIN, RunningRelay, bearer, start_thread
+from tests.test_continuity import LINK
+
+pytestmark = BOTH_ENGINES
+
+VICTIM = "victim@example.com"
+
+
+@pytest.fixture
+def relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
+    # Owners hear of visitor messages an hour later: the sink gets visitor mail only.
+    return make_relay(
+        smtp_url=sink.url,
+        reply_domain="reply.example",
+        owner_notify_delay=3600,
+        visitor_notify_delay=0,
+    )
+
+
+async def new_visitor(relay: RunningRelay, origin: str | None = None) -> str:
+    site = "beta" if origin == BETA_ORIGIN else "alpha"
+    async with relay.client(**({"origin": origin} if origin else {})) as client:
+        started = await start_thread(client, "hi", site=site)
+    return str(started["token"])
+
+
+async def ask_link(relay: RunningRelay, token: str, email: str, origin: str | None = None) -> int:
+    async with relay.client(**({"origin": origin} if origin else {})) as client:
+        response = await client.post(
+            "/v1/thread/resume-link", headers=bearer(token), json={"email": email}
+        )
+    return response.status_code
+
+
+def sent_to(relay: RunningRelay, address: str) -> int:
+    """Emails to `address` that left, are leaving or wait to leave."""
+    with relay.db() as db:
+        return int(
+            db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE recipient = ?"
+                " AND status IN ('pending', 'sending', 'sent')",
+                (address,),
+            ).fetchone()[0]
+        )
+
+
+async def test_victim_decoy_victim_sends_the_victim_one_email(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    token = await new_visitor(relay)
+    assert await ask_link(relay, token, VICTIM) == 202
+    assert (await sink.sink.next())["To"] == VICTIM
+    assert await ask_link(relay, token, "decoy@example.com") == 202
+    assert (await sink.sink.next())["To"] == "decoy@example.com"
+    assert await ask_link(relay, token, VICTIM) == 429  # changing address reset nothing
+    assert sent_to(relay, VICTIM) == 1 and sink.sink.empty()
+
+
+async def test_other_visitors_sites_and_an_erasure_reset_nothing(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    first = await new_visitor(relay)
+    assert await ask_link(relay, first, VICTIM) == 202
+    await sink.sink.next()
+    second = await new_visitor(relay, BETA_ORIGIN)  # another site of the same relay
+    assert await ask_link(relay, second, VICTIM, BETA_ORIGIN) == 429
+    async with relay.client() as client:  # the first visitor erases itself
+        assert (await client.delete("/v1/thread", headers=bearer(first))).status_code == 204
+    third = await new_visitor(relay)
+    assert await ask_link(relay, third, VICTIM.upper()) == 429  # any case
+    with relay.db() as db:  # what the cap keeps of the address: a digest, no visitor
+        kept = db.execute("SELECT address_hash, visitor_id FROM unconfirmed_sends").fetchall()
+    assert [(len(h), v) for h, v in kept] == [(64, None)]
+    assert VICTIM not in repr(kept)
+
+
+async def test_a_visitor_reaches_three_unconfirmed_addresses_a_day(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    token = await new_visitor(relay)
+    for n in range(3):
+        assert await ask_link(relay, token, f"person{n}@example.com") == 202
+        await sink.sink.next()
+    assert await ask_link(relay, token, "person3@example.com") == 429
+    assert sent_to(relay, "person3@example.com") == 0
+
+
+async def test_unread_replies_to_a_given_address_share_the_cap(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    """An address left for replies (unverified) is capped like a resume link's."""
+    for n in range(2):
+        async with relay.client() as client:
+            started = await start_thread(client, f"visitor {n}")
+            contact = await client.post(
+                "/v1/thread/contact", headers=bearer(started["token"]), json={"email": VICTIM}
+            )
+            assert contact.status_code == 200
+            reply = await client.post(
+                f"/v1/owner/threads/{started['thread']['id']}/messages",
+                headers=bearer(relay.owner_token()),
+                json={"body": f"Answer {n}"},
+            )
+            assert reply.status_code == 201
+        if n == 0:
+            assert (await sink.sink.next())["To"] == VICTIM
+    assert sent_to(relay, VICTIM) == 1
+
+
+async def test_an_address_the_visitor_confirmed_is_not_capped(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    token = await new_visitor(relay)
+    assert await ask_link(relay, token, "ann@example.com") == 202
+    mail = await sink.sink.next()
+    found = LINK.search(mail.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert found is not None
+    async with relay.client() as phone:  # opening the link confirms the address
+        assert (await phone.post("/v1/resume", json={"token": found.group(2)})).is_success
+    assert await ask_link(relay, token, "ann@example.com") == 202
+    assert (await sink.sink.next())["To"] == "ann@example.com"
