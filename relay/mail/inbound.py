@@ -28,8 +28,10 @@ from relay.tokens import Tokens
 log = logging.getLogger("porch.inbound")
 
 HOUR = 3600.0
-# Our Message-IDs (relay/mail/compose.py): a bounce quoting one names the email it is about.
-OUR_MESSAGE_ID = re.compile(rb"<outbox\.(\d+)\.")
+# Our Message-IDs (relay/mail/compose.py): a bounce quoting one names the email it is
+# about. An outbox id has at most 18 digits (it fits 63 bits); a longer run of digits
+# in a forged bounce is not ours, and int() of 5,000 of them would raise.
+OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.")
 # An owner answering by hand writes a few emails an hour per conversation; a loop
 # between two robots writes hundreds. These caps stop the second, never the first.
 REPLIES_PER_THREAD_PER_HOUR = 30

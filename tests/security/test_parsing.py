@@ -16,6 +16,9 @@ import pytest
 import pytest_asyncio
 from websockets.asyncio.client import connect
 
+from tests.mail.conftest import mail_relay
+from tests.mail.smtp_sink import SinkServer
+from tests.mail.test_reply_loop import bounce, inbound_verdicts
 from tests.support import RunningRelay, bearer, open_live, start_thread
 from tests.test_inbox_api import Inbox, sign_in
 from tests.test_live import closed_with
@@ -197,3 +200,17 @@ async def test_webhook_timestamps_are_bounded_too(make_relay: Callable[..., Runn
                 headers={"x-porch-timestamp": value.encode(), "x-porch-signature": "00"},
             )
             assert (mailgun.status_code, raw.status_code) == (401, 401), value
+
+
+@pytest.mark.usefixtures("no_tracebacks")
+async def test_a_bounce_quoting_a_huge_outbox_id_is_just_a_bounce(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer
+) -> None:
+    """Anyone can send a bounce: the number in the Message-ID it quotes is theirs."""
+    relay = mail_relay(make_relay, sink)
+    for n, digits in enumerate(("9" * 900, "9" * 19, "0" * 30 + "1")):  # lines stop at 1,000
+        quoted = f"<outbox.{digits}.x@r.e>"
+        await asyncio.to_thread(bounce, relay, "ann@example.com", quoted, n)
+    assert inbound_verdicts(relay) == ["bounce"] * 3
+    with relay.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM suppressed").fetchone()[0] == 0
