@@ -153,7 +153,7 @@ async def set_contact(request: Request) -> Response:
     data = await read_json(request, s.config.max_request_bytes)
     email = email_address(data)
     name = optional_text(data, "name", MAX_NAME_CHARS)
-    await s.store.set_contact(thread.visitor, name=name, email=email)
+    await s.store.set_contact(thread.visitor, token_epoch(request, s), name=name, email=email)
     return JSONResponse({"name": name, "email": email})
 
 
@@ -221,7 +221,7 @@ async def resume_link(request: Request) -> Response:
     assert site is not None
     page = page_url(data, site.origins) or thread.page or site.origins[0] + "/"
     enforce((s.limits.links_by_visitor, thread.visitor, "links asked for"))
-    await s.store.request_resume_link(thread, email, page)
+    await s.store.request_resume_link(thread, token_epoch(request, s), email, page)
     return JSONResponse({"email": email}, status_code=202)
 
 
@@ -262,6 +262,12 @@ async def _site(request: Request, site_id: str) -> Site:
         raise NotFound(f"no site {site_id!r}")
     check_origin(request.headers.get("origin"), site)
     return site
+
+
+def token_epoch(request: Request, s: Services) -> int:
+    """The epoch of the visitor token that came with the request (checked already by
+    visitor_thread): writes that direct mail check it again inside their transaction."""
+    return s.tokens.read_visitor(bearer(request)).epoch
 
 
 async def visitor_thread(request: Request, s: Services) -> Thread:

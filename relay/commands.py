@@ -245,7 +245,10 @@ def run_site_set(args: argparse.Namespace) -> None:
         if flag_name == "--closed-day" and value == ["none"]:
             value = []
         elif flag_name == "--reply-time":
-            value = None if value == "none" else int(value) if value.isdigit() else value
+            # A few ASCII digits become a number (checked below); anything else is
+            # refused there, by what it is ("²".isdigit() is true, int() refuses it).
+            whole = value.isascii() and value.isdigit() and len(value) <= 9
+            value = None if value == "none" else int(value) if whole else value
         try:
             if flag_name.endswith("-fr"):
                 french[field] = site_settings.text(value)

@@ -63,7 +63,7 @@ class DemoMailbox:
             return Response("cross-origin form refused", status_code=403)
         form = await request.form()
         index, text = str(form.get("mail", "")), str(form.get("text", "")).strip()
-        if not index.isdigit() or int(index) >= len(self.mails) or not text:
+        if index not in {str(i) for i in range(len(self.mails))} or not text:
             return RedirectResponse("/demo/mailbox", status_code=303)
         original = self.mails[int(index)]
         await aiosmtplib.send(

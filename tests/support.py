@@ -115,6 +115,7 @@ class _Server(uvicorn.Server):
         self.ready = threading.Event()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()  # where the app and its store live
         await super().startup(sockets)
         self.ready.set()
 
@@ -141,6 +142,10 @@ class RunningRelay:
     def services(self) -> Any:
         """The running app's shared services (the store, the mailer, ...)."""
         return self.server.config.app.state.services
+
+    async def call(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await a coroutine on the relay's own loop (its store's methods, say)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.server.loop))
 
     def owner_token(self, site: str = "alpha") -> str:
         return self.tokens.owner_token(site)

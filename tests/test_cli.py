@@ -420,6 +420,9 @@ def test_site_set_changes_only_what_is_given(env: dict[str, str]) -> None:
         ("--reply-time", "0", "0"),
         ("--reply-time", "soon", "'soon'"),
         ("--reply-time", "10081", "10081"),
+        ("--reply-time", "²", "'²'"),  # a digit to str.isdigit(), not to int()
+        ("--reply-time", "٣٠", "'٣٠'"),
+        ("--reply-time", "9" * 5000, "'99999"),  # past int()'s 4,300 digits
         ("--color", "red", "'red'"),
         ("--language", "de", "'de'"),
         ("--origin", "dupont.example", "'dupont.example'"),

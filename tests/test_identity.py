@@ -131,3 +131,23 @@ async def test_merge_with_concurrent_sends_doubles_nothing(relay: RunningRelay) 
     assert len(bodies) == len(set(bodies)), "a message was doubled"
     assert acked <= set(bodies), "an acknowledged message was lost in the merge"
     assert {"signed in first", "anon 0"} <= set(bodies)
+
+
+async def test_a_client_id_both_threads_have_is_merged_once(relay: RunningRelay) -> None:
+    """The same client_id in the anonymous thread and the user's (sent from both, or
+    chosen so): the merge keeps both messages, once each, instead of failing."""
+    secret = site_secret(relay)
+    same = {"client_id": "same-id-0123456789"}
+    async with relay.client() as laptop, relay.client() as phone:
+        on_phone = await start_thread(phone, "hello", identity=signed(secret, "user-7"))
+        sent = await phone.post(
+            "/v1/thread/messages",
+            headers=bearer(on_phone["token"]),
+            json={"body": "from the phone", **same},
+        )
+        assert sent.status_code == 201
+        anonymous = await start_thread(laptop, "before login", **same)
+        merged = await identify(laptop, signed(secret, "user-7"), anonymous["token"])
+        history = await laptop.get("/v1/thread", headers=bearer(merged["token"]))  # type: ignore[arg-type]
+    bodies = sorted(m["body"] for m in history.json()["messages"])
+    assert bodies == ["before login", "from the phone", "hello"]

@@ -28,10 +28,12 @@ from relay.tokens import Tokens
 log = logging.getLogger("porch.inbound")
 
 HOUR = 3600.0
-# Our Message-IDs (relay/mail/compose.py): a bounce quoting one names the email it is
-# about. An outbox id has at most 18 digits (it fits 63 bits); a longer run of digits
-# in a forged bounce is not ours, and int() of 5,000 of them would raise.
-OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.")
+# Our Message-IDs (relay/mail/compose.py), <outbox.ID.THREAD@domain>: a bounce quoting
+# one names the email it is about. The outbox id counts up, so anyone can guess one:
+# the thread id beside it, which only the email's recipient and the owner know, must
+# match too. An outbox id has at most 18 digits (it fits 63 bits); a longer run in a
+# forged bounce is not ours, and int() of 5,000 digits would raise.
+OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.([A-Za-z0-9_-]{1,64})@")
 # An owner answering by hand writes a few emails an hour per conversation; a loop
 # between two robots writes hundreds. These caps stop the second, never the first.
 REPLIES_PER_THREAD_PER_HOUR = 30
@@ -138,14 +140,14 @@ class Pipeline:
     async def _bounce(self, mail: Inspection, raw: bytes) -> None:
         """Stop writing to an address that bounced for good, but only when the bounce
         returns an email we really sent to it: anyone can write a fake bounce."""
-        if not mail.hard_bounce:
+        if not mail.hard_bounce or not mail.bounced:  # it must say which address failed
             return
-        for outbox_id in {int(n) for n in OUR_MESSAGE_ID.findall(raw)}:
-            sent_to = await self.store.outbox_recipient(outbox_id)
-            if sent_to is None:
+        for outbox_id, about in set(OUR_MESSAGE_ID.findall(raw)):
+            sent = await self.store.outbox_recipient(int(outbox_id))
+            if sent is None:
                 continue
-            kind, recipient = sent_to
-            if mail.bounced and recipient not in mail.bounced:
+            kind, recipient, thread = sent
+            if about.decode() != thread or recipient not in mail.bounced:
                 continue
             if kind in MailKind.TO_OWNERS:  # an owner's mailbox is the owner's to fix
                 log.warning("mail to owner address %s bounced for good", recipient)

@@ -37,7 +37,7 @@ from relay.models import (
     Via,
     utc_now,
 )
-from relay.store.continuity import ContinuityStore
+from relay.store.continuity import ContinuityStore, still_signed_in
 from relay.store.digest import DigestStore
 from relay.store.inbox import InboxStore
 from relay.store.mail import MailStore, queue_notifications
@@ -410,10 +410,14 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
 
         return await self._write(op)
 
-    async def set_contact(self, visitor_id: str, *, name: str | None, email: str) -> None:
-        """Name (kept if not given) and email a visitor left; the email is unverified."""
+    async def set_contact(
+        self, visitor_id: str, epoch: int, *, name: str | None, email: str
+    ) -> None:
+        """Name (kept if not given) and email a visitor left with a token of `epoch`; the
+        email is unverified."""
 
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
+            still_signed_in(db, visitor_id, epoch)
             db.execute(
                 "UPDATE visitors SET name = COALESCE(?, name), email = ?,"
                 " email_verified_at = CASE WHEN email = ? THEN email_verified_at END"

@@ -25,13 +25,16 @@ if TYPE_CHECKING:
 class ContinuityStore:
     async def _write(self, op: Any) -> Any: ...  # provided by Store
 
-    async def request_resume_link(self, thread: Thread, email: str, page: str) -> None:
-        """Queue an email with a link that opens this thread on another device.
+    async def request_resume_link(self, thread: Thread, epoch: int, email: str, page: str) -> None:
+        """Queue an email with a link that opens this thread on another device, asked
+        with a token of `epoch` (a sign-out everywhere committed first refuses it).
 
-        An address nobody confirmed gets one email at most: opening the link confirms it.
+        An address the visitor has not confirmed is capped (outbox_rows.py); opening
+        the link confirms it.
         """
 
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
+            still_signed_in(db, thread.visitor, epoch)
             if is_suppressed(db, email):
                 raise RateLimited("this address asked us not to write to it", retry_after=3600)
             refusal = unconfirmed_refusal(db, thread.visitor, email)
@@ -47,12 +50,13 @@ class ContinuityStore:
                 (email, email, thread.visitor),
             )
             now = utc_now()
+            asked = {"page": page, "epoch": epoch}  # sent only if still signed in then
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (kind, thread_id, recipient) WHERE status = 'pending'"
                 " DO UPDATE SET payload = excluded.payload",
-                (MailKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
+                (MailKind.RESUME, thread.id, email, now, json.dumps(asked), now, now),
             )
             return None, [MailQueued()]
 
@@ -109,8 +113,10 @@ class ContinuityStore:
 
     async def sign_out_everywhere(self, thread: Thread) -> int:
         """Every token issued so far stops working, over HTTP and on open sockets, and so
-        does every resume link: those sent carry the old epoch, those not yet sent are
-        cancelled (one being sent now is not tried again if it fails)."""
+        does every way back in by email: resume links sent carry the old epoch, emails
+        not yet sent (links, replies with a link) are cancelled (one being sent now is
+        not tried again if it fails), and the address left for replies is forgotten:
+        whoever held a token may have typed it."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             epoch = db.execute(
@@ -120,9 +126,14 @@ class ContinuityStore:
             ).fetchone()[0]
             db.execute(
                 "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
-                " WHERE kind = ? AND status IN ('pending', 'sending')"
+                " WHERE kind IN (?, ?) AND status IN ('pending', 'sending')"
                 " AND thread_id IN (SELECT id FROM threads WHERE visitor_id = ?)",
-                ("signed out everywhere", utc_now(), MailKind.RESUME, thread.visitor),
+                ("signed out everywhere", utc_now(), MailKind.RESUME, MailKind.VISITOR)
+                + (thread.visitor,),
+            )
+            db.execute(
+                "UPDATE visitors SET email = NULL, email_verified_at = NULL WHERE id = ?",
+                (thread.visitor,),
             )
             return epoch, [SignedOut(thread.site, thread.id, epoch)]
 
@@ -151,10 +162,21 @@ def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None
         target, _ = _latest_thread(db, visitor)
         if anonymous is not None and anonymous != visitor:
             # Merge what was written before login: messages move thread, keeping their
-            # seq (so their order), and the anonymous visitor is erased.
+            # seq (so their order), and the anonymous visitor is erased. A client_id the
+            # user's thread already has (a UUID sent from both) is dropped, not doubled.
+            anonymous_threads = "SELECT id FROM threads WHERE visitor_id = ? AND site_id = ?"
+            db.execute(
+                f"UPDATE messages SET client_id = NULL WHERE thread_id IN ({anonymous_threads})"
+                " AND client_id IN (SELECT client_id FROM messages WHERE thread_id = ?"
+                " AND client_id IS NOT NULL)",
+                (anonymous, site, target.id),
+            )
+            db.execute(
+                "UPDATE unconfirmed_sends SET visitor_id = ? WHERE visitor_id = ?",
+                (visitor, anonymous),
+            )
             moved = db.execute(
-                "UPDATE messages SET thread_id = ? WHERE thread_id IN"
-                " (SELECT id FROM threads WHERE visitor_id = ? AND site_id = ?)",
+                f"UPDATE messages SET thread_id = ? WHERE thread_id IN ({anonymous_threads})",
                 (target.id, anonymous, site),
             ).rowcount
             db.execute("DELETE FROM visitors WHERE id = ? AND site_id = ?", (anonymous, site))
@@ -179,3 +201,11 @@ def _latest_thread(db: Db, visitor: str) -> tuple[Thread, int]:
         (visitor,),
     ).fetchone()
     return thread_from_row(row), row["token_epoch"]
+
+
+def still_signed_in(db: Db, visitor: str, epoch: int) -> None:
+    """Inside a write asked for with a visitor token: refuse it if the visitor signed out
+    everywhere after the token was checked (the two writes raced)."""
+    row = db.execute("SELECT token_epoch FROM visitors WHERE id = ?", (visitor,)).fetchone()
+    if row is None or row[0] != epoch:
+        raise InvalidToken("this conversation was signed out on every device")

@@ -27,11 +27,11 @@ from relay.store.outbox_rows import (
     OutboxItem,
     cancel,
     claim,
+    claim_unconfirmed,
     is_suppressed,
     issued_reply_tag,
     later,
     notify_mode,
-    record_unconfirmed,
     unconfirmed_refusal,
 )
 from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_from_row
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from relay.store.base import StoreEvent
 
 RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
+# What the Message-ID of an email about no thread names beside its outbox id
+# (relay/mail/compose.py: <outbox.ID.digest@…>).
+MESSAGE_ID_WORDS = {MailKind.DIGEST: "digest", MailKind.LOGIN: "login"}
 
 
 @dataclass(frozen=True)
@@ -202,9 +205,17 @@ class MailStore:
                 cancel(db, item.id, refusal)
                 return None, []
             if item.kind == MailKind.RESUME:
+                asked = json.loads(status[1] or "{}")
+                refusal = (
+                    "signed out everywhere since it was asked for"
+                    if asked.get("epoch", 0) != row["token_epoch"]
+                    else claim_unconfirmed(db, thread.visitor, item.recipient, item.id)
+                )
+                if refusal:
+                    cancel(db, item.id, refusal)
+                    return None, []
                 claim(db, item.id)
-                page = json.loads(status[1] or "{}").get("page")
-                return job([], [], None, page), []
+                return job([], [], None, asked.get("page")), []
             owner = item.kind == MailKind.OWNER
             author = Author.VISITOR if owner else Author.OWNER
             read = thread.owner_read_seq if owner else thread.visitor_read_seq
@@ -234,6 +245,11 @@ class MailStore:
                     (thread.id, new[-1].seq, RECENT_IN_EMAIL),
                 )
             ]
+            if not owner and (
+                refusal := claim_unconfirmed(db, thread.visitor, item.recipient, item.id)
+            ):
+                cancel(db, item.id, refusal)
+                return None, []
             issued = issued_reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
             claim(db, item.id)
             return job(new, recent, issued, None), []
@@ -247,8 +263,6 @@ class MailStore:
                 " updated_at = ? WHERE id = ?",
                 (job.upto_seq, utc_now(), job.item.id),
             )
-            if isinstance(job, MailJob) and job.item.kind in (MailKind.VISITOR, MailKind.RESUME):
-                record_unconfirmed(db, job.thread.visitor, job.item.recipient)
             return None, []
 
         await self._write(op)
@@ -336,16 +350,20 @@ class MailStore:
         )
         return (row[0], row[1], row[2] is not None) if row else None
 
-    async def outbox_recipient(self, outbox_id: int) -> tuple[str, str] | None:
-        """(kind, recipient) of an email we sent, or are sending: a bounce can come back
+    async def outbox_recipient(self, outbox_id: int) -> tuple[str, str, str] | None:
+        """(kind, recipient, what its Message-ID names beside the id: the thread, else
+        the kind's word) of an email we sent, or are sending: a bounce can come back
         before the server's answer to our send has been recorded."""
         row = await self._read(
             lambda db: db.execute(
-                "SELECT kind, recipient FROM outbox WHERE id = ? AND status IN ('sent', 'sending')",
+                "SELECT kind, recipient, thread_id FROM outbox WHERE id = ?"
+                " AND status IN ('sent', 'sending')",
                 (outbox_id,),
             ).fetchone()
         )
-        return (row[0], row[1]) if row else None
+        if row is None:
+            return None
+        return row[0], row[1], row[2] or MESSAGE_ID_WORDS.get(row[0], "")
 
     async def inbound_seen(self, message_id: str) -> bool:
         row = await self._read(
@@ -398,7 +416,7 @@ def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:
         return None
     if (row["visitor_email"] or "").lower() != item.recipient:
         return "the visitor changed or removed this address"
-    return unconfirmed_refusal(db, row["visitor_id"], item.recipient)
+    return None  # the caps on unconfirmed addresses: claim_unconfirmed, once it is written
 
 
 def _mode_changed(db: Db, policy: MailPolicy, item: OutboxItem, site: Site) -> str | None:

@@ -59,44 +59,69 @@ def is_suppressed(db: Db, address: str) -> bool:
     return found.fetchone() is not None
 
 
-def unconfirmed_refusal(db: Db, visitor: str, address: str) -> str | None:
+def unconfirmed_refusal(db: Db, visitor: str, address: str, outbox_id: int = 0) -> str | None:
     """Why an email to `address` on this visitor's behalf must not go out now, or None.
-    Only addresses the visitor confirmed escape the caps."""
-    address = address.lower()
-    row = db.execute(
-        "SELECT email, email_verified_at FROM visitors WHERE id = ?", (visitor,)
-    ).fetchone()
-    if row is not None and row[1] is not None and (row[0] or "").lower() == address:
-        return None
+    Only an address the visitor confirmed escapes the caps. `outbox_id`: the email
+    asking, whose own earlier claim (a try that failed) does not count against it."""
+    return None if _confirmed(db, visitor, address) else _refusal(db, visitor, address, outbox_id)
+
+
+def _refusal(db: Db, visitor: str, address: str, outbox_id: int) -> str | None:
     since = later(-UNCONFIRMED_WINDOW)
     if db.execute(
-        "SELECT 1 FROM unconfirmed_sends WHERE address_hash = ? AND sent_at > ? LIMIT 1",
-        (address_hash(address), since),
+        "SELECT 1 FROM unconfirmed_sends WHERE mailbox = ? AND sent_at > ? AND outbox_id != ?",
+        (mailbox_key(address), since, outbox_id),
     ).fetchone():
         return "we already wrote to this address today, and nobody confirmed it"
     addresses = db.execute(
-        "SELECT COUNT(DISTINCT address_hash) FROM unconfirmed_sends"
-        " WHERE visitor_id = ? AND sent_at > ?",
-        (visitor, since),
+        "SELECT COUNT(*) FROM unconfirmed_sends"
+        " WHERE visitor_id = ? AND sent_at > ? AND mailbox != ?",
+        (visitor, since, mailbox_key(address)),
     ).fetchone()[0]
     if addresses >= UNCONFIRMED_ADDRESSES_PER_VISITOR:
         return f"we already wrote to {addresses} unconfirmed addresses for this visitor today"
     return None
 
 
-def record_unconfirmed(db: Db, visitor: str, address: str) -> None:
-    """An email left for an address this visitor has not confirmed: it counts."""
-    db.execute(
-        "INSERT INTO unconfirmed_sends (address_hash, visitor_id, sent_at)"
-        " SELECT ?, id, ? FROM visitors WHERE id = ?"
-        " AND (email_verified_at IS NULL OR lower(email) != ?)",
-        (address_hash(address), utc_now(), visitor, address.lower()),
-    )
+def claim_unconfirmed(db: Db, visitor: str, address: str, outbox_id: int) -> str | None:
+    """Take the day's one email to an unconfirmed address for this outbox row, or say
+    why not. One statement takes it (an upsert that locks the mailbox's row), so two
+    relays sending to the same mailbox at once cannot both have it; it is taken before
+    the email leaves, so an erasure while it is on its way resets nothing."""
+    if _confirmed(db, visitor, address):
+        return None
+    refusal = _refusal(db, visitor, address, outbox_id)
+    if refusal is not None:
+        return refusal
+    now = utc_now()
+    db.execute("DELETE FROM unconfirmed_sends WHERE sent_at <= ?", (later(-UNCONFIRMED_WINDOW),))
+    taken = db.execute(
+        "INSERT INTO unconfirmed_sends (mailbox, visitor_id, outbox_id, sent_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (mailbox) DO UPDATE SET"
+        " visitor_id = excluded.visitor_id, outbox_id = excluded.outbox_id,"
+        " sent_at = excluded.sent_at WHERE unconfirmed_sends.outbox_id = excluded.outbox_id"
+        " RETURNING mailbox",
+        (mailbox_key(address), visitor, outbox_id, now),
+    ).fetchone()
+    return None if taken else "another email to this address was sent just now"
 
 
-def address_hash(address: str) -> str:
-    """What is kept of an address for its cap: enough to recognise it, not to read it."""
-    return hashlib.sha256(address.lower().encode()).hexdigest()
+def _confirmed(db: Db, visitor: str, address: str) -> bool:
+    row = db.execute(
+        "SELECT email, email_verified_at FROM visitors WHERE id = ?", (visitor,)
+    ).fetchone()
+    return row is not None and row[1] is not None and (row[0] or "").lower() == address.lower()
+
+
+def mailbox_key(address: str) -> str:
+    """What is kept of an address for its cap: the mailbox it reaches, as far as one can
+    tell (lower case, no "+tag": every large provider delivers ann+x@ to ann@; Gmail
+    ignores dots), as a SHA-256 digest: enough to recognise it, not to read it."""
+    local, _, domain = address.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()
 
 
 def claim(db: Db, item_id: int) -> None:

@@ -65,8 +65,10 @@ CATCH_UP_PAGE = 1000
 LISTEN_RETRY_MAX = 5.0  # seconds between attempts to listen again
 # What an erasure deletes from (relay/store/privacy.py). A deleted row stays in its page
 # as a dead version until VACUUM, and autovacuum waits until a fifth of a table is dead:
-# the relay vacuums these itself after an erasure (README: Privacy).
-ERASED_TABLES = "messages, threads, visitors, outbox, reply_tags, suppressed"
+# the relay vacuums these itself after an erasure. And a GIN index never drops a key,
+# even once no row has it: the search index is rebuilt (README: Erasure).
+ERASED_TABLES = "messages, threads, visitors, outbox, reply_tags"
+SEARCH_INDEX = "messages_search"
 VACUUM_TIMEOUT = 120.0  # seconds; a store that closes waits this long for one to finish
 
 # What says the database, not the statement, failed: the connection is gone, or the
@@ -163,8 +165,9 @@ class PostgresStore(Store):
         self._writer = self._writer_loop = None
 
     async def _scrub(self) -> None:
-        """VACUUM what an erasure deleted from, in the background (it blocks neither
-        reads nor writes), on a connection of its own."""
+        """VACUUM what an erasure deleted from and rebuild the search index, in the
+        background (neither blocks reads or writes), on a connection of their own; one
+        at a time, erasures that come meanwhile sharing the next."""
         if self._vacuum is not None and not self._vacuum.done():
             self._vacuum_again = True
             return
@@ -177,10 +180,19 @@ class PostgresStore(Store):
                 conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
                 try:
                     await conn.execute(f"VACUUM {ERASED_TABLES}", timeout=VACUUM_TIMEOUT)
+                    # CONCURRENTLY: searches and writes go on while it builds. One that
+                    # fails leaves its half-built copy behind: dropped, the next retries.
+                    try:
+                        await conn.execute(
+                            f"REINDEX INDEX CONCURRENTLY {SEARCH_INDEX}", timeout=VACUUM_TIMEOUT
+                        )
+                    except asyncpg.PostgresError:
+                        await conn.execute(f"DROP INDEX IF EXISTS {SEARCH_INDEX}_ccnew")
+                        raise
                 finally:
                     await conn.close()
-            except Exception as error:  # autovacuum will get there; the erasure stands
-                log.warning("VACUUM after an erasure failed: %s", error)
+            except Exception as error:  # the erasure stands; the next one tries again
+                log.warning("cleaning up after an erasure failed: %s", error)
             if not self._vacuum_again:
                 return
 

@@ -70,8 +70,8 @@ class PrivacyStore:
         return await self._read(query)  # type: ignore[no-any-return]
 
     async def delete_visitor(self, visitor_id: str) -> int:
-        """Erase a visitor: their threads, messages, queued emails, reply addresses and
-        suppression entry go with them. Returns the number of threads erased."""
+        """Erase a visitor: their threads, messages, queued emails and reply addresses go
+        with them. Returns the number of threads erased."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             return _erase(db, [visitor_id])
@@ -132,8 +132,7 @@ def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
     erased = 0
     events: list[StoreEvent] = []
     for visitor_id in visitor_ids:
-        row = db.execute("SELECT email FROM visitors WHERE id = ?", (visitor_id,)).fetchone()
-        if row is None:
+        if not db.execute("SELECT 1 FROM visitors WHERE id = ?", (visitor_id,)).fetchone():
             continue
         threads = db.execute(
             "SELECT id, site_id FROM threads WHERE visitor_id = ?", (visitor_id,)
@@ -143,11 +142,11 @@ def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
             events.append(ThreadDeleted(thread["site_id"], thread["id"]))
         # Foreign keys cascade: threads, messages, outbox rows, reply tags.
         db.execute("DELETE FROM visitors WHERE id = ?", (visitor_id,))
-        # The caps on mail to addresses they gave stay (a day): erasing must not reset them.
+        # What protects the addresses they gave stays: the caps on mail to unconfirmed
+        # ones (a day), and suppressions (an unsubscribe is the address owner's wish,
+        # and the visitor may not be that owner): erasing must not reset either.
         db.execute(
             "UPDATE unconfirmed_sends SET visitor_id = NULL WHERE visitor_id = ?", (visitor_id,)
         )
-        if row["email"]:
-            db.execute("DELETE FROM suppressed WHERE address = lower(?)", (row["email"],))
         erased += len(threads)
     return erased, events

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import queue
+import threading
 from email.message import EmailMessage
 from typing import Any
 
@@ -23,10 +24,17 @@ class Sink:
         self.received: queue.Queue[EmailMessage] = queue.Queue()
         self.refuse = False
         self.count = 0
+        # `hold` given: each email is answered only once it is set (a slow server);
+        # `arrived` says one is waiting.
+        self.hold: threading.Event | None = None
+        self.arrived = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.refuse:
             return S550_REJECTED
+        if self.hold is not None:
+            self.arrived.set()
+            await asyncio.to_thread(self.hold.wait, 30)
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         message = email.message_from_bytes(raw, policy=email.policy.default)

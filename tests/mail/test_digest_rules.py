@@ -244,7 +244,7 @@ async def test_joining_keeps_one_digest_at_the_earlier_time(store: Store) -> Non
 async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: Store) -> None:
     set_owner(store, OWNER, notify="hourly")
     started = await store.start_thread("alpha", body="m1", client_id=None, name=None, page=None)
-    await store.set_contact(started.visitor, name=None, email="ann@example.com")
+    await store.set_contact(started.visitor, 0, name=None, email="ann@example.com")
     for n in range(2, 13):
         await visitor_says(store, started.thread.id, f"m{n} <i>")
     [digest] = pending(store, MailKind.DIGEST)

@@ -83,11 +83,11 @@ async def test_a_rotated_key_keeps_the_issued_tag(store: Store) -> None:
 
 async def test_a_changed_visitor_address_is_not_written_to(store: Store) -> None:
     started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    await store.set_contact(started.visitor, name=None, email="first@example.com")
+    await store.set_contact(started.visitor, 0, name=None, email="first@example.com")
     await store.add_message(
         started.thread.id, author=Author.OWNER, body="reply", via=Via.INBOX, client_id=None
     )
-    await store.set_contact(started.visitor, name=None, email="second@example.com")
+    await store.set_contact(started.visitor, 0, name=None, email="second@example.com")
     to_old = [i for i in await store.due_mail() if i.kind == MailKind.VISITOR]
     assert [i.recipient for i in to_old] == ["first@example.com"]
     assert await store.prepare_mail(to_old[0], None) is None

@@ -150,21 +150,45 @@ async def test_owner_erasures_leave_no_word_on_disk(
 
 
 @pytest.mark.parametrize("engine", ["postgres"], indirect=True)
-async def test_postgres_vacuums_what_an_erasure_deleted(relay: RunningRelay) -> None:
-    """Deleted rows stay as dead versions in their pages until VACUUM: the relay runs
-    it on the tables it erased from, rather than wait for autovacuum's threshold."""
-    started = await conversation(relay, [marker() for _ in range(5)])
+async def test_postgres_vacuums_and_rebuilds_the_search_index(relay: RunningRelay) -> None:
+    """Deleted rows stay as dead versions until VACUUM, which the relay runs on the tables
+    it erased from rather than wait for autovacuum; and a GIN index keeps every key it
+    ever held, so the search index is rebuilt: its file holds the words before, not after."""
+    words = [marker() for _ in range(5)]
+    started = await conversation(relay, words)
+    index_file = postgres_file(relay, "messages_search")
+    if index_file is None:
+        pytest.skip("the PostgreSQL server's files are not readable from here")
+    before = index_file.read_bytes()
+    assert any(word.encode() in before for word in (words[0], words[2], words[4]))
 
-    def vacuumed() -> bool:
+    def cleaned() -> bool:
         with relay.db() as db:
-            row = db.execute(
+            vacuumed = db.execute(
                 "SELECT last_vacuum FROM pg_stat_user_tables"
                 " WHERE relname = 'messages' AND schemaname = current_schema()"
             ).fetchone()
-        return row is not None and row[0] is not None
+        rebuilt = postgres_file(relay, "messages_search")
+        return vacuumed[0] is not None and rebuilt is not None and rebuilt != index_file
 
-    assert not vacuumed()
+    assert not cleaned()
     async with relay.client() as client:
         erased = await client.delete("/v1/thread", headers=bearer(started["token"]))  # type: ignore[arg-type]
     assert erased.status_code == 204
-    await wait_for(vacuumed, "VACUUM of messages after the erasure")
+    await wait_for(cleaned, "VACUUM and the search index rebuilt after the erasure")
+    rebuilt = postgres_file(relay, "messages_search")
+    assert rebuilt is not None
+    assert [word for word in words if word.encode() in rebuilt.read_bytes()] == []
+
+
+def postgres_file(relay: RunningRelay, relation: str) -> Path | None:
+    """The file of a relation, written out (CHECKPOINT), if this process can read it."""
+    with relay.db() as db:
+        db.execute("CHECKPOINT")
+        data = db.execute("SELECT current_setting('data_directory')").fetchone()[0]
+        path = Path(data) / db.execute("SELECT pg_relation_filepath(?)", (relation,)).fetchone()[0]
+    try:
+        path.read_bytes()
+    except OSError:
+        return None
+    return path

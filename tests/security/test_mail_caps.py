@@ -1,20 +1,24 @@
 """Using the relay to mail strangers. Anyone can open a chat and give any address, so an
 address its visitor has not confirmed gets one email a day at most, whichever visitor,
 site or kind of email asks (resume links, replies left unread), and one visitor gets
-mail sent to three unconfirmed addresses a day at most."""
+mail sent to three unconfirmed addresses a day at most. An address is its mailbox: a
++tag, or dots at Gmail, make no new one; erasing a chat lifts neither the cap nor an
+unsubscribe."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
 
+from tests.mail.conftest import mail_relay
 from tests.mail.smtp_sink import SinkServer
+from tests.mail.test_reply_loop import bounce
 from tests.pg import BOTH_ENGINES
 from tests.support import BETA_ORIGIN, RunningRelay, bearer, start_thread
 from tests.test_continuity import LINK
-
-pytestmark = BOTH_ENGINES
 
 VICTIM = "victim@example.com"
 
@@ -57,6 +61,7 @@ def sent_to(relay: RunningRelay, address: str) -> int:
         )
 
 
+@BOTH_ENGINES
 async def test_victim_decoy_victim_sends_the_victim_one_email(
     relay: RunningRelay, sink: SinkServer
 ) -> None:
@@ -69,6 +74,7 @@ async def test_victim_decoy_victim_sends_the_victim_one_email(
     assert sent_to(relay, VICTIM) == 1 and sink.sink.empty()
 
 
+@BOTH_ENGINES
 async def test_other_visitors_sites_and_an_erasure_reset_nothing(
     relay: RunningRelay, sink: SinkServer
 ) -> None:
@@ -82,11 +88,12 @@ async def test_other_visitors_sites_and_an_erasure_reset_nothing(
     third = await new_visitor(relay)
     assert await ask_link(relay, third, VICTIM.upper()) == 429  # any case
     with relay.db() as db:  # what the cap keeps of the address: a digest, no visitor
-        kept = db.execute("SELECT address_hash, visitor_id FROM unconfirmed_sends").fetchall()
+        kept = db.execute("SELECT mailbox, visitor_id FROM unconfirmed_sends").fetchall()
     assert [(len(h), v) for h, v in kept] == [(64, None)]
     assert VICTIM not in repr(kept)
 
 
+@BOTH_ENGINES
 async def test_a_visitor_reaches_three_unconfirmed_addresses_a_day(
     relay: RunningRelay, sink: SinkServer
 ) -> None:
@@ -98,6 +105,7 @@ async def test_a_visitor_reaches_three_unconfirmed_addresses_a_day(
     assert sent_to(relay, "person3@example.com") == 0
 
 
+@BOTH_ENGINES
 async def test_unread_replies_to_a_given_address_share_the_cap(
     relay: RunningRelay, sink: SinkServer
 ) -> None:
@@ -120,6 +128,7 @@ async def test_unread_replies_to_a_given_address_share_the_cap(
     assert sent_to(relay, VICTIM) == 1
 
 
+@BOTH_ENGINES
 async def test_an_address_the_visitor_confirmed_is_not_capped(
     relay: RunningRelay, sink: SinkServer
 ) -> None:
@@ -132,3 +141,101 @@ async def test_an_address_the_visitor_confirmed_is_not_capped(
         assert (await phone.post("/v1/resume", json={"token": found.group(2)})).is_success
     assert await ask_link(relay, token, "ann@example.com") == 202
     assert (await sink.sink.next())["To"] == "ann@example.com"
+
+
+@BOTH_ENGINES
+async def test_plus_tags_and_gmail_dots_reach_one_mailbox(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    first = await new_visitor(relay)
+    assert await ask_link(relay, first, "victim+1@example.com") == 202
+    await sink.sink.next()
+    for address in ("VICTIM+2@example.com", "victim@example.com"):
+        assert await ask_link(relay, await new_visitor(relay), address) == 429, address
+    assert await ask_link(relay, first, "j.doe@gmail.com") == 202
+    await sink.sink.next()
+    for address in ("jdoe+x@googlemail.com", "J.D.O.E@gmail.com"):
+        assert await ask_link(relay, await new_visitor(relay), address) == 429, address
+
+
+@BOTH_ENGINES
+async def test_an_erasure_while_the_email_is_on_its_way_resets_nothing(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    sink.sink.hold = threading.Event()  # a slow mail server: the email waits in SMTP
+    first = await new_visitor(relay)
+    assert await ask_link(relay, first, VICTIM) == 202
+    assert await asyncio.to_thread(sink.sink.arrived.wait, 10)
+    async with relay.client() as client:
+        assert (await client.delete("/v1/thread", headers=bearer(first))).status_code == 204
+    sink.sink.hold.set()
+    assert (await sink.sink.next())["To"] == VICTIM
+    assert await ask_link(relay, await new_visitor(relay), VICTIM) == 429
+
+
+@BOTH_ENGINES
+async def test_an_erasure_keeps_the_suppressions_of_the_addresses_given(
+    relay: RunningRelay,
+) -> None:
+    """An unsubscribe is the address owner's: a stranger who types that address into a
+    chat, then erases the chat, must not lift it."""
+    unsubscribe = relay.tokens.unsubscribe_token(VICTIM, "alpha")
+    async with relay.client(origin=None) as client:
+        assert (await client.post(f"/v1/unsubscribe/{unsubscribe}")).is_success
+    token = await new_visitor(relay)
+    async with relay.client() as client:
+        contact = {"email": VICTIM}
+        assert (
+            await client.post("/v1/thread/contact", headers=bearer(token), json=contact)
+        ).is_success
+        assert (await client.delete("/v1/thread", headers=bearer(token))).status_code == 204
+    assert await ask_link(relay, await new_visitor(relay), VICTIM) == 429
+    with relay.db() as db:
+        assert db.execute("SELECT address FROM suppressed").fetchall()[0][0] == VICTIM
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+async def test_two_relays_share_the_cap(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer
+) -> None:
+    """Relays on one database: the email that goes takes the mailbox's day before it
+    leaves, so the other relay sees it taken while it is still on its way."""
+    settings = {"smtp_url": sink.url, "reply_domain": "reply.example", "owner_notify_delay": 3600}
+    one, two = make_relay(**settings), make_relay(**settings)
+    sink.sink.hold = threading.Event()
+    assert await ask_link(one, await new_visitor(one), VICTIM) == 202
+    assert await asyncio.to_thread(sink.sink.arrived.wait, 10)
+    assert await ask_link(two, await new_visitor(two), VICTIM) == 429
+    sink.sink.hold.set()
+    assert (await sink.sink.next())["To"] == VICTIM
+    assert sent_to(two, VICTIM) == 1
+
+
+@BOTH_ENGINES
+async def test_a_forged_bounce_cannot_silence_an_address(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer
+) -> None:
+    """Anyone can send a bounce. One counts only if it quotes an email we sent, which its
+    thread id (known to that email's reader and the owner) proves, not the outbox number
+    (counted up: guessable)."""
+    relay = mail_relay(make_relay, sink, owner_notify_delay=3600)
+    async with relay.client() as client:
+        started = await start_thread(client, "hi")
+        contact = {"email": "ann@example.com"}
+        headers = bearer(started["token"])
+        assert (await client.post("/v1/thread/contact", headers=headers, json=contact)).is_success
+        reply = await client.post(
+            f"/v1/owner/threads/{started['thread']['id']}/messages",
+            headers=bearer(relay.owner_token()),
+            json={"body": "Yes"},
+        )
+        assert reply.is_success
+    real = (await sink.sink.next())["Message-ID"]
+    outbox_id = real.split(".")[1]
+    for n, guess in enumerate([f"<outbox.{outbox_id}.t_guessed@r.e>", "<outbox.1.x@r.e>"]):
+        await asyncio.to_thread(bounce, relay, "ann@example.com", guess, n)
+    with relay.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM suppressed").fetchone()[0] == 0
+    await asyncio.to_thread(bounce, relay, "ann@example.com", real, 9)  # the real one counts
+    with relay.db() as db:
+        assert db.execute("SELECT address FROM suppressed").fetchall()[0][0] == "ann@example.com"

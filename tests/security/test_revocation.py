@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+from relay.errors import InvalidToken
 from tests.mail.smtp_sink import SinkServer
 from tests.pg import BOTH_ENGINES
 from tests.support import RunningRelay, bearer, free_port, start_thread
@@ -59,3 +62,51 @@ async def test_a_link_still_queued_when_signing_out_is_never_sent(
             "SELECT status, last_error FROM outbox WHERE kind = 'resume_link'"
         ).fetchall()
     assert [tuple(row) for row in rows] == [("cancelled", "signed out everywhere")]
+
+
+async def test_signing_out_forgets_the_address_left_for_replies(
+    make_relay: Callable[..., RunningRelay], sink: SinkServer
+) -> None:
+    """Whoever held a token may have left their own address for replies: after signing
+    out everywhere no reply, and no link in one, goes there."""
+    relay = make_relay(
+        smtp_url=sink.url, reply_domain="reply.example", owner_notify_delay=3600,
+        visitor_notify_delay=3600,
+    )  # fmt: skip
+    async with relay.client() as client:
+        started = await start_thread(client, "hi")
+        thief = {"email": "thief@evil.example"}
+        token = bearer(started["token"])
+        assert (await client.post("/v1/thread/contact", headers=token, json=thief)).is_success
+        owner = bearer(relay.owner_token())
+        replies = f"/v1/owner/threads/{started['thread']['id']}/messages"
+        assert (await client.post(replies, headers=owner, json={"body": "one"})).is_success
+    await sign_out_everywhere(relay, started["token"])
+    async with relay.client() as client:
+        assert (await client.post(replies, headers=owner, json={"body": "two"})).is_success
+    with relay.db() as db:
+        assert db.execute("SELECT email FROM visitors").fetchone()[0] is None
+        rows = db.execute("SELECT status FROM outbox WHERE kind = 'visitor_notify'").fetchall()
+    assert [row[0] for row in rows] == ["cancelled"]  # the one queued before; none after
+
+
+async def test_writes_that_race_a_sign_out_are_refused(
+    make_relay: Callable[..., RunningRelay],
+) -> None:
+    """A request checked before the sign-out committed, writing after it: the store checks
+    the token's epoch again inside the write."""
+    relay = make_relay(smtp_url=f"smtp://127.0.0.1:{free_port()}", reply_domain="reply.example")
+    async with relay.client() as client:
+        started = await start_thread(client, "hi")
+    await sign_out_everywhere(relay, started["token"])
+    store = relay.services.store
+    thread = await relay.call(store.get_thread(started["thread"]["id"]))
+    with pytest.raises(InvalidToken):
+        await relay.call(store.request_resume_link(thread, 0, "ann@example.com", "/"))
+    with pytest.raises(InvalidToken):
+        await relay.call(store.set_contact(thread.visitor, 0, name=None, email="a@b.c"))
+    with relay.db() as db:
+        assert (
+            db.execute("SELECT COUNT(*) FROM outbox WHERE kind = 'resume_link'").fetchone()[0] == 0
+        )
+        assert db.execute("SELECT email FROM visitors").fetchone()[0] is None
