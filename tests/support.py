@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -203,6 +204,16 @@ async def start_thread(
     response = await client.post(f"/v1/sites/{site}/threads", json={"body": body, **extra})
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def tampered(token: str) -> str:
+    """A signed token (or a URL ending in one) with one byte of its signature flipped:
+    never valid. Replacing its last characters instead can land on the same bytes, one
+    time in a thousand: the last base64 character carries padding bits."""
+    head, _, signature = token.rpartition(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[0] ^= 0xFF
+    return f"{head}.{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
 
 
 def bearer(token: str) -> dict[str, str]:
