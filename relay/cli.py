@@ -18,6 +18,7 @@ from relay.commands import (
     run_keygen,
     run_mail_inspect,
     run_mail_status,
+    run_mail_unsuppress,
     run_migrate,
     run_owner_login,
     run_owner_logout,
@@ -223,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Outgoing mail: counts, failures, suppressed addresses.",
         parent=mail_commands,
     )
+    unsuppress = command(
+        "unsuppress",
+        run_mail_unsuppress,
+        "Write to an address again that unsubscribed or bounced (its owner asks).",
+        parent=mail_commands,
+    )
+    unsuppress.add_argument("address", help="The address (any spelling of its mailbox).")
     inspect_cmd = command(
         "inspect",
         run_mail_inspect,

@@ -351,6 +351,13 @@ def run_mail_status(args: argparse.Namespace) -> None:
         print(f"suppressed\t{entry['address']}\t{entry['reason']}\tsince {entry['created_at']}")
 
 
+def run_mail_unsuppress(args: argparse.Namespace) -> None:
+    lifted = with_store(load_config(args), lambda store: store.unsuppress(args.address))
+    if not lifted:
+        raise CommandError(f"{args.address!r} is not suppressed (see `porch mail status`)")
+    print(f"Lifted {lifted} suppression(s): {args.address} gets mail again.")
+
+
 def run_mail_inspect(args: argparse.Namespace) -> None:
     from relay.mail.reading import UnreadableEmail, inspect
 

@@ -34,6 +34,7 @@ HOUR = 3600.0
 # match too. An outbox id has at most 18 digits (it fits 63 bits); a longer run in a
 # forged bounce is not ours, and int() of 5,000 digits would raise.
 OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.([A-Za-z0-9_-]{1,64})@")
+MAX_QUOTED_IDS = 3  # a real bounce quotes the one email it returns
 # An owner answering by hand writes a few emails an hour per conversation; a loop
 # between two robots writes hundreds. These caps stop the second, never the first.
 REPLIES_PER_THREAD_PER_HOUR = 30
@@ -139,10 +140,12 @@ class Pipeline:
 
     async def _bounce(self, mail: Inspection, raw: bytes) -> None:
         """Stop writing to an address that bounced for good, but only when the bounce
-        returns an email we really sent to it: anyone can write a fake bounce."""
+        returns an email we really sent to it: anyone can write a fake bounce
+        (store.hard_bounce says what one can and cannot do)."""
         if not mail.hard_bounce or not mail.bounced:  # it must say which address failed
             return
-        for outbox_id, about in set(OUR_MESSAGE_ID.findall(raw)):
+        quoted = list(dict.fromkeys(OUR_MESSAGE_ID.findall(raw)))[:MAX_QUOTED_IDS]
+        for outbox_id, about in quoted:
             sent = await self.store.outbox_recipient(int(outbox_id))
             if sent is None:
                 continue
@@ -152,7 +155,7 @@ class Pipeline:
             if kind in MailKind.TO_OWNERS:  # an owner's mailbox is the owner's to fix
                 log.warning("mail to owner address %s bounced for good", recipient)
                 continue
-            await self.store.suppress([recipient], "hard_bounce")
+            await self.store.hard_bounce(recipient)
 
     async def _sender_allowed(self, sender: str | None, recipient: str, thread_id: str) -> bool:
         """From must be whom the tag was issued to (still an owner of the site), an

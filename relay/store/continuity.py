@@ -13,6 +13,7 @@ from relay.store.outbox_rows import (
     MailKind,
     MailQueued,
     is_suppressed,
+    release_unconfirmed,
     unconfirmed_refusal,
 )
 from relay.store.rows import Db, thread_from_row
@@ -37,7 +38,13 @@ class ContinuityStore:
             still_signed_in(db, thread.visitor, epoch)
             if is_suppressed(db, email):
                 raise RateLimited("this address asked us not to write to it", retry_after=3600)
-            refusal = unconfirmed_refusal(db, thread.visitor, email)
+            # Asking again while the link still waits to go joins it: its day is its own.
+            waiting = db.execute(
+                "SELECT id FROM outbox WHERE kind = ? AND thread_id = ? AND recipient = ?"
+                " AND status IN ('pending', 'sending')",
+                (MailKind.RESUME, thread.id, email),
+            ).fetchone()
+            refusal = unconfirmed_refusal(db, thread.visitor, email, waiting[0] if waiting else 0)
             if refusal is not None:
                 raise RateLimited(
                     f"{refusal}: open that email's link first (it confirms the address), "
@@ -50,7 +57,7 @@ class ContinuityStore:
                 (email, email, thread.visitor),
             )
             now = utc_now()
-            asked = {"page": page, "epoch": epoch}  # sent only if still signed in then
+            asked = {"page": page}
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -93,6 +100,7 @@ class ContinuityStore:
                 " AND (email IS NULL OR lower(email) = ?)",
                 (email, utc_now(), visitor, email),
             )
+            release_unconfirmed(db, address=email)
             return (thread_from_row(row), row["token_epoch"]), []
 
         return await self._write(op)  # type: ignore[no-any-return]

@@ -31,7 +31,9 @@ from relay.store.outbox_rows import (
     is_suppressed,
     issued_reply_tag,
     later,
+    mailbox_key,
     notify_mode,
+    release_unconfirmed,
     unconfirmed_refusal,
 )
 from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_from_row
@@ -206,12 +208,7 @@ class MailStore:
                 return None, []
             if item.kind == MailKind.RESUME:
                 asked = json.loads(status[1] or "{}")
-                refusal = (
-                    "signed out everywhere since it was asked for"
-                    if asked.get("epoch", 0) != row["token_epoch"]
-                    else claim_unconfirmed(db, thread.visitor, item.recipient, item.id)
-                )
-                if refusal:
+                if refusal := claim_unconfirmed(db, thread.visitor, item.recipient, item.id):
                     cancel(db, item.id, refusal)
                     return None, []
                 claim(db, item.id)
@@ -317,6 +314,7 @@ class MailStore:
                 " updated_at = ? WHERE id = ?",
                 (error[:500], utc_now(), item.id),
             )
+            release_unconfirmed(db, outbox_id=item.id)  # it never left: no day used up
             return None, []
 
         await self._write(op)
@@ -388,21 +386,66 @@ class MailStore:
         """Never write to these again (hard bounce, unsubscribe); pending mail is dropped."""
 
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            now = utc_now()
             for address in {a.lower() for a in addresses}:
-                db.execute(
-                    "INSERT INTO suppressed (address, reason, created_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    (address, reason, now),
-                )
-                db.execute(
-                    "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
-                    " WHERE recipient = ? AND status = 'pending'",
-                    (f"address suppressed: {reason}", now, address),
-                )
+                _suppress(db, address, reason)
             return None, []
 
         await self._write(op)
+
+    async def hard_bounce(self, address: str) -> None:
+        """An email we sent to `address` bounced for good. An address a visitor confirmed
+        (opened one of our links) is suppressed. An unconfirmed one is forgotten by the
+        visitors who typed it, and its waiting mail dropped, but not suppressed: whoever
+        had a link sent to a stranger knows its Message-ID, and could forge its bounce
+        to switch the stranger's mail off for good."""
+
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
+            confirmed = db.execute(
+                "SELECT 1 FROM visitors WHERE lower(email) = ? AND email_verified_at IS NOT NULL",
+                (address.lower(),),
+            ).fetchone()
+            if confirmed:
+                _suppress(db, address, "hard_bounce")
+                return None, []
+            db.execute(
+                "UPDATE visitors SET email = NULL WHERE lower(email) = ?"
+                " AND email_verified_at IS NULL",
+                (address.lower(),),
+            )
+            _cancel_pending(db, address, "the address bounced")
+            return None, []
+
+        await self._write(op)
+
+    async def unsuppress(self, address: str) -> int:
+        """Write to this mailbox again (its owner asks, or a bounce was wrong): how many
+        suppressions of it were lifted."""
+
+        def op(db: Db) -> tuple[int, list[StoreEvent]]:
+            lifted = db.execute(
+                "DELETE FROM suppressed WHERE mailbox = ? OR address = ?",
+                (mailbox_key(address), address.lower()),
+            )
+            return lifted.rowcount, []
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+
+def _suppress(db: Db, address: str, reason: str) -> None:
+    db.execute(
+        "INSERT INTO suppressed (address, mailbox, reason, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (address.lower(), mailbox_key(address), reason, utc_now()),
+    )
+    _cancel_pending(db, address, f"address suppressed: {reason}")
+
+
+def _cancel_pending(db: Db, address: str, reason: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
+        " WHERE recipient = ? AND status = 'pending'",
+        (reason, utc_now(), address.lower()),
+    )
 
 
 def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:

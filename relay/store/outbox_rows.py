@@ -55,7 +55,12 @@ def notify_mode(db: Db, address: str) -> str:
 
 
 def is_suppressed(db: Db, address: str) -> bool:
-    found = db.execute("SELECT 1 FROM suppressed WHERE address = ?", (address.lower(),))
+    """Whether this address, or another spelling of its mailbox, asked for no mail (or
+    bounced for good). Rows from before migration 0006 hold the address only."""
+    found = db.execute(
+        "SELECT 1 FROM suppressed WHERE mailbox = ? OR address = ?",
+        (mailbox_key(address), address.lower()),
+    )
     return found.fetchone() is not None
 
 
@@ -93,17 +98,26 @@ def claim_unconfirmed(db: Db, visitor: str, address: str, outbox_id: int) -> str
     refusal = _refusal(db, visitor, address, outbox_id)
     if refusal is not None:
         return refusal
-    now = utc_now()
-    db.execute("DELETE FROM unconfirmed_sends WHERE sent_at <= ?", (later(-UNCONFIRMED_WINDOW),))
     taken = db.execute(
         "INSERT INTO unconfirmed_sends (mailbox, visitor_id, outbox_id, sent_at)"
         " VALUES (?, ?, ?, ?) ON CONFLICT (mailbox) DO UPDATE SET"
         " visitor_id = excluded.visitor_id, outbox_id = excluded.outbox_id,"
-        " sent_at = excluded.sent_at WHERE unconfirmed_sends.outbox_id = excluded.outbox_id"
-        " RETURNING mailbox",
-        (mailbox_key(address), visitor, outbox_id, now),
+        " sent_at = excluded.sent_at WHERE unconfirmed_sends.sent_at <= ?"
+        " OR unconfirmed_sends.outbox_id = excluded.outbox_id RETURNING mailbox",
+        (mailbox_key(address), visitor, outbox_id, utc_now(), later(-UNCONFIRMED_WINDOW)),
     ).fetchone()
     return None if taken else "another email to this address was sent just now"
+
+
+def release_unconfirmed(
+    db: Db, *, outbox_id: int | None = None, address: str | None = None
+) -> None:
+    """The day's email is given back: it never left (its send failed for good), or the
+    address was confirmed (who opened the link reads that mailbox: no cap protects it)."""
+    if outbox_id is not None:
+        db.execute("DELETE FROM unconfirmed_sends WHERE outbox_id = ?", (outbox_id,))
+    if address is not None:
+        db.execute("DELETE FROM unconfirmed_sends WHERE mailbox = ?", (mailbox_key(address),))
 
 
 def _confirmed(db: Db, visitor: str, address: str) -> bool:

@@ -69,11 +69,38 @@ LISTEN_RETRY_MAX = 5.0  # seconds between attempts to listen again
 # even once no row has it: the search index is rebuilt (README: Erasure).
 ERASED_TABLES = "messages, threads, visitors, outbox, reply_tags"
 SEARCH_INDEX = "messages_search"
+ERASURE_LOCK_RETRY = 0.5  # seconds between tries for the lock another relay's clean-up holds
 VACUUM_TIMEOUT = 120.0  # seconds; a store that closes waits this long for one to finish
 
 # What says the database, not the statement, failed: the connection is gone, or the
 # server is shutting down or starting (SQLSTATE classes 08 and 57).
 UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)
+
+
+async def _clean_after_erasure(conn: asyncpg.Connection) -> None:
+    """VACUUM the erased-from tables, then rebuild the search index. One relay at a time
+    (a lock of the database's: two concurrent rebuilds deadlock each other), waiting its
+    turn rather than skipping it, since the other may have started before this erasure.
+    A rebuild that failed (a timeout, a deadlock) leaves an invalid copy that every
+    insert still updates: dropped first, without a lock that would stop the relays."""
+    # A session lock: it goes with the connection, however this ends. Tried, not waited
+    # for: a session blocked in pg_advisory_lock() holds a snapshot, and the holder's
+    # REINDEX CONCURRENTLY waits for every snapshot to end: a deadlock.
+    while not await conn.fetchval(  # noqa: ASYNC110 - another process's lock: no event
+        "SELECT pg_try_advisory_lock(hashtext('porch erasure ' || current_schema()))"
+    ):
+        await asyncio.sleep(ERASURE_LOCK_RETRY)
+    await conn.execute(f"VACUUM {ERASED_TABLES}", timeout=VACUUM_TIMEOUT)
+    leftovers = await conn.fetch(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE NOT i.indisvalid AND c.relname LIKE $1"
+        " AND c.relnamespace = current_schema()::regnamespace",
+        f"{SEARCH_INDEX}_ccnew%",
+    )
+    for leftover in leftovers:
+        await conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{leftover[0]}"')
+    # CONCURRENTLY: searches and writes go on while it builds.
+    await conn.execute(f"REINDEX INDEX CONCURRENTLY {SEARCH_INDEX}", timeout=VACUUM_TIMEOUT)
 
 
 def shown_url(url: str) -> str:
@@ -148,8 +175,11 @@ class PostgresStore(Store):
         return PgConnection(conn)
 
     async def _disconnect(self) -> None:
-        if self._vacuum is not None:  # an erasure is finished only once it is vacuumed
-            await self._vacuum
+        if self._vacuum is not None:  # an erasure is finished only once it is cleaned up
+            try:
+                await asyncio.wait_for(self._vacuum, VACUUM_TIMEOUT)
+            except TimeoutError:
+                log.warning("stopped waiting for the clean-up after an erasure")
         if self._listener_task is not None:
             self._listener_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,20 +209,11 @@ class PostgresStore(Store):
             try:
                 conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
                 try:
-                    await conn.execute(f"VACUUM {ERASED_TABLES}", timeout=VACUUM_TIMEOUT)
-                    # CONCURRENTLY: searches and writes go on while it builds. One that
-                    # fails leaves its half-built copy behind: dropped, the next retries.
-                    try:
-                        await conn.execute(
-                            f"REINDEX INDEX CONCURRENTLY {SEARCH_INDEX}", timeout=VACUUM_TIMEOUT
-                        )
-                    except asyncpg.PostgresError:
-                        await conn.execute(f"DROP INDEX IF EXISTS {SEARCH_INDEX}_ccnew")
-                        raise
+                    await _clean_after_erasure(conn)
                 finally:
                     await conn.close()
             except Exception as error:  # the erasure stands; the next one tries again
-                log.warning("cleaning up after an erasure failed: %s", error)
+                log.warning("cleaning up after an erasure failed: %r", error)
             if not self._vacuum_again:
                 return
 

@@ -5,6 +5,7 @@ the relay's SMTP ingress, and only the new text appears live in the widget."""
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -222,9 +223,42 @@ async def test_hard_bounce_of_our_email_stops_mail_to_that_address(
         )
     to_visitor = await sink.sink.next()
     assert to_visitor["To"] == "ann@example.com"
+    # Ann opens the email's link: the address is confirmed hers (an unconfirmed one
+    # is only forgotten: see the next test).
+    link = re.search(r"#porch=(\S+)", to_visitor.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert link is not None
+    async with loop_relay.client() as phone:
+        assert (await phone.post("/v1/resume", json={"token": link.group(1)})).is_success
     await asyncio.to_thread(bounce, loop_relay, "ann@example.com", to_visitor["Message-ID"])
     assert suppressed(loop_relay) == {"ann@example.com": "hard_bounce"}
     assert inbound_verdicts(loop_relay) == ["bounce"]
+
+
+async def test_hard_bounce_of_an_unconfirmed_address_forgets_it(
+    loop_relay: RunningRelay, sink: SinkServer
+) -> None:
+    """Not suppressed: who typed a stranger's address could forge its bounce. Forgotten
+    by the visitor who typed it, so nothing more is sent there."""
+    started, _ = await conversation(loop_relay, sink)
+    thread = started["thread"]["id"]
+    async with loop_relay.client() as client:
+        contact = {"email": "typo@example.com"}
+        await client.post("/v1/thread/contact", headers=bearer(started["token"]), json=contact)
+        owner = bearer(loop_relay.owner_token())
+        reply = {"body": "Yes!"}
+        await client.post(f"/v1/owner/threads/{thread}/messages", headers=owner, json=reply)
+        to_visitor = await sink.sink.next()
+        await asyncio.to_thread(bounce, loop_relay, "typo@example.com", to_visitor["Message-ID"])
+        again = {"body": "Still there?"}
+        await client.post(f"/v1/owner/threads/{thread}/messages", headers=owner, json=again)
+    assert suppressed(loop_relay) == {}
+    with loop_relay.db() as db:
+        assert db.execute("SELECT email FROM visitors").fetchone()[0] is None
+        kinds = [
+            r[0]
+            for r in db.execute("SELECT kind FROM outbox WHERE recipient = ?", (contact["email"],))
+        ]
+    assert kinds == ["visitor_notify"]  # the first reply's, and nothing after the bounce
 
 
 async def test_forged_bounces_suppress_nothing(loop_relay: RunningRelay, sink: SinkServer) -> None:

@@ -192,3 +192,56 @@ def postgres_file(relay: RunningRelay, relation: str) -> Path | None:
     except OSError:
         return None
     return path
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+async def test_postgres_rebuilds_once_at_a_time_and_drops_a_failed_copy(
+    make_relay: Callable[..., RunningRelay], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two relays erasing at once would deadlock two rebuilds: they take turns. A rebuild
+    that failed earlier (a timeout) left an invalid copy that every insert still
+    updates, erased words included: it is dropped."""
+    one, two = make_relay(), make_relay()
+    with one.db() as db:  # what a failed REINDEX CONCURRENTLY leaves behind
+        db.execute(
+            "CREATE INDEX messages_search_ccnew ON messages"
+            " USING gin (to_tsvector('simple', fold(body)))"
+        )
+        db.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+            " (current_schema() || '.messages_search_ccnew')::regclass"
+        )
+    first = await conversation(one, [marker() for _ in range(5)])
+    second = await conversation(two, [marker() for _ in range(5)])
+
+    async def erase(relay: RunningRelay, started: dict[str, object]) -> int:
+        async with relay.client() as client:
+            response = await client.delete("/v1/thread", headers=bearer(started["token"]))  # type: ignore[arg-type]
+        return response.status_code
+
+    before = postgres_file(one, "messages_search")
+    assert await asyncio.gather(erase(one, first), erase(two, second)) == [204, 204]
+
+    def indexes() -> list[tuple[str, bool]]:
+        with one.db() as db:
+            return [
+                (row[0], bool(row[1]))
+                for row in db.execute(
+                    "SELECT c.relname, i.indisvalid FROM pg_index i"
+                    " JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE c.relname LIKE 'messages_search%'"
+                    " AND c.relnamespace = current_schema()::regnamespace"
+                )
+            ]
+
+    await wait_for(
+        lambda: (
+            indexes() == [("messages_search", True)]
+            and postgres_file(one, "messages_search") != before
+        ),
+        "one valid search index, rebuilt",
+    )
+    for relay in (one, two):
+        relay.stop()  # each waits for its own clean-up
+    failed = [r.getMessage() for r in caplog.records if "erasure failed" in r.getMessage()]
+    assert failed == []

@@ -8,16 +8,24 @@ unsubscribe."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from collections.abc import Callable
 
 import pytest
 
-from tests.mail.conftest import mail_relay
+from tests.mail.conftest import eventually, mail_relay
 from tests.mail.smtp_sink import SinkServer
 from tests.mail.test_reply_loop import bounce
 from tests.pg import BOTH_ENGINES
-from tests.support import BETA_ORIGIN, RunningRelay, bearer, start_thread
+from tests.support import (
+    BETA_ORIGIN,
+    RunningRelay,
+    bearer,
+    porch_command,
+    relay_env,
+    start_thread,
+)
 from tests.test_continuity import LINK
 
 VICTIM = "victim@example.com"
@@ -236,6 +244,68 @@ async def test_a_forged_bounce_cannot_silence_an_address(
         await asyncio.to_thread(bounce, relay, "ann@example.com", guess, n)
     with relay.db() as db:
         assert db.execute("SELECT COUNT(*) FROM suppressed").fetchone()[0] == 0
-    await asyncio.to_thread(bounce, relay, "ann@example.com", real, 9)  # the real one counts
+    # The real one counts; ann@ was never confirmed, so it is forgotten, not suppressed
+    # (the visitor who had a link sent to a stranger knows its Message-ID).
+    await asyncio.to_thread(bounce, relay, "ann@example.com", real, 9)
     with relay.db() as db:
-        assert db.execute("SELECT address FROM suppressed").fetchall()[0][0] == "ann@example.com"
+        assert db.execute("SELECT COUNT(*) FROM suppressed").fetchone()[0] == 0
+        assert db.execute("SELECT email FROM visitors").fetchone()[0] is None
+
+
+@BOTH_ENGINES
+async def test_opening_a_link_gives_the_mailbox_its_day_back(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    """The cap protects strangers; who opened the link reads that mailbox. Signing out
+    everywhere forgets the address, and typing it again must not find it capped."""
+    token = await new_visitor(relay)
+    assert await ask_link(relay, token, "ann@example.com") == 202
+    found = LINK.search((await sink.sink.next()).get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert found is not None
+    async with relay.client() as phone:
+        opened = await phone.post("/v1/resume", json={"token": found.group(2)})
+        fresh = opened.json()["token"]
+        out = await phone.post(
+            "/v1/thread/sign-out", headers=bearer(fresh), json={"everywhere": True}
+        )
+        assert out.status_code == 204
+    assert await ask_link(relay, await new_visitor(relay), "ann@example.com") == 202
+    assert (await sink.sink.next())["To"] == "ann@example.com"
+
+
+@BOTH_ENGINES
+async def test_an_email_that_never_left_uses_no_day(relay: RunningRelay, sink: SinkServer) -> None:
+    sink.sink.refuse = True  # our own mail server refuses it for good (550)
+    token = await new_visitor(relay)
+    assert await ask_link(relay, token, VICTIM) == 202
+    await eventually(lambda: link_status(relay) == "failed", "the link to fail for good")
+    sink.sink.refuse = False
+    assert await ask_link(relay, token, VICTIM) == 202
+    assert (await sink.sink.next())["To"] == VICTIM
+
+
+def link_status(relay: RunningRelay) -> str | None:
+    with relay.db() as db:
+        found = db.execute("SELECT status FROM outbox WHERE kind = 'resume_link'").fetchone()
+    return found[0] if found else None
+
+
+@BOTH_ENGINES
+async def test_an_unsubscribe_holds_for_every_spelling_of_the_mailbox(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    unsubscribe = relay.tokens.unsubscribe_token("ann@gmail.com", "alpha")
+    async with relay.client(origin=None) as client:
+        assert (await client.post(f"/v1/unsubscribe/{unsubscribe}")).is_success
+    for spelling in ("a.nn+x@gmail.com", "ANN@googlemail.com"):
+        assert await ask_link(relay, await new_visitor(relay), spelling) == 429, spelling
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*porch_command(), "mail", "unsuppress", "A.NN@gmail.com"],
+        env=relay_env(relay),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "Lifted 1 suppression(s)" in result.stdout
+    assert await ask_link(relay, await new_visitor(relay), "ann@gmail.com") == 202
