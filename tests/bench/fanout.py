@@ -36,7 +36,7 @@ from tests.bench.harness import (
     log,
     percentile,
 )
-from tests.bench.latency import LATE_LIMIT, Probe, paced
+from tests.bench.latency import LATE_LIMIT, Probe, paced, probe_id
 
 RATE = 1000.0  # messages per second, all visitors together
 THREADS = 500  # one visitor socket each
@@ -73,7 +73,7 @@ class Setup:
         self.owner = await clients.owner(self.relays[-1])
 
     def on_message(self, message: dict[str, Any], now: float) -> None:
-        client_id = message.get("client_id") or ""
+        client_id = probe_id(message) or ""
         if client_id in self.probe.sent:
             self.sent_at[client_id] = self.probe.sent[client_id]
         self.probe.arrived(client_id, now)

@@ -35,7 +35,7 @@ from tests.bench.harness import (
     log,
     percentile,
 )
-from tests.bench.latency import LATE_LIMIT, Probe, paced
+from tests.bench.latency import LATE_LIMIT, Probe, paced, probe_id
 from tests.bench.memory import check_fd_limit, echo_growth
 
 IDLE = 5000
@@ -82,7 +82,7 @@ async def measure(engine: str, database_url: str = "") -> Result:
         idle: list[ClientConnection] = []
 
         def on_message(message: dict[str, Any], now: float) -> None:
-            probe.arrived(message.get("client_id"), now)
+            probe.arrived(probe_id(message), now)
 
         try:
             async with asyncio.TaskGroup() as group:

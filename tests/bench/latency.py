@@ -41,9 +41,21 @@ LATE_LIMIT = 0.002  # seconds, p99 of how late the scheduler sent
 assert COUNT // SOCKETS + 1 < FRAMES_PER_MINUTE  # the relay's fixed per-socket cap
 
 
+# A probe's body names it: the owner's socket does not see a visitor's client_id (it
+# is the visitor's secret), so the body is what the arrival is known by.
+PROBE_BODY = "latency probe "
+
+
+def probe_id(message: dict[str, Any]) -> str | None:
+    """The probe a message on the owner's socket is (None: not a probe)."""
+    body = message.get("body") or ""
+    return body.removeprefix(PROBE_BODY) if body.startswith(PROBE_BODY) else None
+
+
 @dataclass
 class Probe:
-    """Send times by client_id, and the latencies of those that arrived."""
+    """Send times by probe id (the client_id, also in the body), and the latencies of
+    those that arrived."""
 
     sent: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
@@ -103,7 +115,7 @@ async def paced(
             # Sleep until the planned time, not for a fixed step: lateness never adds up.
             await asyncio.sleep(delay)
         cid = f"{tag}-{i}"
-        frame = clients.dumps({"type": "send", "body": f"latency probe {i}", "client_id": cid})
+        frame = clients.dumps({"type": "send", "body": PROBE_BODY + cid, "client_id": cid})
         now = time.perf_counter()
         probe.lateness.append(loop.time() - due)
         probe.sent[cid] = now
@@ -129,7 +141,7 @@ async def measure(relay: servers.Relay, echo: servers.Server) -> tuple[Probe, Pr
     ours, base = Probe(), Probe()
 
     def on_message(message: dict[str, Any], now: float) -> None:
-        ours.arrived(message.get("client_id"), now)
+        ours.arrived(probe_id(message), now)
 
     try:
         async with asyncio.TaskGroup() as group:
