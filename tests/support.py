@@ -274,6 +274,19 @@ def porch_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def make_idle(relay: RunningRelay, days: int) -> None:
+    """The site keeps conversations `days` days; every thread was last active in 2020."""
+    with relay.db() as db:
+        db.execute("UPDATE threads SET updated_at = '2020-01-01T00:00:00.000Z'")
+        settings = json.loads(
+            db.execute("SELECT settings FROM sites WHERE id = 'alpha'").fetchone()[0]
+        )
+        db.execute(
+            "UPDATE sites SET settings = ? WHERE id = 'alpha'",
+            (json.dumps({**settings, "retention_days": days}),),
+        )
+
+
 def relay_env(relay: RunningRelay) -> dict[str, str]:
     """porch_env for CLI commands against this relay's database, whichever engine."""
     url = relay.config.database_url

@@ -10,7 +10,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.pg import BOTH_ENGINES
-from tests.support import RunningRelay, bearer, open_live, porch_command, relay_env, start_thread
+from tests.support import (
+    RunningRelay,
+    bearer,
+    make_idle,
+    open_live,
+    porch_command,
+    relay_env,
+    start_thread,
+)
 
 pytestmark = BOTH_ENGINES
 
@@ -86,16 +94,8 @@ async def test_owner_commands_export_delete_and_purge(relay: RunningRelay) -> No
         json.loads(exported.stdout)[0]["threads"][0]["messages"][0]["body"]
         == "My order: 2 baguettes"
     )
-    # Retention: make the thread look 40 days idle, on a site that keeps 30.
-    with relay.db() as db:
-        db.execute("UPDATE threads SET updated_at = '2020-01-01T00:00:00.000Z'")
-        settings = json.loads(
-            db.execute("SELECT settings FROM sites WHERE id = 'alpha'").fetchone()[0]
-        )
-        db.execute(
-            "UPDATE sites SET settings = ? WHERE id = 'alpha'",
-            (json.dumps({**settings, "retention_days": 30}),),
-        )
+    # Retention: make the thread look idle for years, on a site that keeps 30 days.
+    make_idle(relay, days=30)
     dry = porch("purge", "--dry-run")
     assert "would erase\talpha" in dry.stdout and rows_left(relay)["threads"] == 1
     assert porch("purge").returncode == 0

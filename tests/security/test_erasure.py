@@ -9,7 +9,6 @@ erased from (README: Privacy)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 import uuid
@@ -21,6 +20,7 @@ import pytest
 from tests.support import (
     RunningRelay,
     bearer,
+    make_idle,
     porch_command,
     relay_env,
     start_relay,
@@ -88,19 +88,6 @@ def porch(relay: RunningRelay, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*porch_command(), *args], env=relay_env(relay), capture_output=True, text=True, timeout=60
     )
-
-
-def make_idle(relay: RunningRelay, days: int) -> None:
-    """The site keeps conversations `days` days; every thread was last active in 2020."""
-    with relay.db() as db:
-        db.execute("UPDATE threads SET updated_at = '2020-01-01T00:00:00.000Z'")
-        settings = json.loads(
-            db.execute("SELECT settings FROM sites WHERE id = 'alpha'").fetchone()[0]
-        )
-        db.execute(
-            "UPDATE sites SET settings = ? WHERE id = 'alpha'",
-            (json.dumps({**settings, "retention_days": days}),),
-        )
 
 
 async def test_a_visitor_erasing_their_data_leaves_no_word_on_disk(relay: RunningRelay) -> None:
