@@ -103,7 +103,7 @@ class Store(MailStore, DigestStore, ContinuityStore, PrivacyStore, InboxStore):
 
     async def _scrub(self) -> None:
         """After an erasure: make what was deleted unrecoverable from the database's
-        files, as far as the engine allows (README: Privacy)."""
+        files, as far as the engine allows (README: Erasure)."""
 
     async def catch_up_search(self) -> None:
         """Make every committed message searchable now."""

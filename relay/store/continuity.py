@@ -57,13 +57,12 @@ class ContinuityStore:
                 (email, email, thread.visitor),
             )
             now = utc_now()
-            asked = {"page": page}
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (kind, thread_id, recipient) WHERE status = 'pending'"
                 " DO UPDATE SET payload = excluded.payload",
-                (MailKind.RESUME, thread.id, email, now, json.dumps(asked), now, now),
+                (MailKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
             )
             return None, [MailQueued()]
 
