@@ -18,29 +18,30 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from relay import api, demo, owner, privacy
-from relay.away import AwayReplies
-from relay.bus import Bus
+from relay.channels.email import unsubscribe, webhooks
+from relay.channels.email.imap import Mailbox, poll_mailbox
+from relay.channels.email.inbound import Pipeline
+from relay.channels.email.outbox import OutboxWorker
+from relay.channels.email.smtp_ingress import start_smtp_ingress
 from relay.config import Config
+from relay.conversations.away import AwayReplies
+from relay.conversations.bus import Bus
+from relay.conversations.presence import Presence, keep_shared
+from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
-from relay.inbox import api as inbox_api
-from relay.inbox.live import inbox_live
-from relay.inbox.page import InboxPage
-from relay.live import live
-from relay.mail import unsubscribe, webhooks
-from relay.mail.imap import Mailbox, poll_mailbox
-from relay.mail.inbound import Pipeline
-from relay.mail.outbox import OutboxWorker
-from relay.mail.smtp_ingress import start_smtp_ingress
-from relay.openapi import document
-from relay.origins import CORSMiddleware
-from relay.presence import Presence, keep_shared
-from relay.services import Limits, Services, services
 from relay.store import open_store
 from relay.store.mail import MailPolicy
 from relay.tasks import background, spawn
 from relay.tokens import Tokens
-from relay.widget import Widget
+from relay.web import api, owner, privacy
+from relay.web.inbox import api as inbox_api
+from relay.web.inbox.live import inbox_live
+from relay.web.inbox.page import InboxPage
+from relay.web.live import live
+from relay.web.openapi import document
+from relay.web.origins import CORSMiddleware
+from relay.web.services import Limits, Services, services
+from relay.web.widget import Widget
 
 log = logging.getLogger("porch")
 

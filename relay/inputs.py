@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection, Request
 
 from relay.errors import InvalidRequest, InvalidToken, TooLarge, UnprocessableRequest
-from relay.origins import normalize_origin
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # A whole number as clients send it: ASCII digits only (str.isdigit() also takes "²",
@@ -206,3 +205,15 @@ def _kind(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def normalize_origin(value: str) -> str:
+    """'https://Shop.example:443/' -> 'https://shop.example'; ValueError if not an origin."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an origin like https://shop.example, got {value!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"an origin has no path, query or user, got {value!r}")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"

@@ -47,7 +47,7 @@ class Site:
 
     def public_config(self, availability: dict[str, Any]) -> dict[str, Any]:
         """What any page may read: never owner addresses. `availability` is
-        relay.availability.public_availability(...): it needs the clock and presence."""
+        relay.sites.availability.public_availability(...): it needs the clock and presence."""
         return {
             "site": self.id,
             "name": self.name,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from relay.availability import (
+from relay.sites.availability import (
     HoursError,
     check_hours,
     iso_utc,

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from relay import backup as backup_module
-from relay.backup import backup
+from relay.store import backup as backup_module
+from relay.store.backup import backup
 from tests.support import (
     ALPHA,
     ALPHA_ORIGIN,

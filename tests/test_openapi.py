@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from relay.app import create_app
-from relay.openapi import document
+from relay.web.openapi import document
 from tests.support import RunningRelay, relay_config
 
 

@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
+from relay.conversations.presence import REMOTE_TTL, Presence
 from relay.models import Author, Event, MessageAdded, Via
-from relay.presence import REMOTE_TTL, Presence
 from relay.store.pg_connection import translate
 from relay.store.postgres import PostgresStore
 from relay.tokens import Tokens

@@ -12,7 +12,7 @@ import pytest
 
 from relay.errors import UnprocessableRequest
 from relay.models import Site
-from relay.site_settings import DEFAULTS, apply_changes, public_settings
+from relay.sites.settings import DEFAULTS, apply_changes, public_settings
 
 SECRET = "s3cret-identity-key-s3cret-identity-key"
 SITE = Site(

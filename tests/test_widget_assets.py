@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.widget import EMBED_CACHE, MODULE_CACHE, Widget
+from relay.web.widget import EMBED_CACHE, MODULE_CACHE, Widget
 from tests.support import RunningRelay
 
 EMBED_BUDGET = 4 * 1024  # brotli bytes: all a page pays before any interaction

@@ -45,8 +45,8 @@ from relay.store.outbox_rows import MailQueued
 from relay.store.privacy import PrivacyStore
 from relay.store.rows import Db, message_from_row, new_id, site_from_row, thread_from_row
 
-if TYPE_CHECKING:  # relay.away needs the clock and presence, not the other way round
-    from relay.away import AwayReplies
+if TYPE_CHECKING:  # relay.conversations.away needs the clock and presence, not the other way round
+    from relay.conversations.away import AwayReplies
 
 log = logging.getLogger("porch.store")
 

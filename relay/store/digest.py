@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from relay.availability import site_zone
 from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
+from relay.sites.availability import site_zone
 from relay.store.outbox_rows import (
     MailKind,
     MailQueued,

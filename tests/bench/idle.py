@@ -24,7 +24,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
-from relay.live import FRAMES_PER_MINUTE
+from relay.web.live import FRAMES_PER_MINUTE
 from tests.bench import clients, servers
 from tests.bench.harness import (
     NOISY_OTHERS,

@@ -23,7 +23,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from relay.live import FRAMES_PER_MINUTE
+from relay.web.live import FRAMES_PER_MINUTE
 from tests.bench import clients, servers
 from tests.bench.harness import NOISY_OTHERS, Machine, Row, at_least_ratio, log
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiosmtplib
 import pytest
 
-from relay.mail.reading import LOOP_HEADER
+from relay.channels.email.reading import LOOP_HEADER
 from tests.mail.conftest import (
     OWNER,
     REPLY_DOMAIN,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from relay.channels.email.compose import digest_email
 from relay.clock import Clock, parse_instant
-from relay.mail.compose import digest_email
 from relay.models import Author, Via
 from relay.store import Store
 from relay.store.digest import next_digest_at

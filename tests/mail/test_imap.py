@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from relay.mail.imap import (
+from relay.channels.email.imap import (
     BACKOFF_FIRST,
     BACKOFF_MAX,
     DONE_KEYWORD,
@@ -21,7 +21,7 @@ from relay.mail.imap import (
     Session,
     backoff,
 )
-from relay.mail.inbound import Outcome, Pipeline, Verdict
+from relay.channels.email.inbound import Outcome, Pipeline, Verdict
 from tests.mail.conftest import (
     REPLY_DOMAIN,
     eventually,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.mail.reading import LOOP_HEADER
+from relay.channels.email.reading import LOOP_HEADER
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, set_owner
 from tests.mail.smtp_sink import SinkServer
 from tests.mail.test_reply_loop import bounce

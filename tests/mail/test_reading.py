@@ -1,4 +1,4 @@
-"""relay.mail.reading against a corpus of real-looking replies, auto-replies and bounces.
+"""relay.channels.email.reading against a corpus of real-looking replies, auto-replies and bounces.
 
 Each tests/mail/corpus/NAME.eml has NAME.json beside it: the Inspection.to_json() a person
 would want, written by hand. bounces.json adds what to_json() leaves out for bounces.
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from relay.mail.extract import new_text
-from relay.mail.reading import (
+from relay.channels.email.extract import new_text
+from relay.channels.email.reading import (
     LOOP_HEADER,
     REPLY_MARKERS,
     Inspection,

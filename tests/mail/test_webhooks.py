@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from relay.channels.email.webhooks import MAX_REQUEST_BYTES, SIGNATURE_WINDOW, SeenTokens
 from relay.errors import InvalidToken
-from relay.mail.webhooks import MAX_REQUEST_BYTES, SIGNATURE_WINDOW, SeenTokens
 from tests.mail.conftest import OWNER, REPLY_DOMAIN, issue_reply_tag, owner_reply
 from tests.support import RunningRelay, bearer, start_thread
 

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from relay.config import Config
-from relay.openapi import document
+from relay.web.openapi import document
 from tests.mail.conftest import OWNER, REPLY_DOMAIN
 from tests.mail.smtp_sink import SinkServer
 from tests.reliability.backends import Backend, launch_relay

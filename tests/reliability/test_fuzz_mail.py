@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from relay.channels.email.inbound import Verdict
 from relay.limits import RateLimiter
-from relay.mail.inbound import Verdict
 from tests.mail.conftest import OWNER, REPLY_DOMAIN
 from tests.mail.smtp_sink import SinkServer
 from tests.reliability.backends import UNLIMITED, Backend, launch_relay

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from relay.mail.reading import REPLY_MARKERS
+from relay.channels.email.reading import REPLY_MARKERS
 from tests.mail.conftest import REPLY_DOMAIN, eventually
 from tests.mail.smtp_sink import SinkServer
 from tests.pg import BOTH_ENGINES

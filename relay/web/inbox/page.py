@@ -1,0 +1,71 @@
+"""Serving the inbox page: /inbox (the HTML shell) and /inbox/static/<file> (its
+modules, styles and its part of the message catalogue), under a strict CSP.
+
+Files are read once at start-up and revalidated by ETag on every load: the inbox is
+opened a few times a day by a handful of people, so freshness beats caching.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from relay.assets import asset_dir
+from relay.catalogue import section
+from relay.errors import NotFound
+from relay.web.widget import CONTENT_TYPES, Asset
+
+STATIC = Path(__file__).resolve().parent / "static"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+HEADERS = {
+    "content-security-policy": CSP,
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    # A page that opened the inbox cannot reach into it (e.g. set its #login= fragment).
+    "cross-origin-opener-policy": "same-origin",
+}
+CACHE = "no-cache"
+CONTENT_TYPES_HTML = {**CONTENT_TYPES, ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+class InboxPage:
+    def __init__(self, folder: Path = STATIC) -> None:
+        self.files = {
+            path.name: Asset.of(path.read_bytes(), CONTENT_TYPES_HTML[path.suffix])
+            for path in sorted(folder.iterdir())
+            if path.suffix in CONTENT_TYPES_HTML and path.name != "messages.json"
+        }
+        catalogue = json.dumps(section("inbox."), ensure_ascii=False).encode()
+        self.files["messages.json"] = Asset.of(catalogue, CONTENT_TYPES[".json"])
+        # Messages look the same in the inbox as in the widget: one renderer.
+        widget_text = (asset_dir("widget") / "text.js").read_bytes()
+        self.files["widget-text.js"] = Asset.of(widget_text, CONTENT_TYPES[".js"])
+
+    async def serve_page(self, request: Request) -> Response:
+        return self._respond(request, "index.html")
+
+    async def serve_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "index.html" or name not in self.files:
+            raise NotFound(f"no inbox file {name!r}")
+        return self._respond(request, name)
+
+    def _respond(self, request: Request, name: str) -> Response:
+        response = self.files[name].response(request, CACHE)
+        response.headers.update(HEADERS)
+        return response
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/inbox", self.serve_page, methods=["GET"]),
+            Route("/inbox/", self.serve_page, methods=["GET"]),  # sign-in links end in /
+            Route("/inbox/static/{name}", self.serve_file, methods=["GET"]),
+        ]

@@ -1,0 +1,68 @@
+"""The visitor's control over their data: download it, erase it. And retention: the
+relay erases conversations idle longer than a site's `retention_days`, daily."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from relay.errors import NotFound
+from relay.store import Store
+from relay.web.api import visitor_thread
+from relay.web.services import services
+
+log = logging.getLogger("porch.privacy")
+
+DAY = 24 * 3600.0
+
+
+async def export(request: Request) -> Response:
+    """Everything stored about the visitor: ?format=text for a readable transcript."""
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    data = await s.store.export_visitor(thread.visitor)
+    if data is None:
+        raise NotFound("nothing is stored for this visitor")
+    disposition = 'attachment; filename="conversation.{}"'
+    if request.query_params.get("format") == "text":
+        return PlainTextResponse(
+            transcript(data), headers={"content-disposition": disposition.format("txt")}
+        )
+    return JSONResponse(data, headers={"content-disposition": disposition.format("json")})
+
+
+async def erase(request: Request) -> Response:
+    s = services(request)
+    thread = await visitor_thread(request, s)
+    await s.store.delete_visitor(thread.visitor)
+    return Response(status_code=204)
+
+
+def transcript(data: dict[str, object]) -> str:
+    site = data["site"]["name"]  # type: ignore[index]
+    lines = [f"Your conversation with {site}", ""]
+    for thread in data["threads"]:  # type: ignore[attr-defined]
+        for message in thread["messages"]:
+            who = "You" if message["author"] == "visitor" else site
+            when = message["created_at"][:16].replace("T", " ")
+            lines += [f"{who}, {when} UTC:", message["body"], ""]
+    return "\n".join(lines)
+
+
+async def purge_daily(store: Store) -> None:
+    """Run the retention purge at start-up, then once a day."""
+    while True:
+        purged = await store.purge_idle()
+        if purged:
+            log.info("retention: erased %d idle conversations", len(purged))
+        await asyncio.sleep(DAY)
+
+
+routes = [
+    Route("/v1/thread/export", export, methods=["GET"]),
+    Route("/v1/thread", erase, methods=["DELETE"]),
+]
