@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -18,19 +17,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from relay.channels.email import unsubscribe, webhooks
-from relay.channels.email.imap import Mailbox, poll_mailbox
-from relay.channels.email.inbound import Pipeline
-from relay.channels.email.outbox import OutboxWorker
-from relay.channels.email.smtp_ingress import start_smtp_ingress
+from relay.channels.accept import Accept
+from relay.channels.channel import Channel
+from relay.channels.email import SEND_TIMEOUT, EmailChannel
+from relay.channels.email.imap import Mailbox
+from relay.channels.worker import DeliveryWorker
 from relay.config import Config
+from relay.conversations import Conversations
 from relay.conversations.away import AwayReplies
 from relay.conversations.bus import Bus
+from relay.conversations.notify import NotificationPolicy
 from relay.conversations.presence import Presence, keep_shared
 from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
-from relay.store import open_store
-from relay.store.mail import MailPolicy
+from relay.store import Listeners, open_store
 from relay.tasks import background, spawn
 from relay.tokens import Tokens
 from relay.web import api, owner, privacy
@@ -55,9 +55,6 @@ def create_app(
     automatic first reply and its owner mailbox."""
     if not config.secret_keys:
         raise ValueError("config.secret_keys is empty")
-    store = open_store(config)
-    bus = Bus()
-    store.on_commit = bus.publish
     if config.imap_url:  # a bad mailbox URL fails the start, not a background task later
         try:
             Mailbox.parse(config.imap_url)
@@ -65,29 +62,44 @@ def create_app(
             raise ConfigError(str(error)) from None
     tokens = Tokens(config.secret_keys)
     clock = config.clock
-    mailer = OutboxWorker(store, tokens, config) if config.mail_enabled else None
-    if mailer is not None:
-        store.mail_policy = MailPolicy(
-            config.owner_notify_delay, config.visitor_notify_delay, clock
-        )
-        store.on_mail_queued = mailer.wake.set
+    bus = Bus()
+    presence = Presence()
+    workers: dict[str, DeliveryWorker] = {}
+
+    def queued(channel: str) -> None:
+        if worker := workers.get(channel):
+            worker.wake.set()
+
+    store = open_store(
+        config, Listeners(committed=bus.publish, queued=queued, presence=presence.heard)
+    )
+    # Who is told of a message: only when a channel can deliver (SMTP is configured).
+    notify = (
+        NotificationPolicy(config.owner_notify_delay, config.visitor_notify_delay, clock)
+        if config.mail_enabled
+        else None
+    )
+    conversations = Conversations(store, notify=notify, away=AwayReplies(clock, presence))
+    accept = Accept(store, conversations)
+    email = EmailChannel(store, tokens, config, accept)
+    channels: dict[str, Channel] = {email.name: email}
+    if config.mail_enabled:
+        workers[email.name] = DeliveryWorker(store, email, send_timeout=SEND_TIMEOUT)
     shared = Services(
         config=config,
         store=store,
         tokens=tokens,
         bus=bus,
         limits=Limits.from_config(config),
-        pipeline=Pipeline(store, tokens),
-        mailer=mailer,
+        conversations=conversations,
+        accept=accept,
+        channels=channels,
+        workers=workers,
         clock=clock,
-        presence=Presence(),
+        presence=presence,
     )
-    store.away = AwayReplies(clock, shared.presence)
     if store.shared:  # several relay processes: who is at the inbox crosses them too
-        store.on_presence = shared.presence.heard
-        shared.presence.on_change = lambda site, here: spawn(
-            store.share_presence(site, here), "presence"
-        )
+        presence.on_change = lambda site, here: spawn(store.share_presence(site, here), "presence")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,23 +107,16 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
             if demo_setup is not None:
-                await stack.enter_async_context(demo.running(store, bus, demo_setup))
+                await stack.enter_async_context(demo.running(conversations, bus, demo_setup))
             await stack.enter_async_context(background(privacy.purge_daily(store), "purge"))
             if store.shared:
                 await stack.enter_async_context(
                     background(keep_shared(shared.presence, store.share_presence), "presence")
                 )
-            if mailer is not None:
-                await stack.enter_async_context(background(mailer.run(), "outbox"))
-            if config.imap_url:
-                await stack.enter_async_context(
-                    background(poll_mailbox(shared.pipeline, config.imap_url), "imap")
-                )
-            if config.smtp_port:
-                ingress = await start_smtp_ingress(
-                    shared.pipeline, config.reply_domain, config.host, config.smtp_port
-                )
-                stack.push_async_callback(_close_server, ingress)
+            for name, worker in workers.items():
+                await stack.enter_async_context(background(worker.run(), f"deliveries-{name}"))
+            for channel in channels.values():
+                await stack.enter_async_context(channel.running())
             # Everything made so far lives as long as the process: keep it out of the
             # cyclic collector's full passes, whose pauses grow with the heap.
             gc.freeze()
@@ -123,9 +128,8 @@ def create_app(
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes,
         *owner.routes,
-        *unsubscribe.routes,
         *privacy.routes,
-        *webhooks.routes,
+        *(route for channel in channels.values() for route in channel.routes()),
         WebSocketRoute("/v1/live", live),
         *Widget().routes(),
         *inbox_api.routes,
@@ -149,11 +153,6 @@ def create_app(
     )
     app.state.services = shared
     return app
-
-
-async def _close_server(server: asyncio.Server) -> None:
-    server.close()
-    await server.wait_closed()
 
 
 async def healthz(request: Request) -> Response:

@@ -98,3 +98,7 @@ class RateLimited(PorchError):
 
 class ConfigError(Exception):
     """Bad setting or CLI argument: the CLI prints the message and exits 2."""
+
+
+class CommandError(Exception):
+    """A one-line failure the user can act on: `porch` prints it and exits 1."""

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import asyncpg
 import pytest
 
-from relay.store import SQLiteStore, Store
+from relay.store import Listeners, SQLiteStore, Store
 from relay.store.pg_connection import Cursor, translate
 from relay.store.postgres import LoopThread, PostgresStore
 
@@ -128,7 +128,12 @@ class PgTestConnection:
         self.close()
 
 
-def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+def make_store(
+    engine: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    listeners: Listeners | None = None,
+) -> Store:
     """A store of the test's engine, not yet opened: a SQLite file in tmp_path, or
     PostgreSQL in a schema of the test's own (skipped where there is none)."""
     if engine == "postgres":
@@ -136,8 +141,8 @@ def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> S
         # an async test or fixture: probe on a thread of its own first (the answer is cached).
         with ThreadPoolExecutor(1) as pool:
             pool.submit(unavailable).result()
-        return PostgresStore(request.getfixturevalue("pg_url"))
-    return SQLiteStore(tmp_path / "s.sqlite3")
+        return PostgresStore(request.getfixturevalue("pg_url"), listeners)
+    return SQLiteStore(tmp_path / "s.sqlite3", listeners=listeners)
 
 
 class _SQLiteTestConnection(sqlite3.Connection):

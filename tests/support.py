@@ -18,8 +18,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from relay.app import create_app
 from relay.config import Config
+from relay.conversations import Conversations
+from relay.conversations.notify import NotificationPolicy
 from relay.models import Site
-from relay.store import open_store
+from relay.store import Store, open_store
 from relay.tokens import Tokens, new_secret_key
 
 T = TypeVar("T")
@@ -66,6 +68,11 @@ NO_AVAILABILITY = {
     "away_texts": {},
     "timezone": "UTC",
 }
+
+
+def talk(store: Store, notify: NotificationPolicy | None = None) -> Conversations:
+    """The one write path over a store a test opened itself (no relay around it)."""
+    return Conversations(store, notify=notify)
 
 
 def relay_config(tmp_path: Path, **overrides: Any) -> Config:

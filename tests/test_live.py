@@ -48,6 +48,33 @@ async def test_visitor_replay_ready_then_live(relay: RunningRelay) -> None:
     await live.ws.close()
 
 
+FROM_THE_FUTURE = 10**15  # a cursor no message has reached: a client's storage went wrong
+
+
+async def test_a_cursor_beyond_the_newest_seq_gets_the_real_one_and_misses_nothing(
+    relay: RunningRelay,
+) -> None:
+    async with relay.client() as client:
+        started = await start_thread(client, "first")
+        visitor = await open_live(relay, started["token"], since=FROM_THE_FUTURE)
+        owner = await open_live(relay, relay.owner_token(), since=FROM_THE_FUTURE, origin=None)
+        newest = started["message"]["seq"]
+        # Not an echo of the bad cursor: the real newest seq, and the visitor's thread again.
+        assert visitor.ready["seq"] == newest and owner.ready["seq"] == newest
+        assert [m["body"] for m in visitor.replayed] == ["first"]
+        thread = started["thread"]["id"]
+        await client.post(
+            f"/v1/owner/threads/{thread}/messages",
+            headers=bearer(relay.owner_token()),
+            json={"body": "still reaches you"},
+        )
+        # Before, both sockets took every later message for one already sent.
+        assert (await visitor.next("message"))["message"]["body"] == "still reaches you"
+        assert (await owner.next("message"))["message"]["body"] == "still reaches you"
+    await visitor.ws.close()
+    await owner.ws.close()
+
+
 async def test_send_is_acked_after_commit_and_reaches_owner(relay: RunningRelay) -> None:
     async with relay.client() as client:
         started = await start_thread(client, "first")

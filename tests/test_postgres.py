@@ -15,8 +15,10 @@ import asyncpg
 import httpx
 import pytest
 
+from relay.conversations import Actor
 from relay.conversations.presence import REMOTE_TTL, Presence
 from relay.models import Author, Event, MessageAdded, Via
+from relay.store import Listeners
 from relay.store.pg_connection import translate
 from relay.store.postgres import PostgresStore
 from relay.tokens import Tokens
@@ -37,6 +39,7 @@ from tests.support import (
     porch_command,
     porch_env,
     start_thread,
+    talk,
 )
 from tests.test_inbox_api import inbox, inbox_socket, next_frame
 
@@ -56,9 +59,8 @@ def test_translate_numbers_placeholders_as_sqlite_does() -> None:
 
 
 async def open_store(url: str) -> tuple[PostgresStore, list[Event]]:
-    store = PostgresStore(url)
     heard: list[Event] = []
-    store.on_commit = heard.append
+    store = PostgresStore(url, Listeners(committed=heard.append))
     await store.open()
     await asyncio.wait_for(store.listening.wait(), 5)
     return store, heard
@@ -81,13 +83,12 @@ async def test_two_processes_get_commit_ordered_seqs_and_hear_everything(pg_url:
     two, heard_two = await open_store(pg_url)
     try:
         await one.add_site(ALPHA)
-        started = await one.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+        started = await talk(one).start("alpha", body="hi", client_id=None, name=None, page=None)
 
         async def send(store: PostgresStore, i: int) -> int:
-            message, _ = await store.add_message(
-                started.thread.id, author=Author.VISITOR, body=f"m{i}", via=Via.WIDGET,
-                client_id=f"c{i}",
-            )  # fmt: skip
+            message, _ = await talk(store).post(
+                started.thread.id, Actor(Author.VISITOR, Via.WIDGET), f"m{i}", f"c{i}"
+            )
             return message.seq
 
         seqs = await asyncio.gather(*(send((one, two)[i % 2], i) for i in range(300)))
@@ -106,7 +107,7 @@ async def test_a_listener_that_lost_its_connection_catches_up(pg_url: str) -> No
     two, _ = await open_store(pg_url)
     try:
         await one.add_site(ALPHA)
-        started = await one.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+        started = await talk(one).start("alpha", body="hi", client_id=None, name=None, page=None)
         listens = one.listens
         admin = await asyncpg.connect(SERVER)
         try:  # the listening connections of this test's stores drop (no one else's)
@@ -118,10 +119,13 @@ async def test_a_listener_that_lost_its_connection_catches_up(pg_url: str) -> No
         finally:
             await admin.close()
         sent = [
-            (await two.add_message(started.thread.id, author=Author.OWNER, body=f"r{i}",
-                                   via=Via.INBOX, client_id=None))[0].seq
+            (
+                await talk(two).post(
+                    started.thread.id, Actor(Author.OWNER, Via.INBOX), f"r{i}", None
+                )
+            )[0].seq
             for i in range(20)
-        ]  # fmt: skip
+        ]
         await wait_for(lambda: one.listens > listens)  # it listened again, by itself
         await wait_for(lambda: len(seqs_of(heard)) >= 21)
         assert seqs_of(heard) == [started.message.seq, *sent]
@@ -134,11 +138,11 @@ async def test_search_folds_accents_on_postgresql(pg_url: str) -> None:
     store, _ = await open_store(pg_url)
     try:
         await store.add_site(ALPHA)
-        await store.start_thread(
+        await talk(store).start(
             "alpha", body="Une crème brûlée, s'il vous plaît", client_id=None, name="Zoé",
             page=None,
         )  # fmt: skip
-        await store.start_thread("alpha", body="Bread", client_id=None, name=None, page=None)
+        await talk(store).start("alpha", body="Bread", client_id=None, name=None, page=None)
         found = await store.inbox_threads(["alpha"], None, "creme brul")
         assert [s.last_message.body for s in found.threads if s.last_message] == [
             "Une crème brûlée, s'il vous plaît"
@@ -163,6 +167,7 @@ def test_migrate_applies_once_then_has_nothing_to_do(pg_url: str, tmp_path: Path
         "applied", "0001_initial.sql", "applied", "0002_mail.sql",
         "applied", "0003_identity.sql", "applied", "0004_inbox.sql",
         "applied", "0005_message_bookkeeping.sql", "applied", "0006_unconfirmed_sends.sql",
+        "applied", "0007_channels.sql",
     ]  # fmt: skip
     again = porch(env, "migrate")
     assert (again.returncode, again.stdout.strip()) == (0, "The database is up to date.")
@@ -376,11 +381,9 @@ async def test_installations_in_one_database_never_hear_each_other(pg_url: str) 
     try:
         await other.add_site(ALPHA)
         for i in range(30):
-            await other.start_thread("alpha", body=f"o{i}", client_id=None, name=None, page=None)
+            await talk(other).start("alpha", body=f"o{i}", client_id=None, name=None, page=None)
         await mine.add_site(ALPHA)
-        started = await mine.start_thread(
-            "alpha", body="mine", client_id=None, name=None, page=None
-        )
+        started = await talk(mine).start("alpha", body="mine", client_id=None, name=None, page=None)
         await wait_for(lambda: seqs_of(heard))
         assert seqs_of(heard) == [started.message.seq] == [1]
     finally:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from relay.conversations import Actor
 from relay.errors import NotFound
 from relay.models import Author, Event, MessageAdded, Via
-from relay.store import SQLiteStore, Store
+from relay.store import Listeners, SQLiteStore, Store
 from relay.store.inbox import hit_text
 from relay.store.migrate import _statements, migrations
 from relay.store.postgres import PostgresStore
 from tests.pg import BOTH_ENGINES, connect, make_store
-from tests.support import ALPHA
+from tests.support import ALPHA, talk
 
 LISTEN_TIMEOUT = 5.0  # seconds for a PostgreSQL store to start listening
 EVENT_TIMEOUT = 10.0  # seconds for notifications of committed writes to come back
@@ -25,10 +26,16 @@ POLL_INTERVAL = 0.01  # seconds between looks at what was published
 
 
 @pytest.fixture
+def published() -> list[Event]:
+    """What the store published, in order (its listener, given when it is built)."""
+    return []
+
+
+@pytest.fixture
 async def store(
-    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, published: list[Event]
 ) -> AsyncIterator[Store]:
-    store = make_store(engine, tmp_path, request)
+    store = make_store(engine, tmp_path, request, Listeners(committed=published.append))
     await store.open()
     try:
         if isinstance(store, PostgresStore):  # its own commits come back by NOTIFY
@@ -45,20 +52,14 @@ def added_seqs(events: list[Event]) -> list[int]:
 
 @BOTH_ENGINES
 async def test_concurrent_writes_commit_in_seq_order_and_publish_each_once_in_order(
-    store: Store,
+    store: Store, published: list[Event]
 ) -> None:
-    published: list[Event] = []
-    store.on_commit = published.append
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
     notified = isinstance(store, PostgresStore)  # published after the ack, by NOTIFY
 
     async def send(i: int) -> int:
-        message, _ = await store.add_message(
-            started.thread.id,
-            author=Author.VISITOR,
-            body=f"m{i}",
-            via=Via.WIDGET,
-            client_id=f"c{i}",
+        message, _ = await talk(store).post(
+            started.thread.id, Actor(Author.VISITOR, Via.WIDGET), f"m{i}", f"c{i}"
         )
         if not notified:  # published before the caller hears back: a socket never lags an ack
             assert message.seq in added_seqs(published)
@@ -84,13 +85,9 @@ async def test_concurrent_writes_commit_in_seq_order_and_publish_each_once_in_or
 
 @BOTH_ENGINES
 async def test_failing_write_does_not_undo_its_batch(store: Store) -> None:
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    good = store.add_message(
-        started.thread.id, author=Author.OWNER, body="ok", via=Via.INBOX, client_id=None
-    )
-    bad = store.add_message(
-        "t_missing", author=Author.OWNER, body="no", via=Via.INBOX, client_id=None
-    )
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    good = talk(store).post(started.thread.id, Actor(Author.OWNER, Via.INBOX), "ok", None)
+    bad = talk(store).post("t_missing", Actor(Author.OWNER, Via.INBOX), "no", None)
     results = await asyncio.gather(good, bad, return_exceptions=True)
     assert isinstance(results[1], NotFound)
     assert [m.body for m in await store.thread_messages(started.thread.id, 0, 10)] == ["hi", "ok"]
@@ -99,7 +96,7 @@ async def test_failing_write_does_not_undo_its_batch(store: Store) -> None:
 @BOTH_ENGINES
 async def test_unknown_site_creates_nothing(store: Store) -> None:
     with pytest.raises(NotFound):
-        await store.start_thread("nope", body="hi", client_id=None, name=None, page=None)
+        await talk(store).start("nope", body="hi", client_id=None, name=None, page=None)
     with connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM visitors").fetchone()[0] == 0
 
@@ -118,16 +115,10 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "c.sqlite3")
     await store.open()
     await store.add_site(ALPHA)
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
     pending = [
         asyncio.ensure_future(
-            store.add_message(
-                started.thread.id,
-                author=Author.VISITOR,
-                body=str(i),
-                via=Via.WIDGET,
-                client_id=None,
-            )
+            talk(store).post(started.thread.id, Actor(Author.VISITOR, Via.WIDGET), str(i), None)
         )
         for i in range(50)
     ]
@@ -176,7 +167,7 @@ async def test_the_inbox_migration_keeps_mail_and_indexes_old_messages(tmp_path:
     try:
         found = (await store.inbox_threads(["s"], None, "eclair")).threads
         assert [summary.thread.id for summary in found] == ["t"]
-        assert [item.recipient for item in await store.due_mail()] == ["o@s.example"]
+        assert [item.recipient for item in await store.due_deliveries("email")] == ["o@s.example"]
     finally:
         await store.close()
 
@@ -188,10 +179,10 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
     store = SQLiteStore(path)
     await store.open()
     await store.add_site(ALPHA)
-    kept = await store.start_thread(
+    kept = await talk(store).start(
         "alpha", body="Une tarte aux pommes", client_id=None, name=None, page=None
     )
-    gone = await store.start_thread(
+    gone = await talk(store).start(
         "alpha", body="Un éclair au café", client_id=None, name=None, page=None
     )
     await store.close()
@@ -207,12 +198,8 @@ async def test_search_index_catches_up_after_a_crash_and_survives_erasure(tmp_pa
         found = (await store.inbox_threads(["alpha"], None, "pomme")).threads
         assert [s.thread.id for s in found] == [kept.thread.id]
         assert (await store.inbox_threads(["alpha"], None, "eclair")).threads == []
-        await store.add_message(
-            kept.thread.id,
-            author=Author.VISITOR,
-            body="et un éclair",
-            via=Via.WIDGET,
-            client_id=None,
+        await talk(store).post(
+            kept.thread.id, Actor(Author.VISITOR, Via.WIDGET), "et un éclair", None
         )
         await store.delete_visitor(kept.visitor)  # right after writing: maybe not indexed yet
     finally:

@@ -27,7 +27,6 @@ from relay.cli.common import (
     DEMO_SITE,
     LOG_FORMAT,
     SITE_ID,
-    CommandError,
     demo_origins,
     demo_secret,
     free_port,
@@ -35,13 +34,12 @@ from relay.cli.common import (
     load_config,
     require_secret,
     serve,
-    snippet,
     with_store,
 )
 from relay.config import FIELDS, Config, env_var, flag
 from relay.demo import setup as demo
 from relay.demo.mailbox import DemoMailbox
-from relay.errors import ConfigError
+from relay.errors import CommandError, ConfigError
 from relay.inputs import EMAIL, normalize_origin
 from relay.models import Site
 from relay.sites import settings as site_settings
@@ -52,6 +50,7 @@ from relay.store.copy import CopyError, copy_sqlite_to_postgres
 from relay.store.migrate import apply_migrations, apply_pg_migrations
 from relay.store.postgres import shown_url
 from relay.tokens import Tokens, new_secret_key
+from relay.web.widget import snippet
 
 # -- commands -----------------------------------------------------------------------
 
@@ -336,7 +335,7 @@ def run_owner_logout(args: argparse.Namespace) -> None:
 
 
 def run_mail_status(args: argparse.Namespace) -> None:
-    status = with_store(load_config(args), lambda store: store.mail_status())
+    status = with_store(load_config(args), lambda store: store.delivery_status())
     counts = status["counts"]
     print(
         "outbox: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty")

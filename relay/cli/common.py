@@ -18,7 +18,7 @@ import uvicorn
 
 from relay.config import FIELDS, Config, env_var
 from relay.demo import setup as demo
-from relay.errors import ConfigError, StoreUnavailable
+from relay.errors import CommandError, ConfigError, StoreUnavailable
 from relay.inputs import normalize_origin
 from relay.store import Store, open_store
 from relay.tokens import new_secret_key
@@ -30,10 +30,6 @@ DEMO_NOTIFY_DELAY = 3  # seconds: the demo mailbox fills while the visitor watch
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
 SECRET_FILE = "secret_key"  # inside the demo's data dir
 LOG_FORMAT = "%(levelname)-9s %(name)s: %(message)s"
-
-
-class CommandError(Exception):
-    """A one-line failure the user can act on (exit 1)."""
 
 
 def load_config(args: argparse.Namespace, *, demo_key: bool = True) -> Config:
@@ -108,10 +104,6 @@ async def free_site_id(store: Store, name: str) -> str:
     while await store.get_site(candidate) is not None:
         candidate, n = f"{base}-{n}", n + 1
     return candidate
-
-
-def snippet(config: Config, site_id: str) -> str:
-    return f'<script src="{config.base_url}/widget.js" data-site="{site_id}" async></script>'
 
 
 class _Server(uvicorn.Server):

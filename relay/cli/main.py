@@ -34,9 +34,8 @@ from relay.cli.commands import (
     run_visitor_delete,
     run_visitor_export,
 )
-from relay.cli.common import CommandError
 from relay.config import FIELDS, env_var, flag
-from relay.errors import ConfigError
+from relay.errors import CommandError, ConfigError
 from relay.models import DEFAULT_COLOR
 
 

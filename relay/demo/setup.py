@@ -8,13 +8,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from relay.conversations import Actor, Conversations
 from relay.conversations.bus import Bus
 from relay.demo.mailbox import DemoMailbox
 from relay.models import Author, Event, MessageAdded, Via
-from relay.store import Store
 from relay.tasks import background
 
 DEMO_SITE = "demo"
+WELCOME = Actor(Author.SYSTEM, Via.WIDGET)
 REPLY_DELAY = 2.5  # seconds: long enough to close the panel and see the badge arrive
 REPLIES = {
     "en": "Thanks for writing! This is the Porch demo, so this first answer is automatic. "
@@ -29,7 +30,7 @@ REPLIES = {
 }
 
 
-async def answer_new_threads(store: Store, bus: Bus, cli_flags: str) -> None:
+async def answer_new_threads(conversations: Conversations, bus: Bus, cli_flags: str) -> None:
     """Reply once to each new demo conversation (idempotent by client_id)."""
     pending: set[asyncio.Task[None]] = set()
     events: asyncio.Queue[Event] = asyncio.Queue()
@@ -38,21 +39,20 @@ async def answer_new_threads(store: Store, bus: Bus, cli_flags: str) -> None:
             event = await events.get()
             if not isinstance(event, MessageAdded) or event.message.author is not Author.VISITOR:
                 continue
-            thread = await store.get_thread(event.message.thread)
+            thread = await conversations.store.get_thread(event.message.thread)
             if thread is None or thread.owner_read_seq > 0:  # the owner already answered
                 continue
             language = "fr" if thread.page and "/fr/" in thread.page else "en"
             body = REPLIES[language].format(thread=thread.id, flags=cli_flags).strip()
-            task = asyncio.create_task(_reply_later(store, thread.id, body))
+            task = asyncio.create_task(_reply_later(conversations, thread.id, body))
             pending.add(task)
             task.add_done_callback(pending.discard)
 
 
-async def _reply_later(store: Store, thread: str, body: str) -> None:
+async def _reply_later(conversations: Conversations, thread: str, body: str) -> None:
     await asyncio.sleep(REPLY_DELAY)  # a person takes a moment, too
-    await store.add_message(
-        thread, author=Author.SYSTEM, body=body, via=Via.API, client_id=f"demo-welcome-{thread}"
-    )
+    # The relay itself answers, in the widget the visitor wrote from.
+    await conversations.post(thread, WELCOME, body, f"demo-welcome-{thread}")
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,10 @@ class Setup:
 
 
 @contextlib.asynccontextmanager
-async def running(store: Store, bus: Bus, setup: Setup) -> AsyncIterator[None]:
+async def running(conversations: Conversations, bus: Bus, setup: Setup) -> AsyncIterator[None]:
     sink = await setup.mailbox.start(setup.mailbox_port)
     try:
-        async with background(answer_new_threads(store, bus, setup.cli_flags), "demo"):
+        async with background(answer_new_threads(conversations, bus, setup.cli_flags), "demo"):
             yield
     finally:
         sink.close()

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.cli.common import CommandError
-from relay.errors import ConfigError
+from relay.errors import CommandError, ConfigError
 
 # 1,024 pages of 4 KiB: 4 MiB per step. Between steps the copy pauses briefly, so a
 # large database does not monopolise the disk the relay fsyncs every commit to.

@@ -4,14 +4,15 @@ and signing a visitor out everywhere. Mixed into Store."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relay.errors import InvalidToken, RateLimited
 from relay.models import SignedOut, Thread, utc_now
+from relay.store.engine import Engine, StoreEvent
 from relay.store.outbox_rows import (
     UNCONFIRMED_WINDOW,
-    MailKind,
-    MailQueued,
+    DeliveryKind,
+    DeliveryQueued,
     is_suppressed,
     release_unconfirmed,
     unconfirmed_refusal,
@@ -19,13 +20,8 @@ from relay.store.outbox_rows import (
 from relay.store.rows import Db, thread_from_row
 from relay.tokens import ResumeClaim
 
-if TYPE_CHECKING:
-    from relay.store.base import StoreEvent
 
-
-class ContinuityStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by Store
-
+class ContinuityStore(Engine):
     async def request_resume_link(self, thread: Thread, epoch: int, email: str, page: str) -> None:
         """Queue an email with a link that opens this thread on another device, asked
         with a token of `epoch` (a sign-out everywhere committed first refuses it).
@@ -42,7 +38,7 @@ class ContinuityStore:
             waiting = db.execute(
                 "SELECT id FROM outbox WHERE kind = ? AND thread_id = ? AND recipient = ?"
                 " AND status IN ('pending', 'sending')",
-                (MailKind.RESUME, thread.id, email),
+                (DeliveryKind.RESUME, thread.id, email),
             ).fetchone()
             refusal = unconfirmed_refusal(db, thread.visitor, email, waiting[0] if waiting else 0)
             if refusal is not None:
@@ -62,11 +58,11 @@ class ContinuityStore:
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (kind, thread_id, recipient) WHERE status = 'pending'"
                 " DO UPDATE SET payload = excluded.payload",
-                (MailKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
+                (DeliveryKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
             )
-            return None, [MailQueued()]
+            return None, [DeliveryQueued("email")]
 
-        await self._write(op)
+        await self.write(op)
 
     async def use_resume(self, claim: ResumeClaim) -> tuple[Thread, int]:
         """Spend a resume link: (the thread, the visitor's token epoch). The address it
@@ -102,21 +98,21 @@ class ContinuityStore:
             release_unconfirmed(db, address=email)
             return (thread_from_row(row), row["token_epoch"]), []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     async def identify(
         self, site: str, user_id: str, anonymous: str | None, name: str | None
     ) -> tuple[Thread, int, str] | None:
         """Bind to a verified user: (their thread, token epoch, visitor id), or None when
         nothing is stored yet. An anonymous visitor's earlier thread is merged in."""
-        return await self._write(identify_op(site, user_id, anonymous, name))  # type: ignore[no-any-return]
+        return await self.write(identify_op(site, user_id, anonymous, name))
 
     async def set_name(self, visitor: str, name: str) -> None:
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute("UPDATE visitors SET name = ? WHERE id = ?", (name, visitor))
             return None, []
 
-        await self._write(op)
+        await self.write(op)
 
     async def sign_out_everywhere(self, thread: Thread) -> int:
         """Every token issued so far stops working, over HTTP and on open sockets, and so
@@ -135,7 +131,7 @@ class ContinuityStore:
                 "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ?"
                 " WHERE kind IN (?, ?) AND status IN ('pending', 'sending')"
                 " AND thread_id IN (SELECT id FROM threads WHERE visitor_id = ?)",
-                ("signed out everywhere", utc_now(), MailKind.RESUME, MailKind.VISITOR)
+                ("signed out everywhere", utc_now(), DeliveryKind.RESUME, DeliveryKind.VISITOR)
                 + (thread.visitor,),
             )
             db.execute(
@@ -144,7 +140,7 @@ class ContinuityStore:
             )
             return epoch, [SignedOut(thread.site, thread.id, epoch)]
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
 
 def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None) -> Any:

@@ -13,14 +13,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
 
 from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
 from relay.sites.availability import site_zone
+from relay.store.engine import Engine, StoreEvent
 from relay.store.outbox_rows import (
-    MailKind,
-    MailQueued,
+    DeliveryKind,
+    DeliveryQueued,
     OutboxItem,
     cancel,
     claim,
@@ -30,9 +30,6 @@ from relay.store.outbox_rows import (
     notify_mode,
 )
 from relay.store.rows import Db, Row, message_from_row, sites_of_owner, thread_from_row
-
-if TYPE_CHECKING:
-    from relay.store.base import StoreEvent
 
 DIGEST_MORNING = time(8, 0)  # daily digests leave at this time of the site's day
 DIGEST_MODES = (NotifyMode.HOURLY, NotifyMode.DAILY)
@@ -115,14 +112,12 @@ def queue_digest(
         " ON CONFLICT (kind, recipient) WHERE status = 'pending' AND kind = 'owner_digest'"
         " DO UPDATE SET not_before = MIN(outbox.not_before, excluded.not_before), payload ="
         " json_object('from_seq', MIN(CAST(outbox.payload ->> 'from_seq' AS INTEGER), ?4))",
-        (MailKind.DIGEST, recipient, later(clock.seconds_until(moment)), from_seq, now, now),
+        (DeliveryKind.DIGEST, recipient, later(clock.seconds_until(moment)), from_seq, now, now),
     )
 
 
-class DigestStore:
+class DigestStore(Engine):
     """Methods SQLiteStore gains for digests and sign-in links (it provides _write)."""
-
-    async def _write(self, op: Any) -> Any: ...  # provided by Store
 
     async def prepare_digest(
         self, item: OutboxItem, tag_for: Callable[[str], str]
@@ -150,7 +145,7 @@ class DigestStore:
             last_sent = db.execute(
                 "SELECT MAX(upto_seq) FROM outbox WHERE kind = ? AND recipient = ?"
                 " AND status = 'sent'",
-                (MailKind.DIGEST, item.recipient),
+                (DeliveryKind.DIGEST, item.recipient),
             ).fetchone()[0]
             from_seq = json.loads(pending["payload"] or "{}").get("from_seq", 0)
             by_thread: dict[str, list[Message]] = {}
@@ -198,7 +193,7 @@ class DigestStore:
             claim(db, item.id)
             return DigestJob(item, _owner_language(db, item.recipient), mode, threads), []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     async def queue_login_email(self, email: str, language: str | None) -> bool:
         """Queue an inbox sign-in link to `email`, now; True if queued, which happens
@@ -216,11 +211,11 @@ class DigestStore:
                 " created_at, updated_at) SELECT ?1, NULL, ?2, ?3, ?4, ?3, ?3"
                 " WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = ?1 AND recipient = ?2"
                 " AND status = 'pending')",
-                (MailKind.LOGIN, address, now, json.dumps({"language": language})),
+                (DeliveryKind.LOGIN, address, now, json.dumps({"language": language})),
             )
-            return True, [MailQueued()]
+            return True, [DeliveryQueued("email")]
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     async def prepare_login(self, item: OutboxItem) -> LoginJob | None:
         """Claim a due sign-in email; None (cancelled) if the address is no longer an
@@ -238,7 +233,7 @@ class DigestStore:
             language = json.loads(row["payload"] or "{}").get("language")
             return LoginJob(item, language or _owner_language(db, item.recipient)), []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
 
 def _owner_refusal(db: Db, address: str, owns_a_site: bool) -> str | None:

@@ -8,24 +8,19 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from relay.errors import InvalidToken, NotFound
+from relay.errors import InvalidToken
 from relay.models import (
     Owner,
     OwnerSession,
     Site,
-    StatusChanged,
-    Thread,
     ThreadStatus,
     ThreadSummary,
     utc_now,
 )
+from relay.store.engine import Engine, StoreEvent
 from relay.store.pg_connection import dialect
 from relay.store.rows import Db, Row, message_from_row, new_id, sites_of_owner, thread_from_row
-
-if TYPE_CHECKING:
-    from relay.store.base import StoreEvent
 
 INBOX_PAGE = 200  # threads in one list answer; the next ones come with `before`
 SESSION_DAYS = 90  # an inbox session unused this long ends (its cookie lasts as long)
@@ -90,16 +85,12 @@ MESSAGE_SEARCH_PG = (
 )
 
 
-class InboxStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by Store
-    async def _read(self, fn: Any) -> Any: ...  # provided by Store
-    async def catch_up_search(self) -> None: ...  # provided by Store
-
+class InboxStore(Engine):
     # -- owners ----------------------------------------------------------------------
 
     async def owner_sites(self, email: str) -> list[Site]:
         """Every site this address answers for."""
-        return await self._read(lambda db: sites_of_owner(db, email))  # type: ignore[no-any-return]
+        return await self._read(lambda db: sites_of_owner(db, email))
 
     async def get_owner(self, email: str) -> Owner:
         """Preferences; the defaults for an address that never saved any."""
@@ -136,7 +127,7 @@ class InboxStore:
             )
             return owner, []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -162,7 +153,7 @@ class InboxStore:
             )
             return session, []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     async def get_session(self, session_id: str) -> OwnerSession | None:
         """A live session: not revoked, used within SESSION_DAYS."""
@@ -182,7 +173,7 @@ class InboxStore:
             )
             return None, []
 
-        await self._write(op)
+        await self.write(op)
 
     async def list_sessions(self, email: str) -> list[OwnerSession]:
         rows = await self._read(
@@ -205,7 +196,7 @@ class InboxStore:
             ).fetchall()
             return [row[0] for row in rows], []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     # -- the thread list -----------------------------------------------------------------
 
@@ -254,34 +245,18 @@ class InboxStore:
                 (last["updated_at"], last["id"]) if last is not None else None,
             )
 
-        return await self._read(query)  # type: ignore[no-any-return]
+        return await self._read(query)
 
     async def inbox_thread(self, thread_id: str) -> ThreadSummary | None:
         def query(db: Db) -> ThreadSummary | None:
             row = db.execute(SUMMARY + " WHERE t.id = ?", (thread_id,)).fetchone()
             return _summary(db, row, None) if row else None
 
-        return await self._read(query)  # type: ignore[no-any-return]
+        return await self._read(query)
 
     async def last_seq(self) -> int:
         row = await self._read(lambda db: db.execute("SELECT MAX(seq) FROM messages").fetchone())
         return int(row[0] or 0)
-
-    async def set_status(self, thread_id: str, status: ThreadStatus) -> Thread:
-        def op(db: Db) -> tuple[Thread, list[StoreEvent]]:
-            row = db.execute(
-                "UPDATE threads SET status = ?1 WHERE id = ?2 AND status != ?1 RETURNING *",
-                (status.value, thread_id),
-            ).fetchone()
-            if row is not None:
-                thread = thread_from_row(row)
-                return thread, [StatusChanged(thread.site, thread.id, status)]
-            current = db.execute("SELECT * FROM threads WHERE id = ?", (thread_id,)).fetchone()
-            if current is None:
-                raise NotFound(f"no thread {thread_id!r}")
-            return thread_from_row(current), []
-
-        return await self._write(op)  # type: ignore[no-any-return]
 
     async def reply_delay_rows(self, site_id: str) -> list[tuple[str, str, str]]:
         """(thread, author, created_at) of the site's recent visitor and owner messages,

@@ -1,59 +1,37 @@
-"""The store's side of the email bridge: the outbox, reply tags, processed inbound mail
-and suppressed addresses. Mixed into Store; every write is one transaction.
+"""The email channel's rows: its deliveries in the outbox (gathered and claimed when
+they leave), reply tags, and suppressed addresses. Who is told of what, and when, is
+decided by relay.conversations.notify, inside the message's own transaction.
 
-An email is queued in the same transaction as the message that causes it, so a
-message is never committed without its notification nor the other way round. The
-email's content is gathered when it is sent, so later messages join a pending one.
-
-Owners choose how they hear of visitor messages (owners.notify): an email per
-conversation, gathered over a short window; one digest an hour or every morning,
-for every site they answer for; or nothing.
-
-Digests and sign-in links are in relay.store.digest; what every email's outbox row
-shares, in relay.store.outbox_rows.
+Digests and sign-in links are in relay.store.digest; what every delivery row shares,
+in relay.store.outbox_rows.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
 from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
 from relay.store.digest import DIGEST_MODES, DigestJob, LoginJob, queue_digest
+from relay.store.engine import Engine, StoreEvent
 from relay.store.outbox_rows import (
-    MailKind,
+    DeliveryKind,
     OutboxItem,
     cancel,
     claim,
     claim_unconfirmed,
     is_suppressed,
     issued_reply_tag,
-    later,
     mailbox_key,
     notify_mode,
-    release_unconfirmed,
-    unconfirmed_refusal,
 )
 from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_from_row
-
-if TYPE_CHECKING:
-    from relay.store.base import StoreEvent
 
 RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
 # What the Message-ID of an email about no thread names beside its outbox id
 # (relay/mail/compose.py: <outbox.ID.digest@…>).
-MESSAGE_ID_WORDS = {MailKind.DIGEST: "digest", MailKind.LOGIN: "login"}
-
-
-@dataclass(frozen=True)
-class MailPolicy:
-    """When to write: set on the store only when outgoing mail is configured."""
-
-    owner_delay: int  # seconds to gather a visitor's consecutive messages
-    visitor_delay: int  # seconds an owner reply may stay unseen before it is mailed
-    clock: Clock = field(default_factory=Clock)  # digests go out at hours of this clock
+MESSAGE_ID_WORDS = {DeliveryKind.DIGEST: "digest", DeliveryKind.LOGIN: "login"}
 
 
 @dataclass(frozen=True)
@@ -79,89 +57,17 @@ class MailJob:
 SentJob = MailJob | DigestJob | LoginJob
 
 
-def queue_notifications(db: Db, policy: MailPolicy, message: Message, site_id: str) -> bool:
-    """Queue the email a new message calls for; True if one was queued or joined."""
-    now = message.created_at
-    zone: str | None = None
-    if message.author is Author.VISITOR:
-        owners, settings = db.execute(
-            "SELECT owner_emails, settings FROM sites WHERE id = ?", (site_id,)
-        ).fetchone()
-        recipients = [address.lower() for address in json.loads(owners)]
-        zone = json.loads(settings).get("timezone")
-        kind, delay = MailKind.OWNER, policy.owner_delay
-    elif message.author is Author.OWNER:
-        row = db.execute(
-            "SELECT v.id, v.email FROM visitors v JOIN threads t ON t.visitor_id = v.id"
-            " WHERE t.id = ?",
-            (message.thread,),
-        ).fetchone()
-        if row is None or not row[1] or unconfirmed_refusal(db, row[0], row[1]):
-            return False
-        recipients, kind, delay = [row[1].lower()], MailKind.VISITOR, policy.visitor_delay
-    else:
-        return False
-    queued = False
-    for recipient in recipients:
-        if is_suppressed(db, recipient):
-            continue
-        if kind == MailKind.OWNER:
-            mode = notify_mode(db, recipient)
-            if mode == NotifyMode.OFF:
-                continue
-            if mode in DIGEST_MODES:
-                queue_digest(db, policy.clock, recipient, mode, zone, message.seq)
-                queued = True
-                continue
-        db.execute(
-            "INSERT INTO outbox (kind, thread_id, recipient, not_before, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, thread_id, recipient)"
-            " WHERE status = 'pending' DO NOTHING",
-            (kind, message.thread, recipient, later(delay), now, now),
-        )
-        queued = True
-    return queued
-
-
-def _item(row: Row) -> OutboxItem:
-    return OutboxItem(row["id"], row["kind"], row["thread_id"], row["recipient"], row["attempts"])
-
-
-class MailStore:
-    """Methods SQLiteStore gains for mail (it provides _write and _read)."""
-
-    mail_policy: MailPolicy | None = None
-
-    async def _write(self, op: Any) -> Any: ...  # provided by Store
-    async def _read(self, fn: Any) -> Any: ...  # provided by Store
+class MailStore(Engine):
+    """The email channel's rows: its deliveries in the outbox, reply tags, suppressions."""
 
     # -- outbox --------------------------------------------------------------------
 
-    async def due_mail(self, limit: int = 20) -> list[OutboxItem]:
-        now = utc_now()
-        rows = await self._read(
-            lambda db: db.execute(
-                "SELECT * FROM outbox WHERE status = 'pending' AND not_before <= ?"
-                " ORDER BY not_before, id LIMIT ?",
-                (now, limit),
-            ).fetchall()
-        )
-        return [_item(row) for row in rows]
-
-    async def next_mail_at(self) -> str | None:
-        row = await self._read(
-            lambda db: db.execute(
-                "SELECT MIN(not_before) FROM outbox WHERE status = 'pending'"
-            ).fetchone()
-        )
-        return row[0] if row else None
-
-    async def prepare_mail(self, item: OutboxItem, tag: str | None) -> MailJob | None:
+    async def prepare_mail(self, item: OutboxItem, tag: str | None, clock: Clock) -> MailJob | None:
         """Claim a due email and gather what it says; None (the row cancelled) if there is
         nothing to say or nobody to say it to any more. `tag`: for owner emails, the tag
-        to issue if this recipient has none yet for the thread."""
+        to issue if this recipient has none yet for the thread. `clock`: when digests go
+        out (an owner who switched to digests gets this email's news in the next one)."""
         assert item.thread is not None, f"{item.kind} emails are prepared by their own method"
-        policy = self.mail_policy or MailPolicy(0, 0)
 
         def op(db: Db) -> tuple[MailJob | None, list[StoreEvent]]:
             # An UPDATE, not a SELECT: it locks the row, so a second relay claiming the
@@ -202,18 +108,18 @@ class MailStore:
                     row["token_epoch"],
                 )
 
-            refusal = _still_wanted(db, item, row, site) or _mode_changed(db, policy, item, site)
+            refusal = _still_wanted(db, item, row, site) or _mode_changed(db, clock, item, site)
             if refusal:
                 cancel(db, item.id, refusal)
                 return None, []
-            if item.kind == MailKind.RESUME:
+            if item.kind == DeliveryKind.RESUME:
                 asked = json.loads(status[1] or "{}")
                 if refusal := claim_unconfirmed(db, thread.visitor, item.recipient, item.id):
                     cancel(db, item.id, refusal)
                     return None, []
                 claim(db, item.id)
                 return job([], [], None, asked.get("page")), []
-            owner = item.kind == MailKind.OWNER
+            owner = item.kind == DeliveryKind.OWNER
             author = Author.VISITOR if owner else Author.OWNER
             read = thread.owner_read_seq if owner else thread.visitor_read_seq
             # What this person was already sent: earlier emails of the thread, and for
@@ -221,7 +127,7 @@ class MailStore:
             last_sent = db.execute(
                 "SELECT MAX(upto_seq) FROM outbox WHERE recipient = ?3 AND status = 'sent'"
                 " AND ((kind = ?1 AND thread_id = ?2) OR (?1 = 'owner_notify' AND kind = ?4))",
-                (item.kind, item.thread, item.recipient, MailKind.DIGEST),
+                (item.kind, item.thread, item.recipient, DeliveryKind.DIGEST),
             ).fetchone()[0]
             new = [
                 message_from_row(r)
@@ -251,90 +157,7 @@ class MailStore:
             claim(db, item.id)
             return job(new, recent, issued, None), []
 
-        return await self._write(op)  # type: ignore[no-any-return]
-
-    async def mail_sent(self, job: SentJob) -> None:
-        def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            db.execute(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, upto_seq = ?,"
-                " updated_at = ? WHERE id = ?",
-                (job.upto_seq, utc_now(), job.item.id),
-            )
-            return None, []
-
-        await self._write(op)
-
-    async def mail_retry(self, item: OutboxItem, error: str, delay: float) -> None:
-        """Back to pending for a later try; merged into a newer pending email if one
-        was queued meanwhile (it will say everything this one would have)."""
-
-        def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            now = utc_now()
-            if _merge_into_newer(db, item, later(round(delay))):
-                db.execute(
-                    "UPDATE outbox SET status = 'cancelled', attempts = attempts + 1,"
-                    " last_error = ?, updated_at = ? WHERE id = ?",
-                    (f"merged into a newer email after: {error}"[:500], now, item.id),
-                )
-            else:
-                db.execute(  # unless it was cancelled while on its way
-                    "UPDATE outbox SET status = 'pending', attempts = attempts + 1,"
-                    " last_error = ?, not_before = ?, updated_at = ? WHERE id = ?"
-                    " AND status = 'sending'",
-                    (error[:500], later(round(delay)), now, item.id),
-                )
-            return None, []
-
-        await self._write(op)
-
-    async def requeue_interrupted(self, claimed_before: str) -> int:
-        """Emails claimed before `claimed_before` by a process that died mid-send go back
-        to pending (they may have left: at least once, with the same Message-ID)."""
-
-        def op(db: Db) -> tuple[int, list[StoreEvent]]:
-            rows = db.execute(
-                "SELECT * FROM outbox WHERE status = 'sending' AND updated_at <= ?",
-                (claimed_before,),
-            ).fetchall()
-            for row in rows:
-                item = _item(row)
-                status = "cancelled" if _merge_into_newer(db, item, utc_now()) else "pending"
-                db.execute(
-                    "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
-                    (status, utc_now(), item.id),
-                )
-            return len(rows), []
-
-        return await self._write(op)  # type: ignore[no-any-return]
-
-    async def mail_failed(self, item: OutboxItem, error: str) -> None:
-        def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            db.execute(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-                " updated_at = ? WHERE id = ?",
-                (error[:500], utc_now(), item.id),
-            )
-            release_unconfirmed(db, outbox_id=item.id)  # it never left: no day used up
-            return None, []
-
-        await self._write(op)
-
-    async def mail_status(self) -> dict[str, Any]:
-        def query(db: Db) -> dict[str, Any]:
-            counts = dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
-            failed = [
-                dict(r)
-                for r in db.execute(
-                    "SELECT id, kind, status, thread_id, recipient, attempts, last_error,"
-                    " updated_at"
-                    " FROM outbox WHERE status = 'failed' OR (status = 'pending' AND attempts > 0)"
-                    " ORDER BY updated_at DESC LIMIT 50"
-                )
-            ]
-            suppressed = [dict(r) for r in db.execute("SELECT * FROM suppressed ORDER BY address")]
-            return {"counts": counts, "problems": failed, "suppressed": suppressed}
-
-        return await self._read(query)  # type: ignore[no-any-return]
+        return await self.write(op)
 
     # -- inbound -------------------------------------------------------------------
 
@@ -363,25 +186,6 @@ class MailStore:
             return None
         return row[0], row[1], row[2] or MESSAGE_ID_WORDS.get(row[0], "")
 
-    async def inbound_seen(self, message_id: str) -> bool:
-        row = await self._read(
-            lambda db: db.execute(
-                "SELECT 1 FROM inbound WHERE message_id = ?", (message_id,)
-            ).fetchone()
-        )
-        return row is not None
-
-    async def record_inbound(self, message_id: str, verdict: str, thread: str | None) -> None:
-        def op(db: Db) -> tuple[None, list[StoreEvent]]:
-            db.execute(
-                "INSERT INTO inbound (message_id, verdict, thread_id, received_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (message_id, verdict, thread, utc_now()),
-            )
-            return None, []
-
-        await self._write(op)
-
     async def suppress(self, addresses: list[str], reason: str) -> None:
         """Never write to these again (hard bounce, unsubscribe); pending mail is dropped."""
 
@@ -390,7 +194,7 @@ class MailStore:
                 _suppress(db, address, reason)
             return None, []
 
-        await self._write(op)
+        await self.write(op)
 
     async def hard_bounce(self, address: str) -> None:
         """An email we sent to `address` bounced for good. An address a visitor confirmed
@@ -415,7 +219,7 @@ class MailStore:
             _cancel_pending(db, address, "the address bounced")
             return None, []
 
-        await self._write(op)
+        await self.write(op)
 
     async def unsuppress(self, address: str) -> int:
         """Write to this mailbox again (its owner asks, or a bounce was wrong): how many
@@ -428,7 +232,7 @@ class MailStore:
             )
             return lifted.rowcount, []
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self.write(op)
 
 
 def _suppress(db: Db, address: str, reason: str) -> None:
@@ -453,7 +257,7 @@ def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:
     when it was queued: owners and addresses change, people unsubscribe."""
     if is_suppressed(db, item.recipient):
         return "address suppressed"
-    if item.kind == MailKind.OWNER:
+    if item.kind == DeliveryKind.OWNER:
         if item.recipient not in {e.lower() for e in site.owner_emails}:
             return "no longer an owner address of the site"
         return None
@@ -462,10 +266,10 @@ def _still_wanted(db: Db, item: OutboxItem, row: Row, site: Site) -> str | None:
     return None  # the caps on unconfirmed addresses: claim_unconfirmed, once it is written
 
 
-def _mode_changed(db: Db, policy: MailPolicy, item: OutboxItem, site: Site) -> str | None:
+def _mode_changed(db: Db, clock: Clock, item: OutboxItem, site: Site) -> str | None:
     """Why an owner email queued before the owner changed how they hear of messages
     must not go out; a digest now says what it would have said."""
-    if item.kind != MailKind.OWNER:
+    if item.kind != DeliveryKind.OWNER:
         return None
     mode = notify_mode(db, item.recipient)
     if mode in DIGEST_MODES:
@@ -475,26 +279,9 @@ def _mode_changed(db: Db, policy: MailPolicy, item: OutboxItem, site: Site) -> s
             " WHERE m.thread_id = ? AND m.author = 'visitor' AND m.seq > MAX(t.owner_read_seq,"
             " COALESCE((SELECT MAX(upto_seq) FROM outbox WHERE kind = ? AND thread_id = ?"
             " AND recipient = ? AND status = 'sent'), 0))",
-            (item.thread, MailKind.OWNER, item.thread, item.recipient),
+            (item.thread, DeliveryKind.OWNER, item.thread, item.recipient),
         ).fetchone()[0]
         zone = site.settings.get("timezone")
-        queue_digest(db, policy.clock, item.recipient, mode, zone, first or 0)
+        queue_digest(db, clock, item.recipient, mode, zone, first or 0)
         return "the owner now gets digests: moved into the next one"
     return "the owner turned these emails off" if mode == NotifyMode.OFF else None
-
-
-def _merge_into_newer(db: Db, item: OutboxItem, not_before: str) -> bool:
-    """If a newer email of the same kind to the same person is pending, it takes this
-    one's place: it leaves no later than this one would have (a daily digest must not
-    slip a day for one failed try) and, for a digest, covers its messages too."""
-    merged = db.execute(
-        "UPDATE outbox SET not_before = MIN(not_before, ?1), payload = CASE"
-        "   WHEN kind = 'owner_digest' THEN json_object('from_seq',"
-        "     MIN(CAST(payload ->> 'from_seq' AS INTEGER), COALESCE((SELECT"
-        "       CAST(payload ->> 'from_seq' AS INTEGER) FROM outbox WHERE id = ?5), 0)))"
-        "   ELSE payload END"
-        " WHERE kind = ?2 AND thread_id IS ?3 AND recipient = ?4 AND status = 'pending'"
-        " AND id != ?5",
-        (not_before, item.kind, item.thread, item.recipient, item.id),
-    )
-    return merged.rowcount > 0

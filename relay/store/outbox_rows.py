@@ -6,6 +6,7 @@ Used by the mail, digest and continuity parts of the store, inside their transac
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,24 +22,41 @@ UNCONFIRMED_WINDOW = 24 * 3600.0
 UNCONFIRMED_ADDRESSES_PER_VISITOR = 3
 
 
-class MailKind:
+class DeliveryKind(enum.StrEnum):
+    """What a delivery row says, whichever channel carries it."""
+
     OWNER = "owner_notify"
     DIGEST = "owner_digest"  # many conversations in one email: thread NULL
     VISITOR = "visitor_notify"
     RESUME = "resume_link"  # a link that opens the conversation on another device
     LOGIN = "owner_login"  # an inbox sign-in link: thread NULL, the token minted on send
-    TO_OWNERS = (OWNER, DIGEST, LOGIN)
+
+
+TO_OWNERS = frozenset({DeliveryKind.OWNER, DeliveryKind.DIGEST, DeliveryKind.LOGIN})
+
+
+class DeliveryStatus(enum.StrEnum):
+    """pending -> sending -> sent | failed; pending -> cancelled. A `sending` row whose
+    relay died is pending again after a lease (store.requeue_interrupted)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
-class MailQueued:
-    """Published after commit when an email was queued: wakes the outbox worker."""
+class DeliveryQueued:
+    """Published after commit when a delivery was queued: wakes its channel's worker."""
+
+    channel: str
 
 
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
-    kind: str
+    kind: DeliveryKind
     thread: str | None  # None: a digest or a sign-in link
     recipient: str
     attempts: int
@@ -166,3 +184,18 @@ def cancel(db: Db, item_id: int, reason: str) -> None:
         "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ? WHERE id = ?",
         (reason, utc_now(), item_id),
     )
+
+
+def queue_delivery(
+    db: Db, channel: str, kind: DeliveryKind, thread: str | None, recipient: str, delay: float
+) -> DeliveryQueued:
+    """A delivery row in the caller's transaction; joins the pending one of the same kind,
+    thread and recipient (whose content is gathered when it leaves)."""
+    now = utc_now()
+    db.execute(
+        "INSERT INTO outbox (channel, kind, thread_id, recipient, not_before, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, thread_id, recipient)"
+        " WHERE status = 'pending' DO NOTHING",
+        (channel, kind.value, thread, recipient, later(delay), now, now),
+    )
+    return DeliveryQueued(channel)

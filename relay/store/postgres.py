@@ -42,9 +42,17 @@ from relay.models import (
     Typing,
 )
 from relay.store import bridge
-from relay.store.base import BatchFailed, Outcome, Store, StoreEvent, WriteOp, run_batch
+from relay.store.base import Store
+from relay.store.engine import (
+    BatchFailed,
+    Listeners,
+    Outcome,
+    StoreEvent,
+    WriteOp,
+    run_batch,
+)
 from relay.store.migrate import apply_pg_migrations
-from relay.store.outbox_rows import MailQueued
+from relay.store.outbox_rows import DeliveryQueued
 from relay.store.pg_connection import PgConnection
 from relay.store.rows import Db, message_from_row
 
@@ -120,8 +128,8 @@ def unreachable(error: BaseException) -> bool:
 class PostgresStore(Store):
     shared = True
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
+    def __init__(self, url: str, listeners: Listeners | None = None) -> None:
+        super().__init__(listeners)
         self.url = url
         self.process = uuid.uuid4().hex[:12]  # names this process in notifications
         self.channel = CHANNEL.format(schema="public")  # set by open()
@@ -280,7 +288,7 @@ class PostgresStore(Store):
             _notify(db, self.channel, json.dumps(chunk))
 
     def _publish(self, event: StoreEvent) -> None:
-        if isinstance(event, MailQueued):  # the events themselves come back by NOTIFY
+        if isinstance(event, DeliveryQueued):  # the events themselves come back by NOTIFY
             super()._publish(event)
 
     # -- hearing every process's commits -------------------------------------------
@@ -365,8 +373,8 @@ class PostgresStore(Store):
             return
         if kind == "t":
             self._deliver(Typing(site, rest[0], Author(rest[1])))
-        elif self.on_presence is not None:
-            self.on_presence(process, site, bool(rest[0]))
+        else:
+            self.listeners.presence(process, site, bool(rest[0]))
 
     async def _catch_up(self, upto: int | None) -> None:
         """Publish every message after the last one published, up to `upto` (all)."""
@@ -401,7 +409,7 @@ def _ref(event: StoreEvent) -> list[Any] | None:
         return ["o", event.site, event.thread, event.epoch]
     if isinstance(event, ThreadDeleted):
         return ["d", event.site, event.thread]
-    return None  # MailQueued: for this process's own outbox worker
+    return None  # DeliveryQueued: for this process's own outbox worker
 
 
 def _event(ref: list[Any]) -> Event:

@@ -4,21 +4,15 @@ per-site retention purge. Mixed into Store."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relay.models import Author, ThreadDeleted
+from relay.store.engine import Engine, StoreEvent
 from relay.store.outbox_rows import UNCONFIRMED_WINDOW, later
 from relay.store.rows import Db, message_from_row, site_from_row, thread_from_row
 
-if TYPE_CHECKING:
-    from relay.store.base import StoreEvent
 
-
-class PrivacyStore:
-    async def _write(self, op: Any) -> Any: ...  # provided by Store
-    async def _read(self, fn: Any) -> Any: ...  # provided by Store
-    async def _scrub(self) -> None: ...  # provided by Store
-
+class PrivacyStore(Engine):
     async def find_visitors(self, email_or_id: str) -> list[str]:
         """Visitor ids with this id, or this email (any case), on any site."""
         rows = await self._read(
@@ -67,7 +61,7 @@ class PrivacyStore:
                 "threads": threads,
             }
 
-        return await self._read(query)  # type: ignore[no-any-return]
+        return await self._read(query)
 
     async def delete_visitor(self, visitor_id: str) -> int:
         """Erase a visitor: their threads, messages, queued emails and reply addresses go
@@ -76,7 +70,7 @@ class PrivacyStore:
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             return _erase(db, [visitor_id])
 
-        erased: int = await self._write(op)
+        erased: int = await self.write(op)
         await self._scrub()
         return erased
 
@@ -122,7 +116,7 @@ class PrivacyStore:
             _erase(db, orphans)
             return found, events
 
-        purged: list[tuple[str, str, str]] = await self._write(op)
+        purged: list[tuple[str, str, str]] = await self.write(op)
         if purged and not dry_run:
             await self._scrub()
         return purged

@@ -16,7 +16,8 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from relay.models import MessageAdded
-from relay.store.base import Outcome, Store, WriteOp, log, run_batch
+from relay.store.base import Store
+from relay.store.engine import Listeners, Outcome, WriteOp, log, run_batch
 from relay.store.inbox import fold
 from relay.store.migrate import apply_migrations
 from relay.store.rows import Db
@@ -35,8 +36,10 @@ FTS5_SECURE_DELETE = (3, 44, 0)
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
-        super().__init__()
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", listeners: Listeners | None = None
+    ) -> None:
+        super().__init__(listeners)
         self.path = path
         self.synchronous = synchronous.upper()
         self._writer: aiosqlite.Connection | None = None
@@ -111,7 +114,7 @@ class SQLiteStore(Store):
 
     async def catch_up_search(self) -> None:
         """Index every committed message now (a search must find what was just said)."""
-        await self._write(
+        await self.write(
             lambda db: (index_search(cast(sqlite3.Connection, db), in_transaction=True), [])
         )
 

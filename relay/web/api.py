@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relay.catalogue import LANGUAGES
+from relay.conversations import Actor
 from relay.errors import InvalidToken, NotFound, PorchError, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
@@ -39,6 +40,8 @@ MAX_USER_ID_CHARS = 200  # a site's user id: a number, a UUID, an email at most
 CONFIG_CACHE = "no-cache"
 # The typical reply time moves slowly, and measuring it reads a month of messages.
 REPLY_TIME_TTL = 300.0
+
+VISITOR = Actor(Author.VISITOR, Via.WIDGET)  # whoever writes through the widget
 
 
 async def site_config(request: Request) -> Response:
@@ -78,7 +81,7 @@ async def start_thread(request: Request) -> Response:
     )
     # The widget's language: automatic replies are written in it.
     language = data.get("language") if data.get("language") in LANGUAGES else None
-    started = await s.store.start_thread(
+    started = await s.conversations.start(
         site.id,
         body=body,
         client_id=cid,
@@ -123,9 +126,7 @@ async def post_message(request: Request) -> Response:
     body = message_body(data, s.config.max_body_chars)
     cid = client_id(data)
     taken = visitor_send_limits(s, thread, client_ip(request))
-    message, created = await s.store.add_message(
-        thread.id, author=Author.VISITOR, body=body, via=Via.WIDGET, client_id=cid
-    )
+    message, created = await s.conversations.post(thread.id, VISITOR, body, cid)
     if not created:
         refund(taken)
     return JSONResponse(message.to_json(Author.VISITOR), status_code=201 if created else 200)
@@ -135,7 +136,7 @@ async def mark_read(request: Request) -> Response:
     s = services(request)
     thread = await visitor_thread(request, s)
     data = await read_json(request, s.config.max_request_bytes)
-    await s.store.mark_read(thread.id, Author.VISITOR, seq_value(data.get("seq"), "seq"))
+    await s.conversations.mark_read(thread.id, Author.VISITOR, seq_value(data.get("seq"), "seq"))
     return Response(status_code=204)
 
 
@@ -213,7 +214,7 @@ async def resume_link(request: Request) -> Response:
     """Email the visitor a link that opens this conversation on another device."""
     s = services(request)
     thread = await visitor_thread(request, s)
-    if s.mailer is None:
+    if not s.config.mail_enabled:
         raise Unavailable("this relay sends no email (PORCH_SMTP_URL is not set)")
     data = await read_json(request, s.config.max_request_bytes)
     email = email_address(data)

@@ -28,6 +28,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from relay.conversations import Actor
 from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
 from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
 from relay.models import (
@@ -69,6 +70,7 @@ class Session:
         "ws",
         "s",
         "role",
+        "actor",
         "sites",
         "thread",
         "last_seq",
@@ -94,11 +96,14 @@ class Session:
         thread: Thread | None,
         since: int,
         epoch: int = 0,
+        *,
+        via: Via,
     ) -> None:
         self.ws = ws
         self.epoch = epoch  # the visitor token's: a newer one on the bus signs this out
         self.s = s
         self.role = role
+        self.actor = Actor(role, via)  # who writes from this socket, by which channel
         self.sites = sites  # the visitor's site; every site of an owner
         self.thread = thread  # the visitor's thread; None for an owner
         self.last_seq = since
@@ -187,6 +192,12 @@ class Session:
             await self.ws.send_text(text)
 
     async def replay(self) -> None:
+        newest = self.thread.last_seq if self.thread else await self.s.store.last_seq()
+        if self.last_seq > newest:
+            # A cursor from the future (a client's storage went wrong): every message
+            # would look already sent. A visitor gets their thread again (the client
+            # de-duplicates by seq); either way `ready` then names the real newest seq.
+            self.last_seq = 0 if self.thread is not None else newest
         while True:
             if self.thread is not None:
                 page = await self.s.store.thread_messages(
@@ -241,7 +252,7 @@ class Session:
                 await self._on_typing(frame)
             elif kind == "read":
                 thread = await self._target(frame)
-                await self.s.store.mark_read(
+                await self.s.conversations.mark_read(
                     thread.id, self.role, seq_value(frame.get("seq"), "seq")
                 )
             elif kind == "ping":
@@ -276,10 +287,7 @@ class Session:
             return
         if self.role is Author.VISITOR:
             visitor_send_limits(self.s, thread, client_ip(self.ws))
-        via = Via.WIDGET if self.role is Author.VISITOR else Via.INBOX
-        message, _ = await self.s.store.add_message(
-            thread.id, author=self.role, body=body, via=via, client_id=cid
-        )
+        message, _ = await self.s.conversations.post(thread.id, self.actor, body, cid)
         await self.send({"type": "ack", "client_id": cid, "seq": message.seq, "thread": thread.id})
 
     async def _on_typing(self, frame: dict[str, Any]) -> None:
@@ -372,8 +380,10 @@ async def _hello(ws: WebSocket, s: Services) -> Session:
         if thread is None or thread.site != site.id:
             raise InvalidToken("this token's conversation no longer exists")
         check_origin(ws.headers.get("origin"), site)
-        return Session(ws, s, Author.VISITOR, (site.id,), thread, since, claim.epoch)
-    return Session(ws, s, Author.OWNER, (site.id,), None, since)
+        return Session(
+            ws, s, Author.VISITOR, (site.id,), thread, since, claim.epoch, via=Via.WIDGET
+        )
+    return Session(ws, s, Author.OWNER, (site.id,), None, since, via=Via.API)
 
 
 async def close(ws: WebSocket, code: int, reason: str) -> None:

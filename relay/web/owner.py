@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay.conversations import Actor
 from relay.errors import NotFound
 from relay.inputs import (
     bearer,
@@ -17,6 +18,8 @@ from relay.inputs import (
 from relay.models import Author, Thread, Via
 from relay.web.api import history
 from relay.web.services import Services, services
+
+OWNER = Actor(Author.OWNER, Via.API)  # an owner's program, with an owner token
 
 
 async def list_threads(request: Request) -> Response:
@@ -37,9 +40,7 @@ async def post_message(request: Request) -> Response:
     thread = await owned_thread(request, s, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
     body = message_body(data, s.config.max_body_chars)
-    message, created = await s.store.add_message(
-        thread.id, author=Author.OWNER, body=body, via=Via.INBOX, client_id=client_id(data)
-    )
+    message, created = await s.conversations.post(thread.id, OWNER, body, client_id(data))
     return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
 
 
@@ -47,7 +48,7 @@ async def mark_read(request: Request) -> Response:
     s = services(request)
     thread = await owned_thread(request, s, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
-    await s.store.mark_read(thread.id, Author.OWNER, seq_value(data.get("seq"), "seq"))
+    await s.conversations.mark_read(thread.id, Author.OWNER, seq_value(data.get("seq"), "seq"))
     return Response(status_code=204)
 
 

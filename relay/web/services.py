@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from relay.channels.email.inbound import Pipeline
-from relay.channels.email.outbox import OutboxWorker
+from relay.channels.accept import Accept
+from relay.channels.channel import Channel
+from relay.channels.worker import DeliveryWorker
 from relay.clock import Clock
 from relay.config import Config
+from relay.conversations import Conversations
 from relay.conversations.bus import Bus
 from relay.conversations.presence import Presence
 from relay.limits import RateLimiter
@@ -50,8 +52,10 @@ class Services:
     tokens: Tokens
     bus: Bus
     limits: Limits
-    pipeline: Pipeline
-    mailer: OutboxWorker | None  # None when no SMTP server is configured
+    conversations: Conversations  # the one write path of messages
+    accept: Accept  # every channel's inbound step
+    channels: dict[str, Channel]  # by name (a message's via)
+    workers: dict[str, DeliveryWorker]  # the channels that can deliver now, by name
     clock: Clock  # business hours and digests (PORCH_CLOCK_START moves it in tests)
     presence: Presence  # which sites have an owner at the inbox
     # site → (when it goes stale, on the monotonic clock; its typical reply seconds)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.assets import asset_dir
+from relay.config import Config
 from relay.errors import NotFound
 
 EMBED = "embed.js"
@@ -132,3 +133,8 @@ def _encodings(header: str) -> set[str]:
             continue
         accepted.add(coding.strip().lower())
     return accepted
+
+
+def snippet(config: Config, site_id: str) -> str:
+    """The one line an owner pastes into their site (`porch site add`, the inbox)."""
+    return f'<script src="{config.base_url}/widget.js" data-site="{site_id}" async></script>'

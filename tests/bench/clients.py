@@ -14,6 +14,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from relay.config import Config
+from relay.conversations import Conversations
 from relay.store import open_store
 from relay.tokens import Tokens
 from tests.bench.servers import SITE, Relay
@@ -83,7 +84,7 @@ async def seed_conversations(relay: Relay, count: int, concurrency: int = 64) ->
     try:
 
         async def start(i: int) -> str:
-            started = await store.start_thread(
+            started = await Conversations(store).start(
                 SITE, body=f"hello from visitor {i}", client_id=None, name=None, page=None
             )
             return tokens.visitor_token(started.visitor, SITE, started.epoch)

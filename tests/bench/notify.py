@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 
 from relay.models import Event, MessageAdded
-from relay.store.base import StoreEvent
+from relay.store import Listeners
+from relay.store.engine import StoreEvent
 from relay.store.postgres import PostgresStore
 from relay.store.rows import Db
 from tests.bench import servers
@@ -58,16 +59,15 @@ class Round:
 
 async def store_rate(url: str, notify: bool) -> Round:
     """Messages per second through PostgresStore.add_message from WRITERS coroutines."""
-    store = PostgresStore(url)
-    if not notify:
-        store._notify = silent  # type: ignore[method-assign]
     published = 0
 
     def count(event: Event) -> None:
         nonlocal published
         published += isinstance(event, MessageAdded)
 
-    store.on_commit = count
+    store = PostgresStore(url, Listeners(committed=count))
+    if not notify:
+        store._notify = silent  # type: ignore[method-assign]
     await store.open()
     try:
         threads = await seed(store)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from relay.conversations import Actor, Conversations
 from relay.models import Author, Site, Via, utc_now
 from relay.store import SQLiteStore, Store
 from relay.store.migrate import apply_migrations
@@ -45,7 +46,7 @@ async def seed(store: Store) -> list[str]:
     await store.add_site(site, replace=True)  # a PostgreSQL database may have it already
     threads = []
     for n in range(THREADS):
-        started = await store.start_thread(
+        started = await Conversations(store).start(
             SITE, body=body(-1), client_id=f"start-{n}", name=None, page=None
         )
         threads.append(started.thread.id)
@@ -55,15 +56,12 @@ async def seed(store: Store) -> list[str]:
 async def write(store: Store, threads: list[str], messages: int, writers: int) -> float:
     """Messages per second through store.add_message from `writers` coroutines."""
 
+    conversations = Conversations(store)
+    visitor = Actor(Author.VISITOR, Via.WIDGET)
+
     async def writer(w: int) -> None:
         for i in range(w, messages, writers):
-            await store.add_message(
-                threads[i % THREADS],
-                author=Author.VISITOR,
-                body=body(i),
-                via=Via.WIDGET,
-                client_id=f"m-{i}",
-            )
+            await conversations.post(threads[i % THREADS], visitor, body(i), f"m-{i}")
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:

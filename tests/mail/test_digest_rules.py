@@ -13,11 +13,12 @@ import pytest
 
 from relay.channels.email.compose import digest_email
 from relay.clock import Clock, parse_instant
+from relay.conversations import Actor, Conversations
+from relay.conversations.notify import NotificationPolicy
 from relay.models import Author, Via
 from relay.store import Store
 from relay.store.digest import next_digest_at
-from relay.store.mail import MailPolicy
-from relay.store.outbox_rows import MailKind, OutboxItem
+from relay.store.outbox_rows import DeliveryKind, OutboxItem
 from tests.mail.conftest import OWNER, set_owner
 from tests.pg import BOTH_ENGINES, connect, make_store
 from tests.support import ALPHA, BETA
@@ -80,12 +81,19 @@ def test_only_hourly_and_daily_have_a_schedule() -> None:
 # -- the store -------------------------------------------------------------------------
 
 
+POLICY = NotificationPolicy(owner_delay=0, visitor_delay=0, clock=Clock(at(HALF_PAST_NINE)))
+
+
+def talk(store: Store) -> Conversations:
+    """The one write path, telling owners and visitors as the relay does."""
+    return Conversations(store, notify=POLICY)
+
+
 @pytest.fixture
 async def store(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Store]:
     store = make_store(engine, tmp_path, request)
-    store.mail_policy = MailPolicy(owner_delay=0, visitor_delay=0, clock=Clock(at(HALF_PAST_NINE)))
     await store.open()
     await store.add_site(ALPHA)
     await store.add_site(replace(BETA, owner_emails=(BETA_OWNER, OWNER)))
@@ -113,22 +121,21 @@ def tag_for(thread: str) -> str:
 
 
 async def visitor_says(store: Store, thread: str, body: str) -> int:
-    message, _ = await store.add_message(
-        thread, author=Author.VISITOR, body=body, via=Via.WIDGET, client_id=None
-    )
+    message, _ = await talk(store).post(thread, Actor(Author.VISITOR, Via.WIDGET), body, None)
     return message.seq
 
 
 async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: Store) -> None:
     set_owner(store, OWNER, notify="hourly")
-    ann = await store.start_thread("alpha", body="one", client_id=None, name="Ann", page=None)
+    ann = await talk(store).start("alpha", body="one", client_id=None, name="Ann", page=None)
     await visitor_says(store, ann.thread.id, "two")
-    bob = await store.start_thread("beta", body="trois", client_id=None, name=None, page=None)
-    [digest] = pending(store, MailKind.DIGEST)
+    bob = await talk(store).start("beta", body="trois", client_id=None, name=None, page=None)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     assert digest.recipient == OWNER and digest.thread is None
-    assert [i.recipient for i in pending(store, MailKind.OWNER)] == [BETA_OWNER]  # per message
+    assert [i.recipient for i in pending(store, DeliveryKind.OWNER)] == [BETA_OWNER]  # per message
     assert (
-        rows(store, MailKind.DIGEST)[0]["not_before"] > rows(store, MailKind.OWNER)[0]["not_before"]
+        rows(store, DeliveryKind.DIGEST)[0]["not_before"]
+        > rows(store, DeliveryKind.OWNER)[0]["not_before"]
     )  # ten o'clock on the store's clock, half an hour away
 
     job = await store.prepare_digest(digest, tag_for)
@@ -139,13 +146,13 @@ async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: S
     ]
     assert [t.tag for t in job.threads] == [tag_for(ann.thread.id), tag_for(bob.thread.id)]
     assert job.message_count == 3 and job.upto_seq == bob.message.seq
-    await store.mail_sent(job)
+    await store.delivery_sent(job.item, job.upto_seq)
 
     # Later: new messages on both; the owner reads Bob's in the inbox.
     three = await visitor_says(store, ann.thread.id, "three")
     four = await visitor_says(store, bob.thread.id, "quatre")
-    await store.mark_read(bob.thread.id, Author.OWNER, four)
-    [following] = pending(store, MailKind.DIGEST)
+    await talk(store).mark_read(bob.thread.id, Author.OWNER, four)
+    [following] = pending(store, DeliveryKind.DIGEST)
     assert following.id != digest.id
     again = await store.prepare_digest(following, lambda thread: "a-newer-key-tag")
     assert again is not None
@@ -156,12 +163,12 @@ async def test_a_digest_gathers_every_site_once_and_skips_what_was_read(store: S
 
 async def test_a_digest_with_nothing_new_is_cancelled(store: Store) -> None:
     set_owner(store, OWNER, notify="daily")
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    await store.mark_read(started.thread.id, Author.OWNER, started.message.seq)
-    [digest] = pending(store, MailKind.DIGEST)
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    await talk(store).mark_read(started.thread.id, Author.OWNER, started.message.seq)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     assert await store.prepare_digest(digest, tag_for) is None
-    assert rows(store, MailKind.DIGEST)[0]["status"] == "cancelled"
-    assert rows(store, MailKind.DIGEST)[0]["last_error"] == "already seen"
+    assert rows(store, DeliveryKind.DIGEST)[0]["status"] == "cancelled"
+    assert rows(store, DeliveryKind.DIGEST)[0]["last_error"] == "already seen"
 
 
 @pytest.mark.parametrize(
@@ -176,8 +183,8 @@ async def test_a_digest_nobody_wants_any_more_is_cancelled(
     store: Store, change: str, reason: str
 ) -> None:
     set_owner(store, OWNER, notify="hourly")
-    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    [digest] = pending(store, MailKind.DIGEST)
+    await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     if change == "not_an_owner":
         await store.add_site(replace(ALPHA, owner_emails=("new@alpha.example",)), replace=True)
         await store.add_site(replace(BETA, owner_emails=(BETA_OWNER,)), replace=True)
@@ -190,7 +197,7 @@ async def test_a_digest_nobody_wants_any_more_is_cancelled(
     else:
         set_owner(store, OWNER, notify=change)
     assert await store.prepare_digest(digest, tag_for) is None
-    row = rows(store, MailKind.DIGEST)[0]
+    row = rows(store, DeliveryKind.DIGEST)[0]
     assert (row["status"], row["last_error"]) == ("cancelled", reason)
 
 
@@ -199,55 +206,55 @@ async def test_a_digest_pending_when_the_owner_goes_back_to_message_still_goes(
 ) -> None:
     """Its messages have no email of their own: it is the last digest."""
     set_owner(store, OWNER, notify="hourly")
-    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    [digest] = pending(store, MailKind.DIGEST)
+    await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     set_owner(store, OWNER, notify="message")
     job = await store.prepare_digest(digest, tag_for)
     assert job is not None and [m.body for t in job.threads for m in t.new] == ["hi"]
 
 
 async def test_an_email_queued_before_a_switch_to_digests_joins_the_digest(store: Store) -> None:
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    [email] = pending(store, MailKind.OWNER)
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    [email] = pending(store, DeliveryKind.OWNER)
     set_owner(store, OWNER, notify="daily")
-    assert await store.prepare_mail(email, "tag") is None
-    assert rows(store, MailKind.OWNER)[0]["last_error"] == (
+    assert await store.prepare_mail(email, "tag", POLICY.clock) is None
+    assert rows(store, DeliveryKind.OWNER)[0]["last_error"] == (
         "the owner now gets digests: moved into the next one"
     )
-    [digest] = pending(store, MailKind.DIGEST)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     job = await store.prepare_digest(digest, tag_for)
     assert job is not None and [m.seq for m in job.threads[0].new] == [started.message.seq]
 
 
 async def test_an_email_queued_before_switching_off_is_cancelled(store: Store) -> None:
-    await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    [email] = pending(store, MailKind.OWNER)
+    await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    [email] = pending(store, DeliveryKind.OWNER)
     set_owner(store, OWNER, notify="off")
-    assert await store.prepare_mail(email, "tag") is None
-    assert rows(store, MailKind.OWNER)[0]["last_error"] == "the owner turned these emails off"
-    assert rows(store, MailKind.DIGEST) == []
+    assert await store.prepare_mail(email, "tag", POLICY.clock) is None
+    assert rows(store, DeliveryKind.OWNER)[0]["last_error"] == "the owner turned these emails off"
+    assert rows(store, DeliveryKind.DIGEST) == []
 
 
 async def test_joining_keeps_one_digest_at_the_earlier_time(store: Store) -> None:
     set_owner(store, OWNER, notify="daily")
-    started = await store.start_thread("alpha", body="hi", client_id=None, name=None, page=None)
-    tomorrow_morning = rows(store, MailKind.DIGEST)[0]["not_before"]
+    started = await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
+    tomorrow_morning = rows(store, DeliveryKind.DIGEST)[0]["not_before"]
     set_owner(store, OWNER, notify="hourly")
     await visitor_says(store, started.thread.id, "still there?")
-    [row] = rows(store, MailKind.DIGEST)
+    [row] = rows(store, DeliveryKind.DIGEST)
     assert row["not_before"] < tomorrow_morning  # ten o'clock today now
     set_owner(store, OWNER, notify="daily")
     await visitor_says(store, started.thread.id, "hello?")
-    assert [r["not_before"] for r in rows(store, MailKind.DIGEST)] == [row["not_before"]]
+    assert [r["not_before"] for r in rows(store, DeliveryKind.DIGEST)] == [row["not_before"]]
 
 
 async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: Store) -> None:
     set_owner(store, OWNER, notify="hourly")
-    started = await store.start_thread("alpha", body="m1", client_id=None, name=None, page=None)
+    started = await talk(store).start("alpha", body="m1", client_id=None, name=None, page=None)
     await store.set_contact(started.visitor, 0, name=None, email="ann@example.com")
     for n in range(2, 13):
         await visitor_says(store, started.thread.id, f"m{n} <i>")
-    [digest] = pending(store, MailKind.DIGEST)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     job = await store.prepare_digest(digest, tag_for)
     assert job is not None
     mail = digest_email(
@@ -266,22 +273,22 @@ async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: 
 async def test_the_first_digest_repeats_no_email_and_no_old_history(store: Store) -> None:
     """An owner who answered by email switches to digests: what an email already said
     is not said again, and old unread messages (history, not news) stay out."""
-    ann = await store.start_thread(
+    ann = await talk(store).start(
         "alpha", body="emailed already", client_id=None, name=None, page=None
     )
-    [email] = pending(store, MailKind.OWNER)
-    job = await store.prepare_mail(email, "tag")
+    [email] = pending(store, DeliveryKind.OWNER)
+    job = await store.prepare_mail(email, "tag", POLICY.clock)
     assert job is not None
-    await store.mail_sent(job)
-    bob = await store.start_thread(
+    await store.delivery_sent(job.item, job.upto_seq)
+    bob = await talk(store).start(
         "alpha", body="old, never emailed", client_id=None, name=None, page=None
     )
-    for item in pending(store, MailKind.OWNER):  # as if mail was off back then
+    for item in pending(store, DeliveryKind.OWNER):  # as if mail was off back then
         with connect(store) as db:
             db.execute("UPDATE outbox SET status = 'cancelled' WHERE id = ?", (item.id,))
     set_owner(store, OWNER, notify="hourly")
     await visitor_says(store, ann.thread.id, "news")
-    [digest] = pending(store, MailKind.DIGEST)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     gathered = await store.prepare_digest(digest, tag_for)
     assert gathered is not None
     assert [[m.body for m in t.new] for t in gathered.threads] == [["news"]]
@@ -292,15 +299,15 @@ async def test_a_failed_digest_merged_into_a_newer_one_keeps_its_time_and_news(
     store: Store,
 ) -> None:
     set_owner(store, OWNER, notify="daily")
-    ann = await store.start_thread("alpha", body="first", client_id=None, name=None, page=None)
-    [digest] = pending(store, MailKind.DIGEST)
+    ann = await talk(store).start("alpha", body="first", client_id=None, name=None, page=None)
+    [digest] = pending(store, DeliveryKind.DIGEST)
     claimed = await store.prepare_digest(digest, tag_for)  # being sent…
     assert claimed is not None
     await visitor_says(store, ann.thread.id, "meanwhile")  # …queues tomorrow's digest
-    [newer] = pending(store, MailKind.DIGEST)
-    tomorrow = rows(store, MailKind.DIGEST)[1]["not_before"]
-    await store.mail_retry(digest, "421 try later", delay=60)  # the send failed
-    merged = next(r for r in rows(store, MailKind.DIGEST) if r["id"] == newer.id)
+    [newer] = pending(store, DeliveryKind.DIGEST)
+    tomorrow = rows(store, DeliveryKind.DIGEST)[1]["not_before"]
+    await store.delivery_retry(digest, "421 try later", delay=60)  # the send failed
+    merged = next(r for r in rows(store, DeliveryKind.DIGEST) if r["id"] == newer.id)
     assert merged["not_before"] < tomorrow  # in a minute, not tomorrow morning
     again = await store.prepare_digest(newer, tag_for)
     assert again is not None

@@ -109,7 +109,8 @@ async def test_second_delivery_of_a_message_id_is_not_posted_again(
     assert await owner_bodies(relay, started["token"]) == ["First answer.", "Second answer."]
     with relay.db() as db:
         verdict = db.execute(
-            "SELECT verdict FROM inbound WHERE message_id = ?", ("once@alpha.example",)
+            "SELECT verdict FROM inbound WHERE channel = 'email' AND external_id = ?",
+            ("once@alpha.example",),
         ).fetchone()
     assert verdict["verdict"] == "posted"
 

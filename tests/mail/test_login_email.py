@@ -119,16 +119,16 @@ async def test_the_store_queues_one_link_for_owners_only(
         assert await store.queue_login_email(STRANGER, "en") is False
         assert await store.queue_login_email(" OWNER@alpha.example", None) is True
         assert await store.queue_login_email(OWNER, "fr") is True  # the pending one will do
-        [item] = await store.due_mail()
+        [item] = await store.due_deliveries("email")
         assert (item.kind, item.recipient, item.thread) == ("owner_login", OWNER, None)
         set_owner(store, OWNER, language="fr")
         job = await store.prepare_login(item)
         assert job is not None and job.language == "fr"  # none asked for: the owner's
 
         await store.queue_login_email(OWNER, "en")
-        [later] = await store.due_mail()
+        [later] = await store.due_deliveries("email")
         await store.add_site(replace(ALPHA, owner_emails=("new@alpha.example",)), replace=True)
         assert await store.prepare_login(later) is None  # no longer an owner: not sent
-        assert await store.due_mail() == []
+        assert await store.due_deliveries("email") == []
     finally:
         await store.close()

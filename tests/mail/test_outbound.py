@@ -106,7 +106,7 @@ async def test_mail_server_down_delays_but_never_loses_or_doubles(make_relay: An
     relay = make_relay(
         smtp_url=f"smtp://127.0.0.1:{port}", reply_domain=REPLY_DOMAIN, owner_notify_delay=0
     )
-    mailer = relay.services.mailer
+    mailer = relay.services.workers["email"]
     mailer.retry_base = 0.2
     async with relay.client() as client:
         await start_thread(client, "anyone there?")

@@ -274,7 +274,7 @@ async def test_forged_bounces_suppress_nothing(loop_relay: RunningRelay, sink: S
 async def test_capped_replies_are_deferred_not_lost(
     loop_relay: RunningRelay, sink: SinkServer
 ) -> None:
-    loop_relay.services.pipeline.per_thread = RateLimiter(1, 3600)  # a tight cap to hit
+    loop_relay.services.accept.per_thread = RateLimiter(1, 3600)  # a tight cap to hit
     _, notification = await conversation(loop_relay, sink)
     await send_to_relay(loop_relay, reply_to(notification, "first"))
     with pytest.raises(aiosmtplib.SMTPDataError) as deferred:

@@ -100,8 +100,8 @@ def inbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inbound]:
     )
     # The pipeline caps replies per thread and sender (30 and 120 an hour) against mail
     # loops; examples post far more, all on purpose.
-    relay.services.pipeline.per_thread = RateLimiter(UNLIMITED, HOUR)
-    relay.services.pipeline.per_sender = RateLimiter(UNLIMITED, HOUR)
+    relay.services.accept.per_thread = RateLimiter(UNLIMITED, HOUR)
+    relay.services.accept.per_sender = RateLimiter(UNLIMITED, HOUR)
     try:
         with httpx.Client(base_url=relay.url, timeout=30) as http:
             started = http.post(

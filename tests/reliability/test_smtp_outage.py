@@ -92,7 +92,7 @@ async def test_outbox_delivers_each_email_once_after_the_mail_server_comes_up(
         owner_notify_delay=0,
         visitor_notify_delay=0,
     )
-    relay.services.mailer.retry_base = RETRY_BASE
+    relay.services.workers["email"].retry_base = RETRY_BASE
     async with relay.client() as client:
         started = await asyncio.gather(*(start(client, v) for v in range(VISITORS)))
         tokens = [s["token"] for s in started]

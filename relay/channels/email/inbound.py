@@ -1,6 +1,8 @@
 """The one inbound pipeline every ingress (SMTP, IMAP, webhooks) hands raw mail to:
 
-    parse → ignore duplicates → classify → verify → extract → store → publish
+    parse → ignore duplicates → classify → verify the tag → extract → accept
+
+(relay/channels/accept.py authorises the sender, caps loops and posts.)
 
 Nothing about the sender is trusted but what the reply tag proves: the tag must be
 one we issued, not revoked, matching its thread and recipient under one of our keys,
@@ -12,22 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
 
+from relay.channels.accept import Accept, Inbound, Outcome, Verdict
 from relay.channels.email.reading import Inspection, UnreadableEmail, inspect, tag_of
-from relay.limits import RateLimiter
-from relay.models import Author, Message, Via
+from relay.models import Author, Via
 from relay.store import Store
-from relay.store.outbox_rows import MailKind
+from relay.store.outbox_rows import TO_OWNERS
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.inbound")
 
-HOUR = 3600.0
 # Our Message-IDs (relay/mail/compose.py), <outbox.ID.THREAD@domain>: a bounce quoting
 # one names the email it is about. The outbox id counts up, so anyone can guess one:
 # the thread id beside it, which only the email's recipient and the owner know, must
@@ -35,50 +34,13 @@ HOUR = 3600.0
 # forged bounce is not ours, and int() of 5,000 digits would raise.
 OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.([A-Za-z0-9_-]{1,64})@")
 MAX_QUOTED_IDS = 3  # a real bounce quotes the one email it returns
-# An owner answering by hand writes a few emails an hour per conversation; a loop
-# between two robots writes hundreds. These caps stop the second, never the first.
-REPLIES_PER_THREAD_PER_HOUR = 30
-REPLIES_PER_SENDER_PER_HOUR = 120
-
-
-class Verdict(enum.StrEnum):
-    POSTED = "posted"
-    DUPLICATE = "duplicate"
-    AUTO_REPLY = "auto_reply"
-    BOUNCE = "bounce"
-    EMPTY = "empty"  # nothing new after quotes and signatures were removed
-    NO_TAG = "no_tag"
-    UNKNOWN_TAG = "unknown_tag"
-    REVOKED_TAG = "revoked_tag"
-    FORGED = "forged"  # the tag does not match, or From is not whom it was issued to
-    RATE_LIMITED = "rate_limited"
-    UNREADABLE = "unreadable"
-    DEFERRED = "deferred"  # could not be processed now (`porch smtp`: relay unreachable)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    verdict: Verdict
-    thread: str | None = None
-    message: Message | None = None
-
-    @property
-    def posted(self) -> bool:
-        return self.verdict is Verdict.POSTED
-
-    @property
-    def temporary(self) -> bool:
-        """Refused for now only: the ingress must get the mail delivered again later
-        (SMTP 451, HTTP 429, IMAP leaves it unmarked)."""
-        return self.verdict in (Verdict.RATE_LIMITED, Verdict.DEFERRED)
 
 
 class Pipeline:
-    def __init__(self, store: Store, tokens: Tokens) -> None:
+    def __init__(self, store: Store, tokens: Tokens, accept: Accept) -> None:
         self.store = store
         self.tokens = tokens
-        self.per_thread = RateLimiter(REPLIES_PER_THREAD_PER_HOUR, HOUR)
-        self.per_sender = RateLimiter(REPLIES_PER_SENDER_PER_HOUR, HOUR)
+        self.accept = accept
 
     async def receive(
         self, raw: bytes, *, source: str, envelope_to: list[str] | None = None
@@ -94,14 +56,13 @@ class Pipeline:
             return Outcome(Verdict.UNREADABLE)
         # Without a Message-ID, a digest of the bytes still catches a re-delivery.
         message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
-        if await self.store.inbound_seen(message_id):
+        if await self.accept.seen(Via.EMAIL, message_id):
             return Outcome(Verdict.DUPLICATE)
         envelope_tags = [tag for tag in map(tag_of, envelope_to or []) if tag]
         if envelope_tags:
             mail = dataclasses.replace(mail, token=envelope_tags[0])
         outcome = await self._process(mail, raw, message_id)
-        if not outcome.temporary:  # a capped reply will be delivered again
-            await self.store.record_inbound(message_id, outcome.verdict.value, outcome.thread)
+        await self.accept.record(Via.EMAIL, message_id, outcome)
         log.info("inbound via %s from %s: %s", source, mail.sender, outcome.verdict.value)
         return outcome
 
@@ -119,24 +80,15 @@ class Pipeline:
         thread_id, recipient, revoked = issued
         if revoked:
             return Outcome(Verdict.REVOKED_TAG, thread_id)
+        # The tag proves the thread and whom it was issued to; accept checks the sender.
         if not self.tokens.reply_tag_matches(mail.token, thread_id, recipient):
             return Outcome(Verdict.FORGED, thread_id)
-        if not await self._sender_allowed(mail.sender, recipient, thread_id):
+        if mail.sender is None:
             return Outcome(Verdict.FORGED, thread_id)
-        if not mail.body:
-            return Outcome(Verdict.EMPTY, thread_id)
-        sender = mail.sender or ""
-        if self.per_thread.hit(thread_id) or self.per_sender.hit(sender):
-            return Outcome(Verdict.RATE_LIMITED, thread_id)
-        message, _ = await self.store.add_message(
-            thread_id,
-            author=Author.OWNER,
-            body=mail.body,
-            via=Via.EMAIL,
-            # Idempotent: the same email through two ingresses is stored once.
-            client_id="mail." + hashlib.sha256(message_id.encode()).hexdigest()[:40],
+        reply = Inbound(
+            Via.EMAIL, message_id, thread_id, Author.OWNER, mail.sender, recipient, mail.body
         )
-        return Outcome(Verdict.POSTED, thread_id, message)
+        return await self.accept.post(reply)
 
     async def _bounce(self, mail: Inspection, raw: bytes) -> None:
         """Stop writing to an address that bounced for good, but only when the bounce
@@ -152,23 +104,7 @@ class Pipeline:
             kind, recipient, thread = sent
             if about.decode() != thread or recipient not in mail.bounced:
                 continue
-            if kind in MailKind.TO_OWNERS:  # an owner's mailbox is the owner's to fix
+            if kind in TO_OWNERS:  # an owner's mailbox is the owner's to fix
                 log.warning("mail to owner address %s bounced for good", recipient)
                 continue
             await self.store.hard_bounce(recipient)
-
-    async def _sender_allowed(self, sender: str | None, recipient: str, thread_id: str) -> bool:
-        """From must be whom the tag was issued to (still an owner of the site), an
-        alias that owner registered, or a reply alias of the site (the older, per-site
-        list)."""
-        if sender is None:
-            return False
-        thread = await self.store.get_thread(thread_id)
-        site = await self.store.get_site(thread.site) if thread else None
-        if site is None or recipient not in {e.lower() for e in site.owner_emails}:
-            return False
-        if sender == recipient:
-            return True
-        aliases = {a.lower() for a in site.settings.get("reply_aliases", [])}
-        aliases.update(a.lower() for a in (await self.store.get_owner(recipient)).aliases)
-        return sender in aliases

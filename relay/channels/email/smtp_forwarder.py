@@ -14,7 +14,7 @@ import time
 
 import httpx
 
-from relay.channels.email.inbound import Outcome, Verdict
+from relay.channels.accept import Outcome, Verdict
 
 FORWARD_TIMEOUT = 30.0  # seconds: the relay answers in milliseconds when it is up
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from relay.channels.email.inbound import Outcome
+from relay.channels.accept import Outcome
 from relay.channels.email.reading import tag_of
 
 # Our emails go out with MAIL FROM bounces@REPLY_DOMAIN, so delivery failures come

@@ -7,41 +7,47 @@ import html
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from relay.errors import InvalidToken
-from relay.web.services import services
+from relay.store import Store
+from relay.tokens import Tokens
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 </head><body><main><h1>{title}</h1>{body}</main></body></html>"""
 
 
-async def confirm(request: Request) -> Response:
-    """GET: never unsubscribe on a GET (link scanners follow every link); ask first."""
-    address, _ = _read(request)
-    body = (
-        f"<p>Stop emails about this conversation to {html.escape(address)}?</p>"
-        '<form method="post"><button type="submit">Stop these emails</button></form>'
-    )
-    return HTMLResponse(PAGE.format(title="Stop emails", body=body))
+class Unsubscribe:
+    def __init__(self, store: Store, tokens: Tokens) -> None:
+        self.store = store
+        self.tokens = tokens
 
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/unsubscribe/{token}", self.confirm, methods=["GET"]),
+            Route("/v1/unsubscribe/{token}", self.unsubscribe, methods=["POST"]),
+        ]
 
-async def unsubscribe(request: Request) -> Response:
-    address, _ = _read(request)
-    await services(request).store.suppress([address], "unsubscribed")
-    body = f"<p>Done: {html.escape(address)} will get no more emails from us.</p>"
-    return HTMLResponse(PAGE.format(title="Unsubscribed", body=body))
+    async def confirm(self, request: Request) -> Response:
+        """GET: never unsubscribe on a GET (link scanners follow every link); ask first."""
+        address, _ = self._read(request)
+        body = (
+            f"<p>Stop emails about this conversation to {html.escape(address)}?</p>"
+            '<form method="post"><button type="submit">Stop these emails</button></form>'
+        )
+        return HTMLResponse(PAGE.format(title="Stop emails", body=body))
 
+    async def unsubscribe(self, request: Request) -> Response:
+        address, _ = self._read(request)
+        await self.store.suppress([address], "unsubscribed")
+        body = f"<p>Done: {html.escape(address)} will get no more emails from us.</p>"
+        return HTMLResponse(PAGE.format(title="Unsubscribed", body=body))
 
-def _read(request: Request) -> tuple[str, str]:
-    try:
-        return services(request).tokens.read_unsubscribe(request.path_params["token"])
-    except InvalidToken:
-        raise InvalidToken("this unsubscribe link is not valid: it was altered or cut") from None
-
-
-routes = [
-    Route("/v1/unsubscribe/{token}", confirm, methods=["GET"]),
-    Route("/v1/unsubscribe/{token}", unsubscribe, methods=["POST"]),
-]
+    def _read(self, request: Request) -> tuple[str, str]:
+        try:
+            return self.tokens.read_unsubscribe(request.path_params["token"])
+        except InvalidToken:
+            raise InvalidToken(
+                "this unsubscribe link is not valid: it was altered or cut"
+            ) from None

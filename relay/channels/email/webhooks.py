@@ -27,12 +27,13 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
+from relay.channels.email.inbound import Pipeline
+from relay.config import Config
 from relay.errors import InvalidRequest, InvalidToken
 from relay.inputs import WHOLE_NUMBER, read_body, read_json
-from relay.web.services import services
 
 # Most of a provider's request is the message (one copy, or a few for Postmark's parsed
 # fields), and the SMTP ingress takes 10 MB: a reply to a chat is a few kilobytes.
@@ -51,92 +52,104 @@ RAW_TYPES = ("message/rfc822", "application/octet-stream")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
-async def from_postmark(request: Request) -> Response:
-    config = services(request).config
-    _require(config.inbound_basic_auth)
-    if challenge := _basic_auth(request, config.inbound_basic_auth):
-        return challenge
-    data = await read_json(request, MAX_REQUEST_BYTES)
-    raw = data.get("RawEmail")
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidRequest(
-            f"expected the raw message in 'RawEmail' (turn on 'Include raw email content' "
-            f"in the Postmark inbound settings), got {_kind(raw)}"
-        )
-    return await _deliver(request, raw.encode(), "postmark")
+class Webhooks:
+    """The routes, bound to the email channel's configuration and pipeline."""
 
+    def __init__(self, config: Config, pipeline: Pipeline) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.seen_tokens = SeenTokens()
 
-async def from_mailgun(request: Request) -> Response:
-    key = services(request).config.mailgun_signing_key
-    _require(key)
-    form = await _read_form(request)
-    try:
-        timestamp, token, signature = (
-            _text(form, name) for name in ("timestamp", "token", "signature")
-        )
-        if not timestamp or not token or not signature:
-            raise InvalidToken("expected Mailgun's 'timestamp', 'token' and 'signature' fields")
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/inbound/postmark", self.from_postmark, methods=["POST"]),
+            Route("/v1/inbound/mailgun", self.from_mailgun, methods=["POST"]),
+            Route("/v1/inbound/sendgrid", self.from_sendgrid, methods=["POST"]),
+            Route("/v1/inbound/raw", self.from_worker, methods=["POST"]),
+        ]
+
+    async def from_postmark(self, request: Request) -> Response:
+        config = self.config
+        _require(config.inbound_basic_auth)
+        if challenge := _basic_auth(request, config.inbound_basic_auth):
+            return challenge
+        data = await read_json(request, MAX_REQUEST_BYTES)
+        raw = data.get("RawEmail")
+        if not isinstance(raw, str) or not raw.strip():
+            raise InvalidRequest(
+                f"expected the raw message in 'RawEmail' (turn on 'Include raw email content' "
+                f"in the Postmark inbound settings), got {_kind(raw)}"
+            )
+        return await self._deliver(raw.encode(), "postmark")
+
+    async def from_mailgun(self, request: Request) -> Response:
+        key = self.config.mailgun_signing_key
+        _require(key)
+        form = await _read_form(request)
+        try:
+            timestamp, token, signature = (
+                _text(form, name) for name in ("timestamp", "token", "signature")
+            )
+            if not timestamp or not token or not signature:
+                raise InvalidToken("expected Mailgun's 'timestamp', 'token' and 'signature' fields")
+            _check_fresh(timestamp)
+            _check_signature(key, (timestamp + token).encode(), signature)
+            raw = await _field_bytes(
+                form, "body-mime", "a URL ending in 'mime' as the forward destination"
+            )
+        finally:
+            await form.close()
+        seen = self.seen_tokens
+        seen.claim(token)
+        try:
+            response = await self._deliver(raw, "mailgun")
+        except Exception:
+            seen.release(token)  # not processed: Mailgun's retry must get through
+            raise
+        if response.status_code == 429:
+            seen.release(token)  # refused for now: the retry is not a replay
+        return response
+
+    async def from_sendgrid(self, request: Request) -> Response:
+        config = self.config
+        _require(config.inbound_basic_auth)
+        if challenge := _basic_auth(request, config.inbound_basic_auth):
+            return challenge
+        form = await _read_form(request)
+        try:
+            raw = await _field_bytes(form, "email", "'POST the raw, full MIME message' turned on")
+        finally:
+            await form.close()
+        return await self._deliver(raw, "sendgrid")
+
+    async def from_worker(self, request: Request) -> Response:
+        """For an edge mail worker: the body is the message, signed with PORCH_INBOUND_SECRET:
+        X-Porch-Signature = hex HMAC-SHA256(secret, X-Porch-Timestamp + "." + body)."""
+        secret = self.config.inbound_secret
+        _require(secret)
+        timestamp = request.headers.get("x-porch-timestamp", "")
+        signature = request.headers.get("x-porch-signature", "")
+        if not timestamp or not signature:
+            raise InvalidToken("expected X-Porch-Timestamp and X-Porch-Signature headers")
         _check_fresh(timestamp)
-        _check_signature(key, (timestamp + token).encode(), signature)
-        raw = await _field_bytes(
-            form, "body-mime", "a URL ending in 'mime' as the forward destination"
-        )
-    finally:
-        await form.close()
-    seen = _seen_tokens(request)
-    seen.claim(token)
-    try:
-        response = await _deliver(request, raw, "mailgun")
-    except Exception:
-        seen.release(token)  # not processed: Mailgun's retry must get through
-        raise
-    if response.status_code == 429:
-        seen.release(token)  # refused for now: the retry is not a replay
-    return response
+        kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind and kind not in RAW_TYPES:
+            raise InvalidRequest(f"expected Content-Type {' or '.join(RAW_TYPES)}, got {kind!r}")
+        body = await _read_body(request)
+        _check_signature(secret, timestamp.encode() + b"." + body, signature)
+        if not body.strip():
+            raise InvalidRequest("expected a raw RFC 5322 message in the body, got an empty body")
+        return await self._deliver(body, "raw")
 
-
-async def from_sendgrid(request: Request) -> Response:
-    config = services(request).config
-    _require(config.inbound_basic_auth)
-    if challenge := _basic_auth(request, config.inbound_basic_auth):
-        return challenge
-    form = await _read_form(request)
-    try:
-        raw = await _field_bytes(form, "email", "'POST the raw, full MIME message' turned on")
-    finally:
-        await form.close()
-    return await _deliver(request, raw, "sendgrid")
-
-
-async def from_worker(request: Request) -> Response:
-    """For an edge mail worker: the body is the message, signed with PORCH_INBOUND_SECRET:
-    X-Porch-Signature = hex HMAC-SHA256(secret, X-Porch-Timestamp + "." + body)."""
-    secret = services(request).config.inbound_secret
-    _require(secret)
-    timestamp = request.headers.get("x-porch-timestamp", "")
-    signature = request.headers.get("x-porch-signature", "")
-    if not timestamp or not signature:
-        raise InvalidToken("expected X-Porch-Timestamp and X-Porch-Signature headers")
-    _check_fresh(timestamp)
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind and kind not in RAW_TYPES:
-        raise InvalidRequest(f"expected Content-Type {' or '.join(RAW_TYPES)}, got {kind!r}")
-    body = await _read_body(request)
-    _check_signature(secret, timestamp.encode() + b"." + body, signature)
-    if not body.strip():
-        raise InvalidRequest("expected a raw RFC 5322 message in the body, got an empty body")
-    return await _deliver(request, body, "raw")
-
-
-async def _deliver(request: Request, message: bytes, source: str) -> Response:
-    outcome = await services(request).pipeline.receive(message, source=source)
-    if outcome.temporary:  # providers retry a 429 later; a 200 would lose the mail
-        return JSONResponse(
-            {"verdict": outcome.verdict.value},
-            status_code=429,
-            headers={"retry-after": str(TEMPORARY_RETRY_AFTER)},
-        )
-    return JSONResponse({"verdict": outcome.verdict.value})
+    async def _deliver(self, message: bytes, source: str) -> Response:
+        outcome = await self.pipeline.receive(message, source=source)
+        if outcome.temporary:  # providers retry a 429 later; a 200 would lose the mail
+            return JSONResponse(
+                {"verdict": outcome.verdict.value},
+                status_code=429,
+                headers={"retry-after": str(TEMPORARY_RETRY_AFTER)},
+            )
+        return JSONResponse({"verdict": outcome.verdict.value})
 
 
 # -- credentials ---------------------------------------------------------------------
@@ -232,14 +245,6 @@ class SeenTokens:
         return len(self._expiry)
 
 
-def _seen_tokens(request: Request) -> SeenTokens:
-    state = request.app.state
-    if not hasattr(state, "mailgun_tokens"):
-        state.mailgun_tokens = SeenTokens()
-    seen: SeenTokens = state.mailgun_tokens
-    return seen
-
-
 # -- reading the request -------------------------------------------------------------
 
 
@@ -295,11 +300,3 @@ def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     return "an empty value" if isinstance(value, str) else type(value).__name__
-
-
-routes = [
-    Route("/v1/inbound/postmark", from_postmark, methods=["POST"]),
-    Route("/v1/inbound/mailgun", from_mailgun, methods=["POST"]),
-    Route("/v1/inbound/sendgrid", from_sendgrid, methods=["POST"]),
-    Route("/v1/inbound/raw", from_worker, methods=["POST"]),
-]

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relay.catalogue import LANGUAGES
-from relay.cli.common import snippet
+from relay.conversations import Actor
 from relay.errors import NotFound, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
@@ -36,9 +36,12 @@ from relay.sites.settings import apply_changes, public_settings
 from relay.web.api import typical_reply
 from relay.web.inbox.auth import check_same_origin, clear_cookie, set_cookie, signed_in
 from relay.web.services import Services, client_ip, services
+from relay.web.widget import snippet
 
 MAX_ALIASES = 10
 STATUS_FILTERS = {"open": ThreadStatus.OPEN, "closed": ThreadStatus.CLOSED, "all": None}
+
+OWNER = Actor(Author.OWNER, Via.INBOX)  # an owner signed in to the inbox page
 
 
 async def ask_for_link(request: Request) -> Response:
@@ -49,7 +52,7 @@ async def ask_for_link(request: Request) -> Response:
     data = await read_json(request, s.config.max_request_bytes)
     email = email_address(data)
     language = data.get("language") if data.get("language") in LANGUAGES else "en"
-    if s.mailer is None:
+    if not s.config.mail_enabled:
         raise Unavailable(
             "this relay sends no email (PORCH_SMTP_URL is not set): "
             "print a sign-in link with `porch owner login EMAIL`"
@@ -184,9 +187,7 @@ async def post_message(request: Request) -> Response:
     summary = await _owned(s, session, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
     body = message_body(data, s.config.max_body_chars)
-    message, created = await s.store.add_message(
-        summary.thread.id, author=Author.OWNER, body=body, via=Via.INBOX, client_id=client_id(data)
-    )
+    message, created = await s.conversations.post(summary.thread.id, OWNER, body, client_id(data))
     return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
 
 
@@ -198,7 +199,7 @@ async def set_status(request: Request) -> Response:
     status = data.get("status")
     if status not in ("open", "closed"):
         raise UnprocessableRequest(f"'status' must be open or closed, got {status!r}")
-    await s.store.set_status(summary.thread.id, ThreadStatus(status))
+    await s.conversations.set_status(summary.thread.id, ThreadStatus(status))
     updated = await s.store.inbox_thread(summary.thread.id)
     assert updated is not None
     return JSONResponse(updated.to_json())
@@ -209,7 +210,9 @@ async def mark_read(request: Request) -> Response:
     s = services(request)
     summary = await _owned(s, session, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
-    await s.store.mark_read(summary.thread.id, Author.OWNER, seq_value(data.get("seq"), "seq"))
+    await s.conversations.mark_read(
+        summary.thread.id, Author.OWNER, seq_value(data.get("seq"), "seq")
+    )
     return Response(status_code=204)
 
 
@@ -220,6 +223,7 @@ async def update_site(request: Request) -> Response:
     data = await read_json(request, s.config.max_request_bytes)
     _no_owner_removed(site, data.get("owner_emails"))
     saved = await s.store.add_site(apply_changes(site, data), replace=True)
+    s.conversations.site_changed(saved.id)  # hours and away texts apply at once
     return JSONResponse(await site_out(s, saved))
 
 

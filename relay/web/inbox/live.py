@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 
 from relay.errors import SitesChanged, Unauthorized
 from relay.inputs import seq_value
-from relay.models import Author, OwnerSession
+from relay.models import Author, OwnerSession, Via
 from relay.web.inbox.auth import check_same_origin, session_of
 from relay.web.live import Session, hello_frame, serve
 from relay.web.services import Services, services
@@ -36,7 +36,13 @@ async def inbox_live(ws: WebSocket) -> None:
         frame = await hello_frame(ws)
         sites = await _sites(s, owner[0])
         session = Session(
-            ws, s, Author.OWNER, sites, None, seq_value(frame.get("since", 0), "since")
+            ws,
+            s,
+            Author.OWNER,
+            sites,
+            None,
+            seq_value(frame.get("since", 0), "since"),
+            via=Via.INBOX,
         )
         session.recheck = lambda: _recheck(s, owner[0], session.sites)
         return session

@@ -1,0 +1,99 @@
+"""Who is told of a new message, on which channel, now or in a digest.
+
+Run by the one write path (relay.conversations.core) inside the message's own
+transaction, so a message is never committed without its notification nor the other
+way round. It only writes delivery rows (relay.store.outbox_rows.queue_delivery); each
+channel's worker sends them, and gathers what they say when they leave, so later
+messages join a pending one.
+
+Owners choose how they hear of visitor messages (owners.notify): one delivery per
+conversation, gathered over a short window; one digest an hour or every morning, for
+every site they answer for; or nothing. A visitor hears of an owner's reply they have
+not seen, on a contact they left (today an email address; capped while unconfirmed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relay.clock import Clock
+from relay.models import Author, Message, NotifyMode
+from relay.store.contacts import Contact, owner_contacts, site_zone, visitor_contacts
+from relay.store.digest import DIGEST_MODES, queue_digest
+from relay.store.engine import StoreEvent
+from relay.store.outbox_rows import (
+    DeliveryKind,
+    is_suppressed,
+    notify_mode,
+    queue_delivery,
+    unconfirmed_refusal,
+)
+from relay.store.rows import Db
+
+
+@dataclass(frozen=True)
+class NotificationPolicy:
+    """When to tell whom; given to the write path only when a channel can deliver."""
+
+    owner_delay: int  # seconds to gather a visitor's consecutive messages
+    visitor_delay: int  # seconds an owner reply may stay unseen before it is sent
+    clock: Clock = field(default_factory=Clock)  # digests go out at hours of this clock
+    channels: frozenset[str] = frozenset({"email"})  # the channels that can deliver
+
+    def after_message(self, db: Db, message: Message, site: str) -> list[StoreEvent]:
+        """Queue what `message` calls for; the events that wake the channels' workers."""
+        if message.author is Author.VISITOR:
+            return self._to_owners(db, message, site, owner_contacts(db, site))
+        if message.author is Author.OWNER:
+            return self._to_visitor(db, message, visitor_contacts(db, message.thread))
+        return []  # automatic replies tell nobody
+
+    def _to_owners(
+        self, db: Db, message: Message, site: str, contacts: list[Contact]
+    ) -> list[StoreEvent]:
+        events: list[StoreEvent] = []
+        for contact in self._deliverable(db, contacts):
+            mode = notify_mode(db, contact.address)
+            if mode == NotifyMode.OFF:
+                continue
+            if mode in DIGEST_MODES:
+                queue_digest(
+                    db, self.clock, contact.address, mode, site_zone(db, site), message.seq
+                )
+                events.append(contact.queued())
+                continue
+            events.append(
+                queue_delivery(
+                    db,
+                    contact.channel,
+                    DeliveryKind.OWNER,
+                    message.thread,
+                    contact.address,
+                    self.owner_delay,
+                )
+            )
+        return events
+
+    def _to_visitor(self, db: Db, message: Message, contacts: list[Contact]) -> list[StoreEvent]:
+        events: list[StoreEvent] = []
+        for contact in self._deliverable(db, contacts):
+            if unconfirmed_refusal(db, contact.party, contact.address):  # None if confirmed
+                continue
+            events.append(
+                queue_delivery(
+                    db,
+                    contact.channel,
+                    DeliveryKind.VISITOR,
+                    message.thread,
+                    contact.address,
+                    self.visitor_delay,
+                )
+            )
+        return events
+
+    def _deliverable(self, db: Db, contacts: list[Contact]) -> list[Contact]:
+        return [
+            contact
+            for contact in contacts
+            if contact.channel in self.channels and not is_suppressed(db, contact.address)
+        ]

@@ -1,0 +1,54 @@
+"""Where a person can be told something, per channel: an owner or a visitor has
+contacts (today an email address; a messaging-app chat or a push subscription are
+contacts of their own channels). Plain functions run inside the caller's transaction.
+
+An owner is one of a site's owner addresses: the email contact is also who they are
+(owners, inbox sessions and digests are keyed by it). A visitor's email contact is
+the address they left (visitors.email), confirmed once they opened one of our links.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from relay.store.outbox_rows import DeliveryQueued
+from relay.store.rows import Db
+
+EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class Contact:
+    channel: str  # a registered channel name (relay.channels)
+    address: str  # what that channel delivers to: an email address, a chat id
+    party: str  # whose contact: an owner's address, or a visitor id
+    confirmed: bool  # the person proved they read it
+
+    def queued(self) -> DeliveryQueued:
+        return DeliveryQueued(self.channel)
+
+
+def owner_contacts(db: Db, site: str) -> list[Contact]:
+    row = db.execute("SELECT owner_emails FROM sites WHERE id = ?", (site,)).fetchone()
+    addresses = json.loads(row[0]) if row else []
+    # An owner's address is confirmed by whoever set up the site (the CLI or the inbox).
+    return [Contact(EMAIL, a.lower(), a.lower(), confirmed=True) for a in addresses]
+
+
+def visitor_contacts(db: Db, thread: str) -> list[Contact]:
+    row = db.execute(
+        "SELECT v.id, v.email, v.email_verified_at FROM visitors v"
+        " JOIN threads t ON t.visitor_id = v.id WHERE t.id = ?",
+        (thread,),
+    ).fetchone()
+    if row is None or not row[1]:
+        return []
+    return [Contact(EMAIL, row[1].lower(), row[0], confirmed=row[2] is not None)]
+
+
+def site_zone(db: Db, site: str) -> str | None:
+    """The site's time zone setting: digests go out at its hours."""
+    row = db.execute("SELECT settings FROM sites WHERE id = ?", (site,)).fetchone()
+    zone = json.loads(row[0]).get("timezone") if row else None
+    return zone if isinstance(zone, str) else None
