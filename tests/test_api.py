@@ -122,6 +122,7 @@ async def test_read_cursor_moves_forward_only(relay: RunningRelay) -> None:
             f"/v1/owner/threads/{thread}/messages", headers=owner, json={"body": "Yes we do"}
         )
         seq = reply.json()["seq"]
+        assert reply.json()["via"] == "api"  # the owner API, not the inbox page
         auth = bearer(started["token"])
         assert (
             await client.post("/v1/thread/read", headers=auth, json={"seq": seq})

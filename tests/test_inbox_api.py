@@ -454,6 +454,8 @@ async def test_outside_hours_one_automatic_reply(closed_relay: RunningRelay) -> 
         thread = started["thread"]["id"]
         live = await open_live(relay, started["token"])
         assert [m["author"] for m in live.replayed] == ["visitor", "system"]
+        # The automatic reply goes back by the channel the visitor wrote from.
+        assert [m["via"] for m in live.replayed] == ["widget", "widget"]
         for body in ("Hello?", "Anyone?"):
             await live.send(type="send", body=body, client_id=f"c{len(body)}")
             await live.next("ack")

@@ -4,11 +4,10 @@ and signing a visitor out everywhere. Mixed into Store."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from relay.errors import InvalidToken, RateLimited
 from relay.models import SignedOut, Thread, utc_now
-from relay.store.engine import Engine, StoreEvent
+from relay.store.engine import Engine, StoreEvent, WriteOp
 from relay.store.outbox_rows import (
     UNCONFIRMED_WINDOW,
     DeliveryKind,
@@ -143,7 +142,9 @@ class ContinuityStore(Engine):
         return await self.write(op)
 
 
-def identify_op(site: str, user_id: str, anonymous: str | None, name: str | None) -> Any:
+def identify_op(
+    site: str, user_id: str, anonymous: str | None, name: str | None
+) -> WriteOp[tuple[Thread, int, str] | None]:
     """The write op of ContinuityStore.identify (kept flat for reading)."""
 
     def op(db: Db) -> tuple[tuple[Thread, int, str] | None, list[StoreEvent]]:

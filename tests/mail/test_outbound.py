@@ -110,7 +110,8 @@ async def test_mail_server_down_delays_but_never_loses_or_doubles(make_relay: An
     mailer.retry_base = 0.2
     async with relay.client() as client:
         await start_thread(client, "anyone there?")
-    row = await wait_for_row(relay, lambda r: r["attempts"] >= 2)
+    # Between two tries: a try claims the row ("sending") for as long as it lasts.
+    row = await wait_for_row(relay, lambda r: r["attempts"] >= 2 and r["status"] != "sending")
     assert row["status"] == "pending" and "Connect" in (row["last_error"] or "")
     server = SinkServer(port).start()
     try:
