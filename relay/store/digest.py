@@ -191,7 +191,7 @@ class DigestStore(Engine):
                     )
                 )
             claim(db, item.id)
-            return DigestJob(item, _owner_language(db, item.recipient), mode, threads), []
+            return DigestJob(item, owner_language(db, item.recipient) or "en", mode, threads), []
 
         return await self.write(op)
 
@@ -231,7 +231,7 @@ class DigestStore(Engine):
                 return None, []
             claim(db, item.id)
             language = json.loads(row["payload"] or "{}").get("language")
-            return LoginJob(item, language or _owner_language(db, item.recipient)), []
+            return LoginJob(item, language or owner_language(db, item.recipient) or "en"), []
 
         return await self.write(op)
 
@@ -253,6 +253,7 @@ def _pending(db: Db, item_id: int) -> Row | None:
     return row if row is not None and row["status"] == "pending" else None
 
 
-def _owner_language(db: Db, address: str) -> str:
+def owner_language(db: Db, address: str) -> str | None:
+    """The language an owner chose in the inbox, if any."""
     row = db.execute("SELECT language FROM owners WHERE email = ?", (address,)).fetchone()
-    return str(row[0]) if row and row[0] else "en"
+    return str(row[0]) if row and row[0] else None

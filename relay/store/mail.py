@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from relay.catalogue import language_or_default
 from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
-from relay.store.digest import DIGEST_MODES, DigestJob, LoginJob, queue_digest
+from relay.store.digest import DIGEST_MODES, DigestJob, LoginJob, owner_language, queue_digest
 from relay.store.engine import Engine, StoreEvent
 from relay.store.outbox_rows import (
     DeliveryKind,
@@ -48,6 +49,7 @@ class MailJob:
     tag: str | None  # owner emails: the reply tag of r+TAG@
     page: str | None = None  # resume links: the page the link opens
     visitor_epoch: int = 0  # a resume link stops working when the visitor signs out
+    language: str = "en"  # the recipient's (relay.catalogue.LANGUAGES)
 
     @property
     def upto_seq(self) -> int | None:
@@ -80,7 +82,7 @@ class MailStore(Engine):
                 return None, []
             row = db.execute(
                 "SELECT t.*, v.name AS visitor_name, v.email AS visitor_email,"
-                " v.token_epoch FROM threads t"
+                " v.token_epoch, v.language AS visitor_language FROM threads t"
                 " JOIN visitors v ON v.id = t.visitor_id WHERE t.id = ?",
                 (item.thread,),
             ).fetchone()
@@ -106,8 +108,17 @@ class MailStore(Engine):
                     tag,
                     page,
                     row["token_epoch"],
+                    language,
                 )
 
+            # In the recipient's language: an owner's choice, a visitor's widget, else
+            # the site's.
+            chosen = (
+                owner_language(db, item.recipient)
+                if item.kind == DeliveryKind.OWNER
+                else row["visitor_language"]
+            )
+            language = language_or_default(chosen or site.settings.get("language"))
             refusal = _still_wanted(db, item, row, site) or _mode_changed(db, clock, item, site)
             if refusal:
                 cancel(db, item.id, refusal)

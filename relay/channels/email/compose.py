@@ -27,7 +27,9 @@ from relay.sites.availability import site_zone
 from relay.store.digest import DigestJob, DigestThread, LoginJob
 from relay.store.mail import MailJob
 
-MARKER = REPLY_MARKERS[0]  # English: the marker's text is matched, never shown as UI
+# The line a reply is written above, in each language: relay/channels/email/extract.py
+# recognises every one of them in replies, whatever the client quotes.
+MARKERS = dict(zip(catalogue.LANGUAGES, REPLY_MARKERS, strict=True))
 MAX_HEADER_TEXT = 78  # a display name or subject longer than a line is cut
 VISITOR_NAME_IN_SENDER = 40  # of "Ann via Bar Bakery": room left for the site's name
 # A digest quotes the latest few messages of a conversation; the inbox has the rest.
@@ -70,37 +72,48 @@ def thread_root_id(thread: str, domain: str) -> str:
     return f"<thread.{thread}@{domain}>"
 
 
-def notification_subject(site_name: str, visitor_name: str | None) -> str:
+def notification_subject(site_name: str, visitor_name: str | None, language: str) -> str:
     """Stable per thread: mail clients group by subject as well as by References."""
-    site = header_text(site_name, "your site")
-    return header_text(f"{site}: conversation with {sender_name(visitor_name, 'A visitor')}", site)
+    say = partial(catalogue.text, language=language)
+    site = header_text(site_name, say("server.owner.site"))
+    visitor = sender_name(visitor_name, say("server.owner.visitor"))
+    return header_text(say("server.owner.subject", site=site, visitor=visitor), site)
 
 
 def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
     assert job.tag is not None
-    visitor = header_text(job.visitor_name, "A visitor")
-    site = header_text(job.site.name, "your site")
+    say = partial(catalogue.text, language=job.language)
+    visitor = header_text(job.visitor_name, say("server.owner.visitor"))
+    site = header_text(job.site.name, say("server.owner.site"))
+    you = say("server.owner.you")
     message = _base(job, sender=sender, reply_domain=reply_domain)
     # The visitor's name is cut, never the site's: "… via Bar Bakery" says who sent it.
-    shown = sender_name(job.visitor_name, "A visitor", VISITOR_NAME_IN_SENDER)
-    message["From"] = mailbox(sender, f"{shown} via {sender_name(site, 'your site')}")
+    shown = sender_name(job.visitor_name, say("server.owner.visitor"), VISITOR_NAME_IN_SENDER)
+    message["From"] = mailbox(
+        sender, say("server.owner.from", visitor=shown, site=sender_name(site, site))
+    )
     message["Reply-To"] = mailbox(f"r+{job.tag}@{reply_domain}")
-    message["Subject"] = notification_subject(job.site.name, job.visitor_name)
+    message["Subject"] = notification_subject(job.site.name, job.visitor_name, job.language)
     # The marker comes first: a reply is written above it, and everything from it down
     # (the visitor's own words included) is cut, whatever the mail client quotes.
+    marker = MARKERS[job.language]
     new_seqs = {m.seq for m in job.new}
     earlier = [m for m in job.recent if m.seq not in new_seqs]
-    lines = [MARKER, "", *_bodies(job.new), ""]
+    lines = [marker, "", *_bodies(job.new), ""]
     if earlier:
-        lines += ["Earlier in this conversation:", "", *_history(earlier, visitor, "You")]
+        lines += [say("server.owner.earlier"), "", *_history(earlier, visitor, you)]
     if job.visitor_email:
-        lines += ["", f"{visitor} left the address {job.visitor_email}."]
+        lines += ["", say("server.owner.left_address", visitor=visitor, email=job.visitor_email)]
     if job.thread.page:
-        lines += [f"Started on {job.thread.page}"]
+        lines += [say("server.owner.started_on", page=job.thread.page)]
     text = "\n".join(lines) + "\n"
     message.set_content(text)
+    earlier_title = say("server.owner.earlier")
     message.add_alternative(
-        _html(job.new, earlier, visitor, "You", note=None, marker=True), subtype="html"
+        _html(
+            job.new, earlier, visitor, you, note=None, marker=marker, earlier_title=earlier_title
+        ),
+        subtype="html",
     )
     return message
 
@@ -108,48 +121,41 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
 def visitor_notification(
     job: MailJob, *, sender: str, reply_domain: str, unsubscribe_url: str, link: str
 ) -> EmailMessage:
-    site = header_text(job.site.name, "The business")
+    say = partial(catalogue.text, language=job.language)
+    site = header_text(job.site.name, say("server.visitor.business"))
     message = _base(job, sender=sender, reply_domain=reply_domain)
-    message["From"] = mailbox(sender, sender_name(site, "The business"))
-    message["Subject"] = header_text(f"{site} replied to your message", site)
+    message["From"] = mailbox(sender, sender_name(site, say("server.visitor.business")))
+    message["Subject"] = header_text(say("server.visitor.subject", site=site), site)
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
-    lines = [f"{site} answered you:", "", *_bodies(job.new), ""]
-    lines += [f"Continue the conversation (this link works once, for 30 minutes): {link}", ""]
-    lines += [
-        "You get this email because you left your address in the chat.",
-        f"Stop these emails: {unsubscribe_url}",
-    ]
+    go_on, stop = say("server.visitor.continue"), say("server.visitor.stop")
+    lines = [say("server.visitor.intro", site=site), "", *_bodies(job.new), ""]
+    lines += [f"{go_on} ({say('server.visitor.link_once')}): {link}", ""]
+    lines += [say("server.visitor.why"), f"{stop}: {unsubscribe_url}"]
     message.set_content("\n".join(lines) + "\n")
-    note = f'<p><a href="{html.escape(link)}">Continue the conversation</a></p>'
+    note = f'<p><a href="{html.escape(link)}">{html.escape(go_on)}</a></p>'
     note += (
-        '<p style="color:#666;font-size:12px">You get this email because you left your address'
-        f' in the chat. <a href="{html.escape(unsubscribe_url)}">Stop these emails</a>.</p>'
+        f'<p style="color:#666;font-size:12px">{html.escape(say("server.visitor.why"))}'
+        f' <a href="{html.escape(unsubscribe_url)}">{html.escape(stop)}</a>.</p>'
     )
-    message.add_alternative(
-        _html(job.new, [], site, "You", note=note, marker=False), subtype="html"
-    )
+    message.add_alternative(_html(job.new, [], site, "", note=note), subtype="html")
     return message
 
 
 def resume_link_email(job: MailJob, *, sender: str, reply_domain: str, link: str) -> EmailMessage:
-    site = header_text(job.site.name, "The business")
+    say = partial(catalogue.text, language=job.language)
+    site = header_text(job.site.name, say("server.visitor.business"))
     message = _base(job, sender=sender, reply_domain=reply_domain)
-    message["From"] = mailbox(sender, sender_name(site, "The business"))
-    message["Subject"] = header_text(f"Your conversation with {site}", site)
-    text = (
-        f"Open this link on the device where you want to continue your conversation "
-        f"with {site}:\n\n{link}\n\nIt works once, for 30 minutes. If you did not ask "
-        "for it, ignore this email: nothing happens without the link.\n"
-    )
-    message.set_content(text)
+    message["From"] = mailbox(sender, sender_name(site, say("server.visitor.business")))
+    message["Subject"] = header_text(say("server.resume.subject", site=site), site)
+    intro = say("server.resume.intro", site=site)
+    after = f"{say('server.resume.expiry')} {say('server.resume.ignore')}"
+    message.set_content(f"{intro}\n\n{link}\n\n{after}\n")
     message.add_alternative(
         "<!doctype html><html><body>"
-        f"<p>Open this link on the device where you want to continue your conversation "
-        f"with {html.escape(site)}:</p>"
-        f'<p><a href="{html.escape(link)}">Continue the conversation</a></p>'
-        '<p style="color:#666;font-size:12px">It works once, for 30 minutes. If you did '
-        "not ask for it, ignore this email.</p></body></html>",
+        f"<p>{html.escape(intro)}</p>"
+        f'<p><a href="{html.escape(link)}">{html.escape(say("server.visitor.continue"))}</a></p>'
+        f'<p style="color:#666;font-size:12px">{html.escape(after)}</p></body></html>',
         subtype="html",
     )
     return message
@@ -171,7 +177,9 @@ def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: st
     footer = say(
         "server.digest.footer", schedule=say(f"server.digest.{job.mode}"), url=f"{base_url}/inbox/"
     )
-    sections = [_digest_section(entry, say, base_url, reply_domain) for entry in job.threads]
+    sections = [
+        _digest_section(entry, job.language, base_url, reply_domain) for entry in job.threads
+    ]
     lines = [summary + ".", ""]
     for section_lines, _ in sections:
         lines += section_lines
@@ -186,12 +194,13 @@ def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: st
 
 
 def _digest_section(
-    entry: DigestThread, say: Callable[..., str], base_url: str, reply_domain: str
+    entry: DigestThread, language: str, base_url: str, reply_domain: str
 ) -> tuple[list[str], str]:
     """One conversation of a digest: (text lines, HTML)."""
+    say = partial(catalogue.text, language=language)
     visitor = header_text(entry.visitor_name or entry.visitor_email, say("server.digest.visitor"))
     heading = say("server.digest.heading", visitor=visitor, site=entry.site.name)
-    reply_subject = "Re: " + notification_subject(entry.site.name, entry.visitor_name)
+    reply_subject = "Re: " + notification_subject(entry.site.name, entry.visitor_name, language)
     open_url = f"{base_url}/inbox/#t={quote(entry.thread.id)}"  # the page routes #t=ID
     # RFC 6068: "+" may stand as it is in the address; the subject is percent-encoded.
     reply_url = f"mailto:r+{entry.tag}@{reply_domain}?subject={quote(reply_subject, safe='')}"
@@ -313,12 +322,13 @@ def _html(
     visitor: str,
     owner: str,
     note: str | None,
-    marker: bool,
+    marker: str | None = None,
+    earlier_title: str = "",
 ) -> str:
-    parts = [f'<p style="color:#888">{html.escape(MARKER)}</p>'] if marker else []
+    parts = [f'<p style="color:#888">{html.escape(marker)}</p>'] if marker else []
     parts += [f'<div style="font-size:15px">{_paragraphs(m.body)}</div><br>' for m in new]
     if recent:
-        parts.append('<p style="color:#888">Earlier in this conversation:</p>')
+        parts.append(f'<p style="color:#888">{html.escape(earlier_title)}</p>')
         for message in recent:
             who = visitor if message.author is Author.VISITOR else owner
             parts.append(
