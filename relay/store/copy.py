@@ -17,6 +17,7 @@ import asyncpg
 from relay.store.migrate import apply_migrations, apply_pg_migrations
 
 # Parents before children (foreign keys). Search indexes are rebuilt, not copied.
+# A table of the source that is neither here nor in NOT_COPIED refuses the copy.
 TABLES = (
     "sites",
     "site_origins",
@@ -33,6 +34,11 @@ TABLES = (
     "owner_sessions",
     "login_uses",
 )
+
+
+# Each engine's own machinery, never copied: the schema's history, SQLite's search index
+# (PostgreSQL indexes by expression) and its progress.
+NOT_COPIED = frozenset({"schema_migrations", "search_indexed", "sqlite_sequence"})
 
 
 class CopyError(Exception):
@@ -72,19 +78,10 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
         for table in ("sites", "messages", "owners"):
             if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
                 raise CopyError(f"the PostgreSQL database is not empty (its {table} has rows)")
+        plan = await _columns_to_copy(db, conn)
         # Threads come with their cursors: the trigger that keeps them would rewrite them.
         await conn.execute("ALTER TABLE messages DISABLE TRIGGER messages_bookkeeping")
-        for table in TABLES:
-            target = {
-                row[0]
-                for row in await conn.fetch(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_name = $1 AND table_schema = current_schema()",
-                    table,
-                )
-            }
-            columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-            columns = [column for column in columns if column in target]
+        for table, columns in plan.items():
             records = db.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
             if records:
                 await conn.copy_records_to_table(table, records=records, columns=columns)
@@ -101,3 +98,44 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
             " (SELECT COALESCE(MAX(id), 0) + 1 FROM outbox), false)"
         )
     return Copied(rows, last_seq)
+
+
+async def _columns_to_copy(
+    db: sqlite3.Connection, conn: asyncpg.Connection
+) -> dict[str, list[str]]:
+    """Each table's columns, in TABLES order; CopyError, before anything is written, for
+    a table or column of the source the target lacks (it would be lost) or a column the
+    target requires that the source has no value for."""
+    source_tables = {
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("messages_fts")
+    }
+    unknown = sorted(source_tables - set(TABLES) - NOT_COPIED)
+    if unknown:
+        raise CopyError(f"copy-db cannot carry the table(s) {', '.join(unknown)}: nothing copied")
+    plan: dict[str, list[str]] = {}
+    for table in TABLES:
+        target = {
+            row[0]: (row[1] == "NO" and row[2] is None)
+            for row in await conn.fetch(
+                "SELECT column_name, is_nullable, column_default FROM information_schema.columns"
+                " WHERE table_name = $1 AND table_schema = current_schema()",
+                table,
+            )
+        }
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        missing = [column for column in columns if column not in target]
+        if missing:
+            raise CopyError(
+                f"the PostgreSQL database has no column {table}.{missing[0]}: copy-db cannot"
+                " carry it (nothing copied; is one of the two installations a different version?)"
+            )
+        required = [c for c, needed in target.items() if needed and c not in columns]
+        if required:
+            raise CopyError(
+                f"the PostgreSQL database requires {table}.{required[0]}, which the SQLite"
+                " database has no value for (nothing copied)"
+            )
+        plan[table] = columns
+    return plan
