@@ -57,6 +57,8 @@ async def test_link_adopts_the_thread_once_and_confirms_the_address(
 ) -> None:
     async with relay.client() as client:
         started = await start_thread(client, "From my laptop")
+        unconfirmed = await client.get("/v1/thread", headers=bearer(started["token"]))
+    assert unconfirmed.json()["email_confirmed"] is False
     page, token = await ask_link(relay, sink, started["token"])
     assert page == f"{ALPHA_ORIGIN}/cakes?size=2"  # the page they were on, fragment gone
     async with relay.client() as phone:
@@ -67,6 +69,7 @@ async def test_link_adopts_the_thread_once_and_confirms_the_address(
         history = await phone.get("/v1/thread", headers=bearer(new_token))
         again = await phone.post("/v1/resume", json={"token": token})
     assert [m["body"] for m in history.json()["messages"]] == ["From my laptop"]
+    assert history.json()["email_confirmed"] is True  # the widget stops asking for it
     assert again.status_code == 401 and again.json()["reason"] == "used"
     with relay.db() as db:
         visitor = db.execute("SELECT email, email_verified_at FROM visitors").fetchone()

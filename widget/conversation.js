@@ -37,7 +37,7 @@ export class Conversation extends EventTarget {
     const saved = this.#load();
     this.token = saved.token || null;
     this.outbox = saved.outbox || []; // [{client_id, body, created_at, failed?, error?}]
-    this.#contact = saved.contact || null; // 'saved' | 'skipped': the email offer was answered
+    this.#contact = saved.contact || null; // 'saved' | 'skipped' | 'confirmed': no email offer
     this.#email = saved.email || null; // the address the visitor last gave us, to prefill
     addEventListener('online', this.#onOnline);
     addEventListener('offline', this.#onOffline);
@@ -64,7 +64,7 @@ export class Conversation extends EventTarget {
         return {
           token: typeof value.token === 'string' ? value.token : null,
           outbox: Array.isArray(value.outbox) ? value.outbox.filter((m) => m && typeof m.body === 'string' && typeof m.client_id === 'string') : [],
-          contact: ['saved', 'skipped'].includes(value.contact) ? value.contact : null,
+          contact: ['saved', 'skipped', 'confirmed'].includes(value.contact) ? value.contact : null,
           email: typeof value.email === 'string' ? value.email : null,
         };
       }
@@ -157,6 +157,8 @@ export class Conversation extends EventTarget {
       if (!response.ok) return this.#refused(response);
       const data = await response.json();
       this.#thread(data.thread);
+      // An address the visitor confirmed (on any device): no need to offer to take one.
+      if (data.email_confirmed && this.#contact !== 'confirmed') this.contact = 'confirmed';
       this.#merge(data.messages);
       if (!data.more) return;
     }

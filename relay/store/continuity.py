@@ -106,6 +106,18 @@ class ContinuityStore(Engine):
         nothing is stored yet. An anonymous visitor's earlier thread is merged in."""
         return await self.write(identify_op(site, user_id, anonymous, name))
 
+    async def email_confirmed(self, visitor: str) -> bool:
+        """Whether the visitor's address is one they proved they read (they opened a link
+        we sent to it): the widget then stops offering to take one."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT email IS NOT NULL AND email_verified_at IS NOT NULL FROM visitors"
+                " WHERE id = ?",
+                (visitor,),
+            ).fetchone()
+        )
+        return bool(row and row[0])
+
     async def set_name(self, visitor: str, name: str) -> None:
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
             db.execute("UPDATE visitors SET name = ? WHERE id = ?", (name, visitor))

@@ -104,19 +104,26 @@ async def start_thread(request: Request) -> Response:
 
 async def get_thread(request: Request) -> Response:
     s = services(request)
-    return await history(request, s, await visitor_thread(request, s), Author.VISITOR)
+    thread = await visitor_thread(request, s)
+    page = await history_page(request, s, thread, Author.VISITOR)
+    page["email_confirmed"] = await s.store.email_confirmed(thread.visitor)
+    return JSONResponse(page)
 
 
 async def history(request: Request, s: Services, thread: Thread, reader: Author) -> Response:
+    return JSONResponse(await history_page(request, s, thread, reader))
+
+
+async def history_page(
+    request: Request, s: Services, thread: Thread, reader: Author
+) -> dict[str, Any]:
     """A thread and a page of its messages after ?since=N, as `reader` sees them."""
     messages = await s.store.thread_messages(thread.id, query_since(request), MAX_PAGE_MESSAGES)
-    return JSONResponse(
-        {
-            "thread": thread.to_json(),
-            "messages": [m.to_json(reader) for m in messages],
-            "more": len(messages) == MAX_PAGE_MESSAGES,
-        }
-    )
+    return {
+        "thread": thread.to_json(),
+        "messages": [m.to_json(reader) for m in messages],
+        "more": len(messages) == MAX_PAGE_MESSAGES,
+    }
 
 
 async def post_message(request: Request) -> Response:

@@ -139,6 +139,8 @@ def test_continue_on_another_device(browser: Browser, mail_stage: Stage, sink: S
             expect(b.locator(STORED_VISITOR)).to_contain_text("Can I order a cake for Saturday?")
             expect(b.locator(OWNER).last).to_contain_text("Yes! Which flavour?")
             assert b.evaluate("location.hash") == ""
+            # Opening the link confirmed the address: B does not ask for it again.
+            expect(b.locator("porch-chat .contact")).to_be_hidden()
             assert b.url == start_page  # path and query kept
             assert b.evaluate(STORAGE)["token"]  # adopted: kept for B's next visits
             # B replies in the same thread; A, still open, gets it live.
