@@ -28,9 +28,6 @@ class ThreadStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-DEFAULT_COLOR = "#2f6f4e"  # the widget's accent colour when a site sets none
-
-
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds: sorts as text, parses in every browser."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -42,21 +39,10 @@ class Site:
     name: str
     owner_emails: tuple[str, ...]
     origins: tuple[str, ...]
+    # Declared, checked and read with their defaults in relay/sites/settings.py (which
+    # also makes the widget's public config out of them).
     settings: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
-
-    def public_config(self, availability: dict[str, Any]) -> dict[str, Any]:
-        """What any page may read: never owner addresses. `availability` is
-        relay.sites.availability.public_availability(...): it needs the clock and presence."""
-        return {
-            "site": self.id,
-            "name": self.name,
-            "greeting": self.settings.get("greeting", ""),
-            "greetings": self.settings.get("greetings", {}),  # per language, else greeting
-            "language": self.settings.get("language", "en"),
-            "color": self.settings.get("color", DEFAULT_COLOR),
-            "availability": availability,
-        }
 
     def to_json(self) -> dict[str, Any]:
         return {

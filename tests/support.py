@@ -67,6 +67,7 @@ NO_AVAILABILITY = {
     "away_text": "",
     "away_texts": {},
     "timezone": "UTC",
+    "zone_names": {"en": "UTC", "fr": "UTC"},
 }
 
 

@@ -256,6 +256,7 @@ def test_public_availability_shape_and_reply_source() -> None:
         "away_text": "Back soon.",
         "away_texts": {"fr": "Bientôt de retour."},
         "timezone": "Europe/Paris",
+        "zone_names": {"en": "France Time", "fr": "heure : France"},
     }
     measured = public_availability(site, saturday_night, True, 299.6)
     assert measured["reply_seconds"] == 300 and measured["reply_source"] == "measured"

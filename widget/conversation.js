@@ -15,7 +15,9 @@ export class Conversation extends EventTarget {
   #attempt = 0;
   #reconnectTimer = 0;
   #flushing = false;
-  #stopped = false;
+  #stopped = true; // until connect(): no socket, no sends
+  #abort = null;
+  #retryTimers = new Set();
   #typingAt = 0;
   #wantLive = false;
   #contact = null;
@@ -39,9 +41,33 @@ export class Conversation extends EventTarget {
     this.outbox = saved.outbox || []; // [{client_id, body, created_at, failed?, error?}]
     this.#contact = saved.contact || null; // 'saved' | 'skipped' | 'confirmed': no email offer
     this.#email = saved.email || null; // the address the visitor last gave us, to prefill
-    addEventListener('online', this.#onOnline);
-    addEventListener('offline', this.#onOffline);
-    addEventListener('storage', this.#onStorage);
+  }
+
+  // The <porch-chat> element is on the page. `again`: back after a disconnect, so catch
+  // up on what another tab stored and on the messages missed meanwhile.
+  connect(again) {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#abort = new AbortController();
+    const signal = this.#abort.signal;
+    addEventListener('online', this.#onOnline, { signal });
+    addEventListener('offline', this.#onOffline, { signal });
+    addEventListener('storage', this.#onStorage, { signal });
+    this.online = navigator.onLine;
+    if (!again) return;
+    this.#onStorage({ key: null });
+    this.#catchUp();
+  }
+
+  // Off the page: no listener, timer or socket stays (what is stored stays stored).
+  disconnect() {
+    this.#stopped = true;
+    this.#abort?.abort();
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = 0;
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
+    this.#dropSocket();
   }
 
   get hasThread() { return Boolean(this.token); }
@@ -103,13 +129,7 @@ export class Conversation extends EventTarget {
   // Another conversation from now on (a resume link, here or in another tab): drop
   // what this page holds of the previous one, and its socket.
   #adopt(token) {
-    const socket = this.#socket;
-    if (socket) {
-      socket.onclose = socket.onmessage = null;
-      socket.close();
-      this.#socket = null;
-      this.connected = false;
-    }
+    this.#dropSocket();
     this.token = token;
     this.messages.clear();
     this.lastSeq = this.ownerReadSeq = this.visitorReadSeq = 0;
@@ -284,7 +304,12 @@ export class Conversation extends EventTarget {
     item.error = error;
     this.#save();
     this.#emit('change');
-    if (retryAfter) setTimeout(() => this.retry(item.client_id), retryAfter * 1000);
+    if (!retryAfter) return;
+    const timer = setTimeout(() => {
+      this.#retryTimers.delete(timer);
+      this.retry(item.client_id);
+    }, retryAfter * 1000);
+    this.#retryTimers.add(timer);
   }
 
   // -- read state, typing, contact -----------------------------------------------------
@@ -359,11 +384,25 @@ export class Conversation extends EventTarget {
     const delay = ceiling / 2 + Math.random() * ceiling / 2;
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = 0;
-      this.sync().catch(() => {}).finally(() => {
-        if (this.#wantLive) this.live();
-        this.flush();
-      });
+      this.#catchUp();
     }, delay);
+  }
+
+  #catchUp() {
+    this.sync().catch(() => {}).finally(() => {
+      if (this.#wantLive) this.live();
+      this.flush();
+    });
+  }
+
+  // Closed by us: no reconnect.
+  #dropSocket() {
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.onopen = socket.onclose = socket.onmessage = null;
+    socket.close();
+    this.#socket = null;
+    this.connected = false;
   }
 
   #onOnline = () => {
@@ -372,10 +411,7 @@ export class Conversation extends EventTarget {
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = 0;
     this.#emit('status');
-    this.sync().catch(() => {}).finally(() => {
-      if (this.#wantLive) this.live();
-      this.flush();
-    });
+    this.#catchUp();
   };
 
   #onOffline = () => {
@@ -449,14 +485,5 @@ export class Conversation extends EventTarget {
 
   #emit(type) {
     this.dispatchEvent(new Event(type));
-  }
-
-  stop() {
-    this.#stopped = true;
-    clearTimeout(this.#reconnectTimer);
-    this.#socket?.close();
-    removeEventListener('online', this.#onOnline);
-    removeEventListener('offline', this.#onOffline);
-    removeEventListener('storage', this.#onStorage);
   }
 }

@@ -107,11 +107,14 @@
       for (const type of ['pointerover', 'focus']) launcher.addEventListener(type, load, { once: true, signal });
       // The only click handler, loaded or not: a click while the UI still loads is queued.
       launcher.addEventListener('click', () => (consented ? Porch('toggle') : ask()), { signal });
+      app?.connect(); // put back on the page: the chat picks up where it was
     }
 
+    // Taken off the page (a single-page app changing views): every listener, timer and
+    // socket goes; the conversation stays stored for when the element comes back.
     disconnectedCallback() {
       this.#abort?.abort();
-      app?.stop();
+      app?.disconnect();
     }
 
     // The launcher's accessible name, before app.js (and its catalogue) is here.

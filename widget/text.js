@@ -35,8 +35,9 @@ export function externalLink(url, label = url) {
   return a;
 }
 
-export function timeLabel(date, language) {
-  return new Intl.DateTimeFormat(language, { hour: '2-digit', minute: '2-digit' }).format(date);
+// timeZone: an IANA name (the site's), else the visitor's own clock.
+export function timeLabel(date, language, timeZone) {
+  return new Intl.DateTimeFormat(language, { hour: '2-digit', minute: '2-digit', timeZone }).format(date);
 }
 
 export function dayLabel(date, language, t) {
@@ -48,6 +49,7 @@ export function dayLabel(date, language, t) {
   return new Intl.DateTimeFormat(language, { weekday: 'long', day: 'numeric', month: 'long' }).format(date);
 }
 
-export function sameDay(a, b) {
-  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+export function sameDay(a, b, timeZone) {
+  const day = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  return day.format(a) === day.format(b);
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from relay.conversations import Actor, Conversations
 from relay.limits import RateLimiter
 from relay.models import Author, Message, Via
+from relay.sites.settings import REPLY_ALIASES
 from relay.store import Store
 
 HOUR = 3600.0
@@ -120,6 +121,6 @@ class Accept:
         sender = inbound.sender.lower()
         if sender == owner:
             return True
-        aliases = {a.lower() for a in site.settings.get("reply_aliases", [])}
+        aliases = {a.lower() for a in REPLY_ALIASES.of(site)}
         aliases.update(a.lower() for a in (await self.store.get_owner(owner)).aliases)
         return sender in aliases

@@ -40,10 +40,10 @@ from relay.config import FIELDS, Config, env_var, flag
 from relay.demo import setup as demo
 from relay.demo.mailbox import DemoMailbox
 from relay.errors import CommandError, ConfigError
-from relay.inputs import EMAIL, normalize_origin
 from relay.models import Site
 from relay.sites import settings as site_settings
 from relay.sites.availability import opening, site_zone
+from relay.sites.checks import BadValue
 from relay.store import Store
 from relay.store.backup import backup
 from relay.store.copy import CopyError, copy_sqlite_to_postgres
@@ -159,49 +159,30 @@ def demo_flags(config: Config) -> str:
 
 def run_site_add(args: argparse.Namespace) -> None:
     config = load_config(args)
-    try:
-        origins = tuple(dict.fromkeys(normalize_origin(o) for o in args.origin))
-    except ValueError as error:
-        raise CommandError(f"--origin: {error}") from None
-    for flag_name, email in [
-        *(("--owner-email", e) for e in args.owner_email),
-        *(("--alias", e) for e in args.alias),
-    ]:
-        if not EMAIL.fullmatch(email):
-            raise CommandError(
-                f"{flag_name}: expected an address like owner@shop.example, got {email!r}"
-            )
-    if args.retention_days < 0:
-        raise CommandError(f"--retention-days: expected 0 or more, got {args.retention_days}")
-    if not site_settings.COLOR.fullmatch(args.color):
-        raise CommandError(f"--color: expected #rrggbb, got {args.color!r}")
     if args.id is not None and not SITE_ID.fullmatch(args.id):
         raise CommandError(
             f"--id: expected 2-40 lowercase letters, digits and dashes, got {args.id!r}"
         )
-    name = " ".join(args.name.split())
-    if not name:
-        raise CommandError("--name: expected the business's name, got nothing")
+    _, changes, texts = given_settings(args, "add", CommandError)
+    for key, (_, given) in texts.items():
+        changes[key] = given
+    # What `site add` always stored, so a new site's row shows it (defaults unless given).
+    stored = {}
+    for setting in site_settings.SETTINGS:
+        if setting.on_add:
+            stored[setting.key] = setting.default
+            if setting.per_language:
+                stored[setting.texts_key] = {}
 
     async def add(store: Store) -> Site:
+        name = site_settings.NAME.check(changes["name"])
         site_id = args.id or await free_site_id(store, name)
         if args.id and await store.get_site(args.id):
             raise CommandError(f"--id: a site {args.id!r} already exists")
-        site = Site(
-            id=site_id,
-            name=name,
-            owner_emails=tuple(args.owner_email),
-            origins=origins,
-            settings={
-                "greeting": args.greeting,
-                "greetings": {"fr": args.greeting_fr} if args.greeting_fr else {},
-                "language": args.language,
-                "color": args.color,
-                "reply_aliases": [alias.lower() for alias in args.alias],
-                "retention_days": args.retention_days,
-            },
+        blank = Site(id=site_id, name=name, owner_emails=(), origins=(), settings=stored)
+        return await store.add_site(
+            site_settings.apply_changes(blank, changes, site_settings.SITE_ADD)
         )
-        return await store.add_site(site)
 
     site = with_store(config, add)
     print(f"Registered site {site.id!r} ({site.name}) for {', '.join(site.origins)}.")
@@ -209,63 +190,55 @@ def run_site_add(args: argparse.Namespace) -> None:
     print(snippet(config, site.id))
 
 
-# `porch site set` flags: (flag, Namespace attribute, site_settings field). A flag not
-# given changes nothing; repeatable flags replace the whole list.
-SITE_SET_FLAGS = (
-    ("--name", "name", "name"),
-    ("--timezone", "timezone", "timezone"),
-    ("--hours", "hours", "hours"),
-    ("--closed-day", "closed_day", "closed_days"),
-    ("--greeting", "greeting", "greeting"),
-    ("--greeting-fr", "greeting_fr", "greetings"),
-    ("--away-text", "away_text", "away_text"),
-    ("--away-text-fr", "away_text_fr", "away_texts"),
-    ("--reply-time", "reply_time", "reply_time_minutes"),
-    ("--color", "color", "color"),
-    ("--language", "language", "language"),
-    ("--origin", "origin", "origins"),
-    ("--owner-email", "owner_email", "owner_emails"),
-)
+def flag_dest(setting: site_settings.Setting[Any], language: str | None) -> str:
+    """Where argparse keeps a site setting's flag (relay/cli/main.py adds them)."""
+    return f"site_{setting.key}" + (f"_{language}" if language else "")
+
+
+def given_settings(
+    args: argparse.Namespace, command: str, error: type[Exception]
+) -> tuple[list[str], dict[str, Any], dict[str, tuple[site_settings.Setting[Any], dict[str, Any]]]]:
+    """The site settings given as flags: (the flags, JSON key -> value, texts key ->
+    (setting, {language: text})). Each value is checked here, so the error names the
+    flag; applying them checks again, all or nothing."""
+    given: list[str] = []
+    changes: dict[str, Any] = {}
+    texts: dict[str, tuple[site_settings.Setting[Any], dict[str, Any]]] = {}
+    for flag_name, setting, language in site_settings.flags(command):
+        raw = getattr(args, flag_dest(setting, language))
+        if raw is None or setting.flag is None:
+            continue
+        given.append(flag_name)
+        value = setting.flag.read(raw)
+        try:
+            setting.check(value)
+        except BadValue as bad:
+            raise error(f"{flag_name}: {bad}") from None
+        if language is None:
+            changes[setting.key] = value
+        else:
+            texts.setdefault(setting.texts_key, (setting, {}))[1][language] = value
+    return given, changes, texts
 
 
 def run_site_set(args: argparse.Namespace) -> None:
     config = load_config(args)
-    given = [
-        (f, attr, field) for f, attr, field in SITE_SET_FLAGS if getattr(args, attr) is not None
-    ]
+    given, changes, texts = given_settings(args, "set", ConfigError)
     if not given:
-        raise ConfigError(
-            "nothing to change: give one or more of " + ", ".join(f for f, _, _ in SITE_SET_FLAGS)
-        )
-    changes: dict[str, Any] = {}
-    french: dict[str, str] = {}  # field → text, merged into the site's per-language texts
-    for flag_name, attr, field in given:
-        value = getattr(args, attr)
-        if flag_name == "--closed-day" and value == ["none"]:
-            value = []
-        elif flag_name == "--reply-time":
-            # A few ASCII digits become a number (checked below); anything else is
-            # refused there, by what it is ("²".isdigit() is true, int() refuses it).
-            whole = value.isascii() and value.isdigit() and len(value) <= 9
-            value = None if value == "none" else int(value) if whole else value
-        try:
-            if flag_name.endswith("-fr"):
-                french[field] = site_settings.text(value)
-            else:
-                changes[field] = site_settings.FIELDS[field](value)
-        except site_settings.BadValue as error:
-            raise ConfigError(f"{flag_name}: {error}") from None
+        every = ", ".join(name for name, _, _ in site_settings.flags("set"))
+        raise ConfigError(f"nothing to change: give one or more of {every}")
 
     async def update(store: Store) -> Site:
         site = await store.get_site(args.site)
         if site is None:
             raise CommandError(f"no site {args.site!r} (see `porch site list`)")
-        for field, text in french.items():  # the other languages' texts stay
-            changes[field] = {**site.settings.get(field, {}), "fr": text}
-        return await store.add_site(site_settings.apply_changes(site, changes), replace=True)
+        for key, (setting, given_texts) in texts.items():  # the other languages' texts stay
+            changes[key] = {**setting.texts(site), **given_texts}
+        changed = site_settings.apply_changes(site, changes, site_settings.SITE_SET)
+        return await store.add_site(changed, replace=True)
 
     site = with_store(config, update)
-    print(f"Updated site {site.id!r}: {', '.join(f for f, _, _ in given)}.")
+    print(f"Updated site {site.id!r}: {', '.join(given)}.")
     print(describe_hours(site, config.clock.now()))
 
 
@@ -296,11 +269,11 @@ def run_site_secret(args: argparse.Namespace) -> None:
         site = await store.get_site(args.site)
         if site is None:
             raise CommandError(f"no site {args.site!r} (see `porch site list`)")
-        current = site.settings.get("identity_secret")
+        current = site_settings.IDENTITY_SECRET.of(site)
         if isinstance(current, str) and not args.rotate:
             return current
         fresh = new_secret_key()
-        settings = {**site.settings, "identity_secret": fresh}
+        settings = {**site.settings, site_settings.IDENTITY_SECRET.key: fresh}
         await store.add_site(dataclasses.replace(site, settings=settings), replace=True)
         return fresh
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.catalogue import LANGUAGES
 from relay.cli.commands import (
+    flag_dest,
     run_backup,
     run_copy_db,
     run_demo,
@@ -36,7 +36,7 @@ from relay.cli.commands import (
 )
 from relay.config import FIELDS, env_var, flag
 from relay.errors import CommandError, ConfigError
-from relay.models import DEFAULT_COLOR
+from relay.sites import settings as site_settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -98,40 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = command(
         "add", run_site_add, "Register a site and print its <script> snippet.", parent=site_commands
     )
-    add.add_argument("--name", required=True, help="The business's name, shown in the widget.")
-    add.add_argument(
-        "--origin",
-        action="append",
-        required=True,
-        metavar="URL",
-        help="An origin whose pages embed the widget (repeatable).",
-    )
-    add.add_argument(
-        "--owner-email",
-        action="append",
-        required=True,
-        metavar="EMAIL",
-        help="An address that receives and answers messages (repeatable).",
-    )
-    add.add_argument(
-        "--alias",
-        action="append",
-        default=[],
-        metavar="EMAIL",
-        help="Another address the owner may reply from (repeatable).",
-    )
     add.add_argument("--id", help="Public id used in the snippet (default: from the name).")
-    add.add_argument("--greeting", default="", help="First line visitors see.")
-    add.add_argument("--greeting-fr", default="", help="The greeting for French pages.")
-    add.add_argument("--language", default="en", choices=LANGUAGES, help="Default language.")
-    add.add_argument("--color", default=DEFAULT_COLOR, help="Accent colour, #rrggbb.")
-    add.add_argument(
-        "--retention-days",
-        type=int,
-        default=0,
-        metavar="N",
-        help="Erase conversations idle longer than N days (0: keep).",
-    )
+    site_flags(add, "add")
     command("list", run_site_list, "List registered sites.", parent=site_commands)
     site_set = command(
         "set",
@@ -140,42 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         parent=site_commands,
     )
     site_set.add_argument("site", help="The site's id.")
-    site_set.add_argument("--name", help="The business's name, shown in the widget.")
-    site_set.add_argument("--timezone", metavar="ZONE", help="IANA time zone, e.g. Europe/Paris.")
-    site_set.add_argument(
-        "--hours",
-        action="append",
-        metavar="'DAYS HH:MM-HH:MM'",
-        help="Weekly hours, e.g. --hours 'mon-fri 09:00-18:00' --hours 'sat 09:00-12:00, "
-        "14:00-16:00' (repeatable: replaces the week; days not named are closed; 'always': "
-        "no business hours). A range ends on its own day: 'fri 22:00-24:00' 'sat 00:00-02:00'.",
-    )
-    site_set.add_argument(
-        "--closed-day",
-        action="append",
-        metavar="YYYY-MM-DD",
-        help="A day closed, in the site's zone (repeatable: replaces the list; 'none' clears).",
-    )
-    site_set.add_argument("--greeting", help="First line visitors see ('' clears).")
-    site_set.add_argument("--greeting-fr", help="The greeting for French pages.")
-    site_set.add_argument("--away-text", help="Shown to visitors outside business hours.")
-    site_set.add_argument("--away-text-fr", help="The away text for French pages.")
-    site_set.add_argument(
-        "--reply-time",
-        metavar="MINUTES",
-        help="The reply time you promise, shown until replies are measured ('none' clears).",
-    )
-    site_set.add_argument("--color", help="Accent colour, #rrggbb.")
-    site_set.add_argument("--language", help="Default language: en or fr.")
-    site_set.add_argument(
-        "--origin", action="append", metavar="URL", help="Allowed origin (repeatable: replaces)."
-    )
-    site_set.add_argument(
-        "--owner-email",
-        action="append",
-        metavar="EMAIL",
-        help="Owner address (repeatable: replaces).",
-    )
+    site_flags(site_set, "set")
     secret = command(
         "secret",
         run_site_secret,
@@ -310,3 +243,30 @@ def settings_parser() -> argparse.ArgumentParser:
             help=f"{f.metadata['help']} [{env_var(name)}; default: {shown or 'none'}]",
         )
     return parser
+
+
+def site_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """A flag per site setting that `porch site <command>` takes (relay/sites/settings.py):
+    its help, syntax and, for a per-language one, a flag per other language."""
+    group = parser.add_argument_group("site settings")
+    for name, setting, language in site_settings.flags(command):
+        flag = setting.flag
+        assert flag is not None  # flags() yields only settings that have one
+        if language is not None:
+            help = f"Like {flag.name}, for pages in {site_settings.LANGUAGE_NAMES[language]}."
+        else:
+            notes = [setting.help]
+            if flag.repeatable:
+                notes.append("Repeatable" + (": replaces the list." if command == "set" else "."))
+            notes.append(flag.usage)
+            if command == "add" and setting.on_add and setting.default not in ("", [], None):
+                notes.append(f"Default: {setting.default}.")
+            help = " ".join(note for note in notes if note)
+        group.add_argument(
+            name,
+            dest=flag_dest(setting, language),
+            metavar=flag.metavar,
+            action="append" if flag.repeatable and language is None else "store",
+            required=flag.required and command == "add" and language is None,
+            help=help,
+        )

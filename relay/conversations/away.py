@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime, get_timezone_location
+from babel.dates import format_datetime
 
 from relay.catalogue import language_or_default, text
 from relay.clock import Clock
 from relay.conversations.presence import Presence
 from relay.models import Author, Message
-from relay.sites.availability import opening, site_zone
+from relay.sites.availability import opening, site_zone, zone_names
+from relay.sites.settings import AWAY_TEXT, LANGUAGE
 from relay.store.rows import Db
 
 SETTINGS_TTL = 30.0  # seconds
@@ -53,7 +54,7 @@ class AwayReplies:
             " WHERE t.id = ?",
             (message.thread,),
         ).fetchone()
-        language = language_or_default(visitor[0] or settings.get("language"))
+        language = language_or_default(visitor[0] or LANGUAGE.of(settings))
         next_open = state.next_open
         key = next_open.isoformat() if next_open else "closed"
         if next_open is None:
@@ -66,7 +67,7 @@ class AwayReplies:
             )
         if not visitor[1]:  # no address yet: say how the answer can still reach them
             body += " " + text("server.away.invite", language)
-        custom = (settings.get("away_texts") or {}).get(language) or settings.get("away_text")
+        custom = AWAY_TEXT.in_language(settings, language)
         if custom:
             body += "\n\n" + custom
         return AwayReply(body, CLIENT_ID_PREFIX + key)
@@ -95,5 +96,5 @@ def _when(moment: datetime, now: datetime, zone: ZoneInfo, language: str) -> str
         language,
         day=format_datetime(moment, pattern, tzinfo=zone, locale=language),
         time=format_datetime(moment, "HH:mm", tzinfo=zone, locale=language),
-        zone=get_timezone_location(zone, locale=language),
+        zone=zone_names(zone.key)[language],
     )

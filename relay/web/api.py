@@ -30,6 +30,7 @@ from relay.inputs import (
 from relay.limits import Check, enforce, refund
 from relay.models import Author, Site, Thread, Via
 from relay.sites.availability import public_availability, reply_delays, typical_reply_seconds
+from relay.sites.settings import IDENTITY_SECRET, public_config
 from relay.web.origins import check_origin
 from relay.web.services import Services, client_ip, services
 
@@ -50,7 +51,7 @@ async def site_config(request: Request) -> Response:
     availability = public_availability(
         site, s.clock.now(), s.presence.online(site.id), await typical_reply(s, site.id)
     )
-    return JSONResponse(site.public_config(availability), headers={"cache-control": CONFIG_CACHE})
+    return JSONResponse(public_config(site, availability), headers={"cache-control": CONFIG_CACHE})
 
 
 async def typical_reply(s: Services, site_id: str) -> float | None:
@@ -196,7 +197,7 @@ async def identify(request: Request) -> Response:
 def verified_user(site: Site, data: dict[str, Any]) -> str | None:
     """The site's user id if its hash verifies with the site's identity secret."""
     user, given = data.get("id"), data.get("hash")
-    secret = site.settings.get("identity_secret")
+    secret = IDENTITY_SECRET.of(site)
     if not (isinstance(user, str) and isinstance(given, str) and isinstance(secret, str)):
         return None
     if not 0 < len(user) <= MAX_USER_ID_CHARS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay import __version__
+from relay.sites import settings as site_settings
 from relay.web.inbox import openapi as inbox
 
 
@@ -382,11 +383,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "site": _STR,
-            "name": _STR,
-            "greeting": _STR,
-            "greetings": {"type": "object", "additionalProperties": _STR},
-            "language": _STR,
-            "color": _STR,
+            # The public settings (relay/sites/settings.py), defaults filled in.
+            **site_settings.json_schema(s for s in site_settings.SETTINGS if s.public)[
+                "properties"
+            ],
             "availability": _ref("Availability"),
         },
     },

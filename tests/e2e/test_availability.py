@@ -111,18 +111,31 @@ def test_closed_in_french_with_the_sites_french_away_text(tmp_path: Path, browse
         page.context.close()
 
 
-def test_a_visitor_elsewhere_sees_the_opening_in_their_own_time(
+def test_a_visitor_elsewhere_reads_the_sites_time_with_its_zone_as_the_reply_says_it(
     tmp_path: Path, browser: Browser
 ) -> None:
+    """One instant, one time: the header and the automatic reply both give the opening
+    on the site's clock (09:00 in Paris, not 03:00 in New York), naming the zone."""
     with stage_at(tmp_path, SATURDAY_NIGHT, PARIS_WEEKDAYS) as stage:
-        context = browser.new_context(locale="en-US", timezone_id="America/New_York")
+        context = browser.new_context(locale="en-GB", timezone_id="America/New_York")
         page = context.new_page()
         page.clock.set_fixed_time(SATURDAY_NIGHT)
         status = open_status(page, stage.url("/"))
-        day, time = browser_day_and_time(page, MONDAY_9_IN_PARIS)
-        assert day == "Monday" and "3" in time  # 03:00 AM in New York
-        assert status.startswith(f"Closed now. Back {day} at {time}.")
+        assert status.startswith("Closed now. Back Monday at 09:00 (France Time).")
+        page.locator(INPUT).fill("Open on Monday?")
+        page.locator(INPUT).press("Enter")
+        expect(page.locator("porch-chat .message.system")).to_contain_text(
+            "Monday at 09:00 (France Time)"
+        )
         context.close()
+
+
+def test_a_visitor_in_the_sites_zone_reads_no_zone(tmp_path: Path, browser: Browser) -> None:
+    with stage_at(tmp_path, SATURDAY_NIGHT, PARIS_WEEKDAYS) as stage:
+        page = visitor_page(browser, "en-GB", SATURDAY_NIGHT)
+        status = open_status(page, stage.url("/"))
+        assert status.startswith("Closed now. Back Monday at 09:00.")
+        page.context.close()
 
 
 def test_open_with_a_promised_reply_time(tmp_path: Path, browser: Browser) -> None:

@@ -32,7 +32,7 @@ from relay.inputs import (
 from relay.limits import enforce
 from relay.models import Author, NotifyMode, Owner, OwnerSession, Site, ThreadStatus, Via
 from relay.sites.availability import public_availability
-from relay.sites.settings import apply_changes, public_settings
+from relay.sites.settings import apply_changes, form_fields, public_settings
 from relay.web.api import typical_reply
 from relay.web.inbox.auth import check_same_origin, clear_cookie, set_cookie, signed_in
 from relay.web.services import Services, client_ip, services
@@ -42,6 +42,7 @@ MAX_ALIASES = 10
 STATUS_FILTERS = {"open": ThreadStatus.OPEN, "closed": ThreadStatus.CLOSED, "all": None}
 
 OWNER = Actor(Author.OWNER, Via.INBOX)  # an owner signed in to the inbox page
+SITE_FIELDS = form_fields()  # relay/sites/settings.py declares them; site_form.js draws them
 
 
 async def ask_for_link(request: Request) -> Response:
@@ -243,6 +244,7 @@ async def me(s: Services, session: OwnerSession) -> dict[str, Any]:
         "csrf": s.tokens.csrf_token(session.id),
         "session": session.id,
         "sites": [await site_out(s, site) for site in sites],
+        "site_fields": SITE_FIELDS,  # the settings form of every site, field by field
         "sessions": [
             {
                 "id": other.id,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.sites import settings as site_settings
+
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 SESSION: list[dict[str, list[str]]] = [{"inboxSession": []}]
@@ -171,7 +173,7 @@ PATHS: dict[str, Any] = {
     ),
     "/inbox/api/sites/{site}/settings": _post(
         "Change a site: name, origins, owners, hours, texts, colour, language",
-        {"type": "object", "description": "Only the fields to change; see relay/site_settings.py."},
+        _ref("SiteChanges"),
         _ok(_ref("InboxSite"), "Saved (nothing is saved if any field is refused)."),
         parameters=[{"name": "site", "in": "path", "required": True, "schema": _STR}],
     ),
@@ -187,6 +189,7 @@ SCHEMAS: dict[str, Any] = {
         csrf={**_STR, "description": "Send as X-CSRF-Token on every POST."},
         session=_STR,
         sites={"type": "array", "items": _ref("InboxSite")},
+        site_fields={"type": "array", "items": _ref("SiteField")},
         sessions={"type": "array", "items": {"type": "object"}},
     ),
     "InboxSite": _object(
@@ -194,10 +197,42 @@ SCHEMAS: dict[str, Any] = {
         name=_STR,
         origins={"type": "array", "items": _STR},
         owner_emails={"type": "array", "items": _STR},
-        settings={"type": "object"},
+        settings=_ref("SiteSettings"),
         snippet=_STR,
         availability=_ref("Availability"),
     ),
+    # Every setting an owner sees, defaults filled in; never a secret one.
+    "SiteSettings": site_settings.json_schema(
+        s for s in site_settings.SETTINGS if not (s.secret or s.column)
+    ),
+    "SiteChanges": {
+        **site_settings.json_schema(
+            s for s in site_settings.SETTINGS if s.form is not None and not s.secret
+        ),
+        "additionalProperties": False,
+        "description": "Only the fields to change. Also accepted: hours per day as text "
+        "('09:00-12:00, 14:00-18:00'), null to clear reply_time_minutes. One refused "
+        "field (422, its key in `reason`) and nothing changes.",
+    },
+    "SiteField": {
+        "type": "object",
+        "description": "One field of the inbox's settings form (relay/sites/settings.py).",
+        "properties": {
+            "key": _STR,
+            "control": {"enum": list(site_settings.CONTROLS)},
+            "section": {"enum": list(site_settings.SECTIONS)},
+            "label": {**_STR, "description": "Its text: this key of the inbox catalogue."},
+            "hint": {"type": ["string", "null"]},
+            "invalid": {"type": ["string", "null"]},
+            "options": {"type": ["string", "null"]},
+            "column": {"type": "boolean"},
+            "default": {},
+            "schema": {"type": "object"},
+            "texts": _object(
+                key=_STR, languages={"type": "array", "items": _object(language=_STR, label=_STR)}
+            ),
+        },
+    },
 }
 SECURITY = {
     "inboxSession": {
