@@ -15,24 +15,17 @@ import pytest
 
 from relay.catalogue import LANGUAGES, catalogue
 from relay.channels.email.reading import REPLY_MARKERS
-from tests.mail.conftest import OWNER, REPLY_DOMAIN, set_owner
+from tests.mail.conftest import OWNER, mail_relay, set_owner
 from tests.mail.smtp_sink import SinkServer
+from tests.mail.test_outbound import text_of
 from tests.support import RunningRelay, bearer, start_thread
 
 COMPOSE = Path(__file__).resolve().parents[2] / "relay" / "channels" / "email" / "compose.py"
 
 
 @pytest.fixture
-def mail_relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
-    return make_relay(
-        smtp_url=sink.url, reply_domain=REPLY_DOMAIN, owner_notify_delay=0, visitor_notify_delay=0
-    )
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    return part.get_content()  # type: ignore[no-any-return]
+def relay(make_relay: Callable[..., RunningRelay], sink: SinkServer) -> RunningRelay:
+    return mail_relay(make_relay, sink)
 
 
 def html_of(message: EmailMessage) -> str:
@@ -75,10 +68,10 @@ async def conversation(
 
 
 async def test_a_french_visitor_and_a_french_owner_read_french(
-    mail_relay: RunningRelay, sink: SinkServer
+    relay: RunningRelay, sink: SinkServer
 ) -> None:
-    set_owner(mail_relay, OWNER, language="fr")
-    owner_mail, visitor_mail, resume_mail = await conversation(mail_relay, sink, "fr")
+    set_owner(relay, OWNER, language="fr")
+    owner_mail, visitor_mail, resume_mail = await conversation(relay, sink, "fr")
     assert owner_mail["Subject"] == "Alpha Bakery : conversation avec Zoé"
     assert text_of(owner_mail).startswith(REPLY_MARKERS[1])  # the reader knows this one too
     assert visitor_mail["Subject"] == "Alpha Bakery a répondu à votre message"
@@ -91,18 +84,18 @@ async def test_a_french_visitor_and_a_french_owner_read_french(
 
 
 async def test_an_english_owner_of_a_french_visitor_reads_english(
-    mail_relay: RunningRelay, sink: SinkServer
+    relay: RunningRelay, sink: SinkServer
 ) -> None:
-    set_owner(mail_relay, OWNER, language="en")
-    owner_mail, visitor_mail, _ = await conversation(mail_relay, sink, "fr")
+    set_owner(relay, OWNER, language="en")
+    owner_mail, visitor_mail, _ = await conversation(relay, sink, "fr")
     # Each recipient in their own language, in one conversation.
     assert owner_mail["Subject"] == "Alpha Bakery: conversation with Zoé"
     assert text_of(owner_mail).startswith(REPLY_MARKERS[0])
     assert visitor_mail["Subject"] == "Alpha Bakery a répondu à votre message"
 
 
-async def test_english_by_default(mail_relay: RunningRelay, sink: SinkServer) -> None:
-    owner_mail, visitor_mail, resume_mail = await conversation(mail_relay, sink, "en")
+async def test_english_by_default(relay: RunningRelay, sink: SinkServer) -> None:
+    owner_mail, visitor_mail, resume_mail = await conversation(relay, sink, "en")
     assert owner_mail["Subject"] == "Alpha Bakery: conversation with Zoé"
     assert visitor_mail["Subject"] == "Alpha Bakery replied to your message"
     assert "Stop these emails" in text_of(visitor_mail)
