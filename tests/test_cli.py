@@ -135,6 +135,10 @@ def test_site_add_prints_the_snippet_and_list_shows_it(env: dict[str, str]) -> N
         ("--owner-email", "not-an-address", "--owner-email"),
         ("--color", "red", "--color"),
         ("--id", "Has Spaces", "--id"),
+        ("--language", "de", "--language"),
+        ("--retention-days", "-1", "--retention-days"),
+        ("--hours", "mon", "--hours"),
+        ("--greeting-fr", "x" * 501, "--greeting-fr"),
     ],
 )
 def test_site_add_refuses_bad_values(
@@ -144,8 +148,55 @@ def test_site_add_refuses_bad_values(
     args[flag] = value
     result = porch("site", "add", *[x for pair in args.items() for x in pair], env=env)
     assert result.returncode == 1
-    assert named in result.stderr and value in result.stderr
+    assert result.stderr.startswith(f"porch: {named}: "), result.stderr
+    assert (value if len(value) < 80 else "501") in result.stderr
     assert "No sites yet" in porch("site", "list", env=env).stdout
+
+
+def test_site_add_stores_what_it_always_did(env: dict[str, str]) -> None:
+    add_shop(env)
+    assert site_row(env) == {
+        "name": "Shop",
+        "owner_emails": [OWNER_EMAIL],
+        "origins": ["https://shop.example"],
+        "greeting": "",
+        "greetings": {},
+        "language": "en",
+        "color": "#2f6f4e",
+        "reply_aliases": [],
+        "retention_days": 0,
+    }
+
+
+def test_site_add_takes_every_site_setting(env: dict[str, str]) -> None:
+    result = porch(
+        "site", "add", "--id", "shop", "--name", "Shop", "--origin", "https://shop.example",
+        "--owner-email", "Owner@Shop.example", "--alias", "Me@Home.example",
+        "--timezone", "Europe/Paris", "--hours", "mon-fri 09:00-18:00",
+        "--closed-day", "2026-12-25", "--reply-time", "45", "--greeting-fr", "Salut",
+        "--away-text-fr", "Fermé.", "--retention-days", "30", "--language", "fr",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = site_row(env)
+    assert row["owner_emails"] == ["owner@shop.example"]
+    assert row["reply_aliases"] == ["me@home.example"]
+    assert row["timezone"] == "Europe/Paris" and row["closed_days"] == ["2026-12-25"]
+    hours = row["hours"]
+    assert isinstance(hours, dict) and hours["fri"] == [["09:00", "18:00"]] and hours["sat"] == []
+    assert row["reply_time_minutes"] == 45 and row["retention_days"] == 30
+    assert row["greeting"] == "" and row["greetings"] == {"fr": "Salut"}
+    assert row["away_texts"] == {"fr": "Fermé."} and row["language"] == "fr"
+
+
+def test_site_set_changes_retention_but_not_aliases(env: dict[str, str]) -> None:
+    add_shop(env)
+    result = porch("site", "set", "shop", "--retention-days", "7", env=env)
+    assert result.returncode == 0, result.stderr
+    assert site_row(env)["retention_days"] == 7
+    aliases = porch("site", "set", "shop", "--alias", "me@home.example", env=env)
+    assert aliases.returncode == 2 and "--alias" in aliases.stderr
+    assert site_row(env)["reply_aliases"] == []
 
 
 def test_owner_token_needs_a_known_site(env: dict[str, str]) -> None:
@@ -430,6 +481,7 @@ def test_site_set_changes_only_what_is_given(env: dict[str, str]) -> None:
         ("--away-text", "x" * 501, "501"),
         ("--greeting-fr", "x" * 501, "501"),
         ("--name", " ", "' '"),
+        ("--retention-days", "soon", "'soon'"),
     ],
 )
 def test_site_set_refuses_bad_values_naming_the_flag(

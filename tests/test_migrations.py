@@ -303,3 +303,15 @@ async def test_a_postgresql_database_of_the_release_upgrades_with_everything_kep
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {pg_schema} CASCADE")
         await conn.close()
+
+
+async def test_copy_db_carries_a_database_sqlite_has_analyzed(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    """sqlite_stat1 (ANALYZE, PRAGMA optimize) is SQLite's own, not data to refuse."""
+    source = source_with(tmp_path, "ANALYZE")
+    url = await empty_target(pg_schema)
+    try:
+        assert (await copy_sqlite_to_postgres(source, url)).rows["sites"] == 1
+    finally:
+        await drop(pg_schema)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.web.widget import EMBED_CACHE, MODULE_CACHE, Widget
+from relay.assets import asset_dir
+from relay.web.widget import EMBED_CACHE, MODULE_CACHE, Widget, without_comment_lines
 from tests.support import RunningRelay
 
 EMBED_BUDGET = 4 * 1024  # brotli bytes: all a page pays before any interaction
@@ -24,6 +25,19 @@ def test_size_budgets(capsys: pytest.CaptureFixture[str]) -> None:
         )
     assert embed <= EMBED_BUDGET
     assert ui <= UI_BUDGET
+
+
+def test_modules_are_served_without_their_comment_lines() -> None:
+    widget = Widget()
+    for name in ("app.js", "panel.js", "conversation.js"):
+        source = (asset_dir("widget") / name).read_text().splitlines()
+        served = widget.modules[name].body.decode().splitlines()
+        assert any(line.lstrip().startswith("//") for line in source)
+        assert served == [line for line in source if not line.lstrip().startswith("//")]
+    # Only whole lines: a // after code may be in a string or a URL.
+    code = b"  // why\nconst url = 'https://r.example'; // kept\n//\nstart();\n"
+    assert without_comment_lines(code) == b"const url = 'https://r.example'; // kept\nstart();\n"
+    assert widget.embed.body.decode().startswith("// Porch embed")  # the embed is as written
 
 
 def test_embed_has_version_and_launcher_text_filled_in() -> None:

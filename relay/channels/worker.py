@@ -48,10 +48,12 @@ class DeliveryWorker:
                 await asyncio.sleep(STORE_RETRY)
 
     async def _run(self) -> None:
-        await self.store.requeue_interrupted(claimed_before=later(-self.lease))
+        await self.store.requeue_interrupted(self.channel.name, claimed_before=later(-self.lease))
         while True:
             if self.lease and random.random() < 1 / 64:  # now and then, not each time round
-                await self.store.requeue_interrupted(claimed_before=later(-self.lease))
+                await self.store.requeue_interrupted(
+                    self.channel.name, claimed_before=later(-self.lease)
+                )
             due = await self.store.due_deliveries(self.channel.name)
             for item in due:
                 try:

@@ -109,7 +109,8 @@ async def _columns_to_copy(
     source_tables = {
         row[0]
         for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if not row[0].startswith("messages_fts")
+        # SQLite's own (sqlite_stat1 after ANALYZE) and the search index are not data.
+        if not row[0].startswith(("messages_fts", "sqlite_"))
     }
     unknown = sorted(source_tables - set(TABLES) - NOT_COPIED)
     if unknown:

@@ -75,14 +75,14 @@ class DeliveryStore(Engine):
 
         await self.write(op)
 
-    async def requeue_interrupted(self, claimed_before: str) -> int:
+    async def requeue_interrupted(self, channel: str, claimed_before: str) -> int:
         """Emails claimed before `claimed_before` by a process that died mid-send go back
         to pending (they may have left: at least once, with the same Message-ID)."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             rows = db.execute(
-                "SELECT * FROM outbox WHERE status = 'sending' AND updated_at <= ?",
-                (claimed_before,),
+                "SELECT * FROM outbox WHERE channel = ? AND status = 'sending' AND updated_at <= ?",
+                (channel, claimed_before),
             ).fetchall()
             for row in rows:
                 item = _item(row)

@@ -191,13 +191,16 @@ class Session:
         async with self._send_lock:
             await self.ws.send_text(text)
 
-    async def replay(self) -> None:
+    async def check_cursor(self) -> None:
+        """Before subscribing: a cursor from the future (a client's storage went wrong)
+        would take every message for one already sent. A visitor gets their thread again
+        (the client de-duplicates by seq), an owner the newest seq read now, so what
+        commits later comes by the replay or the bus; `ready` names the real seq."""
         newest = self.thread.last_seq if self.thread else await self.s.store.last_seq()
         if self.last_seq > newest:
-            # A cursor from the future (a client's storage went wrong): every message
-            # would look already sent. A visitor gets their thread again (the client
-            # de-duplicates by seq); either way `ready` then names the real newest seq.
             self.last_seq = 0 if self.thread is not None else newest
+
+    async def replay(self) -> None:
         while True:
             if self.thread is not None:
                 page = await self.s.store.thread_messages(
@@ -330,6 +333,7 @@ async def serve(
     try:
         session = await opening()
         held = hold(session) if hold is not None else contextlib.nullcontext()
+        await session.check_cursor()
         with session.subscribe(), held:
             try:
                 await session.replay()

@@ -4,6 +4,7 @@ replies and resume links in the visitor's. A real relay, a real SMTP sink."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from relay.channels.email.reading import REPLY_MARKERS
 from tests.mail.conftest import OWNER, mail_relay, set_owner
 from tests.mail.smtp_sink import SinkServer
 from tests.mail.test_outbound import text_of
-from tests.support import RunningRelay, bearer, start_thread
+from tests.support import ALPHA, RunningRelay, bearer, start_thread
 
 COMPOSE = Path(__file__).resolve().parents[2] / "relay" / "channels" / "email" / "compose.py"
 
@@ -35,10 +36,11 @@ def html_of(message: EmailMessage) -> str:
 
 
 async def conversation(
-    relay: RunningRelay, sink: SinkServer, language: str
+    relay: RunningRelay, sink: SinkServer, language: str | None
 ) -> tuple[EmailMessage, EmailMessage, EmailMessage]:
-    """A visitor writing from a widget in `language`: the owner's notification, the
-    visitor's email about the owner's reply, and a resume link, as they arrived."""
+    """A visitor writing from a widget in `language` (None: a widget that says none):
+    the owner's notification, the visitor's email about the owner's reply, and a resume
+    link, as they arrived."""
     async with relay.client() as client:
         started = await start_thread(client, "Avez-vous du pain ?", name="Zoé", language=language)
         owner_mail = await sink.sink.next()
@@ -94,6 +96,20 @@ async def test_an_english_owner_of_a_french_visitor_reads_english(
     assert visitor_mail["Subject"] == "Alpha Bakery a répondu à votre message"
 
 
+async def test_a_visitor_whose_widget_said_no_language_reads_the_sites(
+    relay: RunningRelay, sink: SinkServer
+) -> None:
+    french_site = dataclasses.replace(ALPHA, settings={**ALPHA.settings, "language": "fr"})
+    await relay.call(relay.services.store.add_site(french_site, replace=True))
+    owner_mail, visitor_mail, resume_mail = await conversation(relay, sink, None)
+    assert visitor_mail["Subject"] == "Alpha Bakery a répondu à votre message"
+    assert "Ne plus recevoir ces e-mails" in text_of(visitor_mail)
+    assert resume_mail["Subject"] == "Votre conversation avec Alpha Bakery"
+    # An owner who chose no language reads the site's too.
+    assert owner_mail["Subject"] == "Alpha Bakery : conversation avec Zoé"
+    assert text_of(owner_mail).startswith(REPLY_MARKERS[1])
+
+
 async def test_english_by_default(relay: RunningRelay, sink: SinkServer) -> None:
     owner_mail, visitor_mail, resume_mail = await conversation(relay, sink, "en")
     assert owner_mail["Subject"] == "Alpha Bakery: conversation with Zoé"
@@ -108,7 +124,9 @@ def placeholders(text: str) -> set[str]:
 
 def test_every_text_compose_uses_exists_in_every_language_with_the_same_placeholders() -> None:
     used = set(re.findall(r'"(server\.[a-z_.]+)"', COMPOSE.read_text(encoding="utf-8")))
-    used |= {f"server.digest.{mode}" for mode in ("hourly", "daily")}  # built from the mode
+    used |= {
+        f"server.digest.{mode}" for mode in ("hourly", "daily", "message")
+    }  # built from the mode
     used |= {
         f"server.digest.{noun}.{form}"
         for noun in ("messages", "conversations")

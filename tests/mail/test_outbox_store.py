@@ -106,5 +106,6 @@ async def test_an_interrupted_send_goes_back_to_pending(store: Store) -> None:
     await talk(store).start("alpha", body="hi", client_id=None, name=None, page=None)
     item = (await store.due_deliveries("email"))[0]
     assert await store.prepare_mail(item, "t", POLICY.clock) is not None  # then the process died
-    assert await store.requeue_interrupted(claimed_before=utc_now()) == 1
+    assert await store.requeue_interrupted("api", claimed_before=utc_now()) == 0  # not its rows
+    assert await store.requeue_interrupted("email", claimed_before=utc_now()) == 1
     assert item.id in {i.id for i in await store.due_deliveries("email")}

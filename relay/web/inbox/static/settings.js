@@ -96,7 +96,7 @@ export class Settings {
 
   #showSite(id) {
     this.sitePicker.value = id;
-    this.siteForm.show(this.#me.sites.find((site) => site.id === id));
+    this.siteForm.show(this.#me.sites.find((site) => site.id === id), this.#me.site_fields || []);
   }
 
   #siteSaved(site) {

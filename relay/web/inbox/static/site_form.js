@@ -1,19 +1,22 @@
 // One site's settings: what visitors see (greetings, colour, availability) and who
-// may embed and answer it. Only the fields that changed are sent; a refusal (422)
-// names the field, which is marked and focused next to the message.
+// may embed and answer it. The fields are the relay's (GET /inbox/api/session:
+// site_fields, declared once in relay/sites/settings.py); this file knows how to draw
+// each kind of control. Only the fields that changed are sent; a refusal (422) names
+// the field, which is marked and focused next to the message.
 import { el } from './dom.js';
-import { LANGUAGES } from './text.js';
 
-const DEFAULT_COLOR = '#2f6f4e';
-// API fields edited through several inputs -> the input to mark when one is refused.
-const API_FIELDS = { hours: 'hours.mon', greetings: 'greetings.fr', away_texts: 'away_texts.fr' };
 const RANGE = /^(\d{1,2})(?::(\d{2}))?\s*[-–]\s*(\d{1,2})(?::(\d{2}))?$/; // "9-12", "09:00–12:30"
+const COLOR = /^#[0-9a-f]{6}$/i;
 
 export class SiteForm {
   #api;
   #text;
   #site = null;
-  #fields = {};
+  #specs = [];
+  #built = null; // the field list the form was drawn from
+  #fields = {}; // input key ("greeting", "greetings.fr", "hours.mon") -> control
+  #apiFields = {}; // API field edited through several inputs -> the input to mark
+  #hoursKey = null; // the hours setting's key: its inputs are `${key}.mon`, ...
   #onSaved;
 
   constructor(api, text, onSaved) {
@@ -21,55 +24,19 @@ export class SiteForm {
     this.#text = text;
     this.#onSaved = onSaved; // (SiteOut) => void
     const t = text.t;
-    const f = this.#fields;
-    const field = (key, label, control, hint) => {
-      control.id = `site-${key}`;
-      if (hint) control.setAttribute('aria-describedby', `site-${key}-hint`);
-      f[key] = control;
-      return el('div', { class: 'field' }, el('label', { for: control.id }, label), control,
-        hint ? el('p', { class: 'hint', id: `site-${key}-hint` }, hint) : null);
-    };
-    const lines = (rows = 3) => el('textarea', { rows: String(rows), spellcheck: 'false' });
-    const timezones = el('datalist', { id: 'timezones' }, ...timeZones().map((zone) => el('option', { value: zone })));
     this.days = text.weekdays();
-    const hours = el('fieldset', { class: 'hours', 'aria-describedby': 'site-hours-hint' },
-      el('legend', {}, t('site.hours')),
-      ...this.days.map(([key, name]) => {
-        const input = el('input', { type: 'text', id: `site-hours-${key}`, autocomplete: 'off', spellcheck: 'false' });
-        f[`hours.${key}`] = input;
-        return el('div', { class: 'day-hours' }, el('label', { for: input.id }, name), input);
-      }),
-      el('p', { class: 'hint', id: 'site-hours-hint' }, t('site.hours_hint')));
-    const languageSelect = el('select', {}, ...LANGUAGES.map((code) => el('option', { value: code }, t(`language.${code}`))));
-    const replyTime = el('input', { type: 'number', min: '0', max: '10080', step: '1', inputmode: 'numeric' });
     this.snippet = el('textarea', { id: 'site-snippet', rows: '3', readonly: true, spellcheck: 'false', class: 'code' });
     this.copyButton = el('button', { type: 'button', class: 'secondary' }, t('site.copy'));
     this.copied = el('span', { class: 'saved', role: 'status' });
     this.error = el('p', { class: 'error', role: 'alert', id: 'site-error' });
     this.saved = el('span', { class: 'saved', role: 'status' });
     this.saveButton = el('button', { type: 'submit', class: 'primary' }, t('settings.save'));
-    this.root = el('form', { class: 'settings-form', novalidate: true },
-      el('fieldset', {}, el('legend', {}, t('site.section_site')),
-        field('name', t('site.name'), el('input', { type: 'text', maxlength: '120' })),
-        field('origins', t('site.origins'), lines(), t('site.origins_hint')),
-        field('owner_emails', t('site.owners'), lines(), t('site.owners_hint')),
-        field('language', t('site.language'), languageSelect)),
-      el('fieldset', {}, el('legend', {}, t('site.section_look')),
-        field('color', t('site.color'), el('input', { type: 'color' })),
-        field('greeting', t('site.greeting_en'), lines(2)),
-        field('greetings.fr', t('site.greeting_fr'), lines(2))),
-      el('fieldset', {}, el('legend', {}, t('site.section_hours')),
-        field('timezone', t('site.timezone'), el('input', { type: 'text', list: 'timezones', autocomplete: 'off', spellcheck: 'false' })),
-        timezones, hours,
-        field('closed_days', t('site.closed_days'), lines(), t('site.closed_days_hint')),
-        field('reply_time_minutes', t('site.reply_time'), replyTime, t('site.reply_time_hint')),
-        field('away_text', t('site.away_en'), lines(2), t('site.away_hint')),
-        field('away_texts.fr', t('site.away_fr'), lines(2))),
-      el('fieldset', {}, el('legend', {}, t('site.section_install')),
-        el('div', { class: 'field' }, el('label', { for: 'site-snippet' }, t('site.snippet')), this.snippet,
-          el('p', { class: 'hint' }, t('site.snippet_hint')),
-          el('div', { class: 'row' }, this.copyButton, this.copied))),
-      el('div', { class: 'form-actions' }, this.error, this.saved, this.saveButton));
+    this.install = el('fieldset', {}, el('legend', {}, t('site.section_install')),
+      el('div', { class: 'field' }, el('label', { for: 'site-snippet' }, t('site.snippet')), this.snippet,
+        el('p', { class: 'hint' }, t('site.snippet_hint')),
+        el('div', { class: 'row' }, this.copyButton, this.copied)));
+    this.actions = el('div', { class: 'form-actions' }, this.error, this.saved, this.saveButton);
+    this.root = el('form', { class: 'settings-form', novalidate: true }, this.install, this.actions);
     this.root.addEventListener('submit', (event) => this.#save(event));
     this.root.addEventListener('input', () => {
       this.saved.textContent = '';
@@ -78,7 +45,8 @@ export class SiteForm {
     this.copyButton.addEventListener('click', () => this.#copy());
   }
 
-  show(site) {
+  show(site, fields) {
+    this.#build(fields);
     this.#site = site;
     const values = this.#valuesOf(site);
     for (const [key, input] of Object.entries(this.#fields)) {
@@ -90,24 +58,98 @@ export class SiteForm {
     this.error.textContent = this.saved.textContent = this.copied.textContent = '';
   }
 
-  // SiteOut -> the text of each field.
+  // -- drawing -------------------------------------------------------------------------
+
+  // One fieldset per section, in the order the relay lists the fields.
+  #build(fields) {
+    if (fields === this.#built) return;
+    this.#built = fields;
+    this.#specs = fields;
+    this.#fields = {};
+    this.#apiFields = {};
+    const sections = new Map();
+    for (const spec of fields) {
+      if (!sections.has(spec.section)) sections.set(spec.section, []);
+      sections.get(spec.section).push(...this.#draw(spec));
+    }
+    const t = this.#text.t;
+    this.root.replaceChildren(
+      ...[...sections].map(([section, nodes]) => el('fieldset', {}, el('legend', {}, t(`site.section_${section}`)), ...nodes)),
+      this.install, this.actions);
+  }
+
+  // A setting's label, control and hint; a per-language one also gets a field per language.
+  #draw(spec) {
+    const t = this.#text.t;
+    if (spec.control === 'hours') return [this.#hoursFieldset(spec)];
+    const nodes = [this.#field(spec.key, t(spec.label), this.#control(spec), spec.hint && t(spec.hint))];
+    if (spec.control === 'timezone') nodes.push(el('datalist', { id: 'timezones' }, ...timeZones().map((zone) => el('option', { value: zone }))));
+    for (const { language, label } of spec.texts?.languages || []) {
+      const key = `${spec.texts.key}.${language}`;
+      this.#apiFields[spec.texts.key] ??= key;
+      nodes.push(this.#field(key, t(label), this.#control(spec)));
+    }
+    return nodes;
+  }
+
+  #field(key, label, control, hint) {
+    control.id = `site-${key}`;
+    if (hint) control.setAttribute('aria-describedby', `site-${key}-hint`);
+    this.#fields[key] = control;
+    return el('div', { class: 'field' }, el('label', { for: control.id }, label), control,
+      hint ? el('p', { class: 'hint', id: `site-${key}-hint` }, hint) : null);
+  }
+
+  #control(spec) {
+    const t = this.#text.t;
+    const schema = spec.schema || {};
+    switch (spec.control) {
+      case 'lines': return el('textarea', { rows: '3', spellcheck: 'false' });
+      case 'paragraph': return el('textarea', { rows: '2', spellcheck: 'false' });
+      case 'color': return el('input', { type: 'color' });
+      case 'timezone': return el('input', { type: 'text', list: 'timezones', autocomplete: 'off', spellcheck: 'false' });
+      case 'select': return el('select', {}, ...(schema.enum || []).map((value) => el('option', { value }, t(`${spec.options}${value}`))));
+      case 'minutes': return el('input', { type: 'number', min: schema.minimum, max: schema.maximum, step: '1', inputmode: 'numeric' });
+      default: return el('input', { type: 'text', maxlength: schema.maxLength });
+    }
+  }
+
+  #hoursFieldset(spec) {
+    const t = this.#text.t;
+    this.#hoursKey = spec.key;
+    this.#apiFields[spec.key] = `${spec.key}.${this.days[0][0]}`;
+    return el('fieldset', { class: 'hours', 'aria-describedby': `site-${spec.key}-hint` },
+      el('legend', {}, t(spec.label)),
+      ...this.days.map(([day, name]) => {
+        const input = el('input', { type: 'text', id: `site-${spec.key}-${day}`, autocomplete: 'off', spellcheck: 'false' });
+        this.#fields[`${spec.key}.${day}`] = input;
+        return el('div', { class: 'day-hours' }, el('label', { for: input.id }, name), input);
+      }),
+      spec.hint ? el('p', { class: 'hint', id: `site-${spec.key}-hint` }, t(spec.hint)) : null);
+  }
+
+
+  // -- values ---------------------------------------------------------------------------
+
+  // SiteOut -> the text of each input.
   #valuesOf(site) {
     const s = site.settings || {};
-    const values = {
-      name: site.name || '',
-      origins: (site.origins || []).join('\n'),
-      owner_emails: (site.owner_emails || []).join('\n'),
-      language: s.language || 'en',
-      color: /^#[0-9a-f]{6}$/i.test(s.color || '') ? s.color.toLowerCase() : DEFAULT_COLOR,
-      greeting: s.greeting || '',
-      'greetings.fr': s.greetings?.fr || '',
-      timezone: s.timezone || 'UTC',
-      closed_days: (s.closed_days || []).join('\n'),
-      reply_time_minutes: s.reply_time_minutes ?? '',
-      away_text: s.away_text || '',
-      'away_texts.fr': s.away_texts?.fr || '',
-    };
-    for (const [key] of this.days) values[`hours.${key}`] = (s.hours?.[key] || []).map(([from, to]) => `${from}-${to}`).join(', ');
+    const values = {};
+    for (const spec of this.#specs) {
+      const stored = spec.column ? site[spec.key] : s[spec.key];
+      if (spec.control === 'hours') {
+        for (const [day] of this.days) values[`${spec.key}.${day}`] = (stored?.[day] || []).map(([from, to]) => `${from}-${to}`).join(', ');
+      } else if (spec.control === 'lines') {
+        values[spec.key] = (stored || []).join('\n');
+      } else if (spec.control === 'color') {
+        values[spec.key] = COLOR.test(stored || '') ? stored.toLowerCase() : spec.default;
+      } else if (spec.control === 'minutes') {
+        values[spec.key] = stored ?? '';
+      } else {
+        values[spec.key] = stored || spec.default || '';
+      }
+      for (const { language } of spec.texts?.languages || []) values[`${spec.texts.key}.${language}`] = s[spec.texts.key]?.[language] || '';
+    }
     return values;
   }
 
@@ -117,46 +159,58 @@ export class SiteForm {
     const s = this.#site.settings || {};
     const before = this.#valuesOf(this.#site);
     const changed = (key) => f[key].value !== String(before[key] ?? '');
-    const lines = (key) => f[key].value.split('\n').map((line) => line.trim()).filter(Boolean);
     const out = {};
-    for (const key of ['name', 'language', 'color', 'timezone', 'greeting', 'away_text']) if (changed(key)) out[key] = f[key].value.trim();
-    for (const key of ['origins', 'owner_emails', 'closed_days']) if (changed(key)) out[key] = lines(key);
-    if (changed('greetings.fr')) out.greetings = { ...s.greetings, fr: f['greetings.fr'].value.trim() };
-    if (changed('away_texts.fr')) out.away_texts = { ...s.away_texts, fr: f['away_texts.fr'].value.trim() };
-    if (changed('reply_time_minutes')) {
-      const text = f.reply_time_minutes.value.trim();
-      const minutes = Number(text);
-      if (text && !(Number.isInteger(minutes) && minutes >= 0)) throw { field: 'reply_time_minutes', message: this.#text.t('site.reply_time_invalid') };
-      out.reply_time_minutes = text ? minutes : null;
+    for (const spec of this.#specs) {
+      const key = spec.key;
+      if (spec.control === 'hours') {
+        if (this.days.some(([day]) => changed(`${key}.${day}`))) out[key] = this.#hours(key);
+      } else if (!changed(key)) {
+        // unchanged: not sent
+      } else if (spec.control === 'lines') {
+        out[key] = f[key].value.split('\n').map((line) => line.trim()).filter(Boolean);
+      } else if (spec.control === 'minutes') {
+        const text = f[key].value.trim();
+        const minutes = Number(text);
+        if (text && !(Number.isInteger(minutes) && minutes >= 0)) throw { field: key, message: this.#text.t(spec.invalid) };
+        out[key] = text ? minutes : null;
+      } else {
+        out[key] = f[key].value.trim();
+      }
+      for (const { language } of spec.texts?.languages || []) {
+        const input = `${spec.texts.key}.${language}`;
+        if (changed(input)) out[spec.texts.key] = { ...s[spec.texts.key], ...out[spec.texts.key], [language]: f[input].value.trim() };
+      }
     }
-    if (this.days.some(([key]) => changed(`hours.${key}`))) out.hours = this.#hours();
     return out;
   }
 
   // An empty day reads "Closed" once some day has hours; with none, an example.
   #hoursPlaceholders() {
-    const inputs = this.days.map(([key]) => this.#fields[`hours.${key}`]);
+    if (!this.#hoursKey) return;
+    const inputs = this.days.map(([day]) => this.#fields[`${this.#hoursKey}.${day}`]);
     const placeholder = this.#text.t(inputs.some((input) => input.value.trim()) ? 'site.hours_closed' : 'site.hours_placeholder');
     for (const input of inputs) input.placeholder = placeholder;
   }
 
   // Seven "09:00-12:00, 14:00-18:00" fields -> {"mon": [["09:00", "12:00"], ...], ...};
   // every day empty -> {} (no business hours: always open).
-  #hours() {
+  #hours(key) {
     const hours = {};
-    for (const [key, name] of this.days) {
-      const text = this.#fields[`hours.${key}`].value.trim();
-      hours[key] = !text ? [] : text.split(/[,;]/).map((part) => {
+    for (const [day, name] of this.days) {
+      const text = this.#fields[`${key}.${day}`].value.trim();
+      hours[day] = !text ? [] : text.split(/[,;]/).map((part) => {
         const match = part.trim().match(RANGE);
         const range = match && [time(match[1], match[2]), time(match[3], match[4])];
         if (!range || !range[0] || !range[1] || range[0] >= range[1]) {
-          throw { field: `hours.${key}`, message: this.#text.t('site.hours_invalid', { day: name, text: part.trim() }) };
+          throw { field: `${key}.${day}`, message: this.#text.t('site.hours_invalid', { day: name, text: part.trim() }) };
         }
         return range;
       });
     }
     return Object.values(hours).some((ranges) => ranges.length) ? hours : {};
   }
+
+  // -- saving ---------------------------------------------------------------------------
 
   async #save(event) {
     event.preventDefault();
@@ -176,7 +230,7 @@ export class SiteForm {
     this.saveButton.disabled = true;
     try {
       const site = await this.#api.saveSite(this.#site.id, changes);
-      this.show(site);
+      this.show(site, this.#built);
       this.saved.textContent = t('settings.saved');
       this.#onSaved(site);
     } catch (error) {
@@ -190,15 +244,15 @@ export class SiteForm {
   // longest field name its message mentions, else the only field sent. For hours, the
   // day the message names.
   #fieldIn({ reason, message }, changes) {
-    const candidates = [...Object.keys(this.#fields), ...Object.keys(API_FIELDS)].sort((a, b) => b.length - a.length);
+    const candidates = [...Object.keys(this.#fields), ...Object.keys(this.#apiFields)].sort((a, b) => b.length - a.length);
     const sent = Object.keys(changes);
     const named = candidates.includes(reason) ? reason
       : candidates.find((name) => message.includes(name)) || (sent.length === 1 ? sent[0] : null);
-    if (named === 'hours') {
+    if (named && named === this.#hoursKey) {
       const day = this.days.find(([key]) => new RegExp(`\\b${key}\\b`).test(message));
-      if (day) return `hours.${day[0]}`;
+      if (day) return `${named}.${day[0]}`;
     }
-    return named && (this.#fields[named] ? named : API_FIELDS[named]);
+    return named && (this.#fields[named] ? named : this.#apiFields[named]);
   }
 
   #fail(message, field) {
