@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,7 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from relay.answers.automatic import AutomaticAnswers
+from relay.answers.finder import Finder
 from relay.channels.accept import Accept
+from relay.channels.apps import PROVIDERS
+from relay.channels.apps.channel import MessagingApp
+from relay.channels.apps.webhook import Webhook
 from relay.channels.channel import Channel
 from relay.channels.email import SEND_TIMEOUT, EmailChannel
 from relay.channels.email.imap import Mailbox
@@ -26,14 +32,19 @@ from relay.config import Config
 from relay.conversations import Conversations
 from relay.conversations.away import AwayReplies
 from relay.conversations.bus import Bus
+from relay.conversations.files import Files
 from relay.conversations.notify import NotificationPolicy
 from relay.conversations.presence import Presence, keep_shared
 from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
 from relay.store import Listeners, open_store
+from relay.store.blobs import blobs_for
 from relay.tasks import background, spawn
 from relay.tokens import Tokens
+from relay.web import answers as answer_routes
 from relay.web import api, owner, privacy
+from relay.web import apps as app_routes
+from relay.web import attachments as attachment_routes
 from relay.web.inbox import api as inbox_api
 from relay.web.inbox.live import inbox_live
 from relay.web.inbox.page import InboxPage
@@ -73,18 +84,33 @@ def create_app(
     store = open_store(
         config, Listeners(committed=bus.publish, queued=queued, presence=presence.heard)
     )
-    # Who is told of a message: only when a channel can deliver (SMTP is configured).
-    notify = (
-        NotificationPolicy(config.owner_notify_delay, config.visitor_notify_delay, clock)
-        if config.mail_enabled
-        else None
+    # Who is told of a message, on the channels that can deliver: email when SMTP is
+    # configured, and the messaging apps (a site without an account on one has no chats).
+    notify = NotificationPolicy(
+        config.owner_notify_delay,
+        config.visitor_notify_delay,
+        clock,
+        frozenset({*PROVIDERS, *(["email"] if config.mail_enabled else [])}),
     )
-    conversations = Conversations(store, notify=notify, away=AwayReplies(clock, presence))
-    accept = Accept(store, conversations)
+    finder = Finder(store)
+    answers = AutomaticAnswers(store, finder, presence.online)
+    conversations = Conversations(
+        store, notify=notify, away=AwayReplies(clock, presence), answers=answers
+    )
+    blobs = blobs_for(store, config.data_dir)  # PostgreSQL: shared, cached in the data dir
+    files = Files(store, blobs)
+    accept = Accept(store, conversations, files)
     email = EmailChannel(store, tokens, config, accept)
-    channels: dict[str, Channel] = {email.name: email}
+    http = httpx.AsyncClient(timeout=config.app_send_timeout)  # one pool for every app's API
+    apps = {
+        kind: MessagingApp(make(config), store, conversations, accept, config, clock, http)
+        for kind, make in PROVIDERS.items()
+    }
+    channels: dict[str, Channel] = {email.name: email, **apps}
     if config.mail_enabled:
         workers[email.name] = DeliveryWorker(store, email, send_timeout=SEND_TIMEOUT)
+    for kind, messaging in apps.items():
+        workers[kind] = DeliveryWorker(store, messaging, send_timeout=config.app_send_timeout)
     shared = Services(
         config=config,
         store=store,
@@ -94,9 +120,13 @@ def create_app(
         conversations=conversations,
         accept=accept,
         channels=channels,
+        apps=apps,
         workers=workers,
         clock=clock,
         presence=presence,
+        blobs=blobs,
+        files=files,
+        answers=finder,
     )
     if store.shared:  # several relay processes: who is at the inbox crosses them too
         presence.on_change = lambda site, here: spawn(store.share_presence(site, here), "presence")
@@ -104,11 +134,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await shared.blobs.sweep_temporary()  # uploads a crash cut off
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
+            stack.push_async_callback(shared.blobs.close)
+            stack.push_async_callback(http.aclose)
             if demo_setup is not None:
-                await stack.enter_async_context(demo.running(conversations, bus, demo_setup))
-            await stack.enter_async_context(background(privacy.purge_daily(store), "purge"))
+                await stack.enter_async_context(demo.running(demo_setup))
+            purge = privacy.purge_daily(store, shared.blobs)
+            await stack.enter_async_context(background(purge, "purge"))
             if store.shared:
                 await stack.enter_async_context(
                     background(keep_shared(shared.presence, store.share_presence), "presence")
@@ -127,9 +161,13 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         *api.routes,
+        *app_routes.routes,
+        *attachment_routes.routes,
+        *answer_routes.routes,
         *owner.routes,
         *privacy.routes,
         *(route for channel in channels.values() for route in channel.routes()),
+        *Webhook(store, apps).routes(),
         WebSocketRoute("/v1/live", live),
         *Widget().routes(),
         *inbox_api.routes,

@@ -43,6 +43,12 @@ class Config:
     visitor_messages_per_minute: int = setting(20, "Messages one visitor may send per minute.")
     ip_messages_per_minute: int = setting(60, "Messages one IP address may send per minute.")
     threads_per_ip_per_hour: int = setting(10, "New conversations one IP may start per hour.")
+    visitor_uploads_per_minute: int = setting(
+        60, "Photos and files one visitor may upload per minute (a message carries up to 10)."
+    )
+    suggestions_per_minute: int = setting(
+        120, "Answer suggestions one IP may ask for per minute (the widget, while typing)."
+    )
     forwarded_allow_ips: str = setting(
         "", "Proxy addresses trusted for X-Forwarded-For (comma-separated, '*' for any)."
     )
@@ -68,6 +74,16 @@ class Config:
         "", "user:password for the Postmark and SendGrid inbound webhooks."
     )
     mailgun_signing_key: str = setting("", "Mailgun webhook signing key.")
+    telegram_api_url: str = setting(
+        "https://api.telegram.org", "Telegram Bot API base URL (a proxy, or a fake in tests)."
+    )
+    meta_api_url: str = setting(
+        "https://graph.facebook.com/v21.0",
+        "Meta Graph API base URL with its pinned version (WhatsApp, Messenger).",
+    )
+    app_send_timeout: int = setting(
+        15, "Seconds one call to a messaging app's API may take before it is retried."
+    )
     clock_start: str = setting(
         "", "Start the clock of business hours at this ISO-8601 instant (tests, demos)."
     )
@@ -121,8 +137,11 @@ class Config:
             "visitor_messages_per_minute",
             "ip_messages_per_minute",
             "threads_per_ip_per_hour",
+            "suggestions_per_minute",
+            "visitor_uploads_per_minute",
             "owner_notify_delay",
             "visitor_notify_delay",
+            "app_send_timeout",
         ):
             value = getattr(self, name)
             if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value > 2**31:
@@ -169,6 +188,11 @@ class Config:
             raise ConfigError(
                 f"{env_var('public_url')}: expected an http(s) URL, got {self.public_url!r}"
             )
+        for name in ("telegram_api_url", "meta_api_url"):
+            if not getattr(self, name).startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"{env_var(name)}: expected an http(s) URL, got {getattr(self, name)!r}"
+                )
         if self.clock_start:
             try:
                 parse_instant(self.clock_start)

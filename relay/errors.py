@@ -72,9 +72,23 @@ class NotFound(PorchError):
     code = "not_found"
 
 
+class Conflict(PorchError):
+    """What was asked clashes with what exists (a messaging account another site uses)."""
+
+    status = 409
+    code = "conflict"
+
+
 class TooLarge(PorchError):
     status = 413
     code = "too_large"
+
+
+class UnsupportedType(PorchError):
+    """A file whose content is not a kind the site takes (judged from the bytes)."""
+
+    status = 415
+    code = "unsupported_type"
 
 
 class Unavailable(PorchError):

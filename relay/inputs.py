@@ -89,6 +89,36 @@ def message_body(data: dict[str, Any], max_chars: int) -> str:
     return text
 
 
+MAX_ATTACHMENTS = 10  # photos and files in one message
+
+
+def message_content(data: dict[str, Any], max_chars: int) -> tuple[str, tuple[str, ...]]:
+    """A message's body and the ids of the uploads it carries (`"attachments"`): the
+    body may be empty, or left out, when there are some."""
+    ids = attachment_ids(data)
+    raw = data.get("body")
+    if ids and (raw is None or (isinstance(raw, str) and not clean_text(raw))):
+        return "", ids
+    return message_body(data, max_chars), ids
+
+
+def attachment_ids(data: dict[str, Any]) -> tuple[str, ...]:
+    raw = data.get("attachments")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(item, str) and CLIENT_ID.fullmatch(item) for item in raw
+    ):
+        raise UnprocessableRequest(f"'attachments' must be a list of upload ids, got {_short(raw)}")
+    if len(raw) > MAX_ATTACHMENTS:
+        raise UnprocessableRequest(
+            f"a message carries at most {MAX_ATTACHMENTS} attachments, not {len(raw)}"
+        )
+    if len(set(raw)) != len(raw):
+        raise UnprocessableRequest("'attachments' names an upload twice")
+    return tuple(raw)
+
+
 def clean_text(raw: str) -> str:
     """NFC, LF line ends, no control characters, no surrounding blank space."""
     text = unicodedata.normalize("NFC", raw.replace("\r\n", "\n").replace("\r", "\n"))

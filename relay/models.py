@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -21,6 +22,9 @@ class Via(enum.StrEnum):
     EMAIL = "email"
     INBOX = "inbox"
     API = "api"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    MESSENGER = "messenger"
 
 
 class ThreadStatus(enum.StrEnum):
@@ -87,19 +91,40 @@ class OwnerSession:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """A photo or file as a message carries it (relay/attachments keeps the bytes)."""
+
+    id: str
+    name: str
+    type: str  # judged from the content
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "type": self.type, "size": self.size}
+
+
+# A download link for an attachment: signed and short-lived, so made by the web layer
+# each time a message is read (relay/web/services.py).
+Links = Callable[[Attached], str]
+
+
+@dataclass(frozen=True)
 class Message:
     seq: int
     thread: str
     author: Author
-    body: str
+    body: str  # may be empty when the message carries attachments
     via: Via
     client_id: str | None
     created_at: str
+    attachments: tuple[Attached, ...] = ()
+    answer: str | None = None  # an automatic answer: the id of the owner's answer it sent
 
-    def to_json(self, reader: Author) -> dict[str, Any]:
+    def to_json(self, reader: Author, links: Links | None = None) -> dict[str, Any]:
         """The message as `reader` sees it. A client_id is shown only to the side that
         wrote it: it is that side's secret (replaying a visitor's first client_id hands
-        out the visitor's token), and the other side has no use for it."""
+        out the visitor's token), and the other side has no use for it. Each attachment
+        has its download `url` when `links` makes them (not in an export or a list)."""
         return {
             "seq": self.seq,
             "thread": self.thread,
@@ -108,6 +133,37 @@ class Message:
             "via": self.via.value,
             "client_id": self.client_id if self.author is reader else None,
             "created_at": self.created_at,
+            "attachments": [
+                {**a.to_json(), "url": links(a)} if links else a.to_json() for a in self.attachments
+            ],
+            "answer": self.answer,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One of the owner's answers (relay/answers): sent automatically when a visitor's
+    message matches it confidently, suggested while they type."""
+
+    id: str
+    site: str
+    language: str
+    question: str
+    alternatives: tuple[str, ...]  # other ways visitors ask it
+    answer: str
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "site": self.site,
+            "language": self.language,
+            "question": self.question,
+            "alternatives": list(self.alternatives),
+            "answer": self.answer,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
         }
 
 
@@ -201,8 +257,9 @@ class _Framed:
     def _text(self) -> str:
         return frame_json(self.to_frame())
 
-    def frame_for(self, reader: Author) -> str:
-        """The frame as a visitor's or an owner's socket gets it."""
+    def frame_for(self, reader: Author, links: Links) -> str:
+        """The frame as a visitor's or an owner's socket gets it; `links` are the
+        relay's (one per process), so the first socket's encoding serves them all."""
         return self._text
 
 
@@ -216,15 +273,15 @@ class MessageAdded(_Framed):
         return self.message.thread
 
     @cached_property
-    def _visitor_text(self) -> str:
-        return frame_json({"type": "message", "message": self.message.to_json(Author.VISITOR)})
+    def _texts(self) -> dict[Author, str]:
+        return {}
 
-    @cached_property
-    def _owner_text(self) -> str:
-        return frame_json({"type": "message", "message": self.message.to_json(Author.OWNER)})
-
-    def frame_for(self, reader: Author) -> str:
-        return self._visitor_text if reader is Author.VISITOR else self._owner_text
+    def frame_for(self, reader: Author, links: Links) -> str:
+        text = self._texts.get(reader)
+        if text is None:
+            message = self.message.to_json(reader, links)
+            text = self._texts[reader] = frame_json({"type": "message", "message": message})
+        return text
 
 
 @dataclass(frozen=True)

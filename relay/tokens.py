@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,12 @@ RESUME_MAX_AGE = 30 * 60  # seconds a resume link works (DESIGN.md: 30 min, sing
 LOGIN_SALT = "owner-login"
 LOGIN_MAX_AGE = 15 * 60  # seconds an inbox sign-in link works (single use)
 SESSION_SALT = "owner-session"
+ATTACHMENT_SALT = "attachment"
+ATTACHMENT_MAX_AGE = 60 * 60  # seconds a download link works; each read of a thread renews it
+# An emailed download link cannot be renewed: it must work while the email is still
+# being read and answered, and no longer than a month, so that an old mailbox is not a
+# lasting key to the files.
+EMAILED_ATTACHMENT_MAX_AGE = 30 * 24 * 60 * 60
 CSRF_SALT = b"csrf"
 REPLY_TAG_SALT = b"reply-tag"
 # 26 base32 characters = 130 bits: unguessable, and "r+" + 26 stays far under the
@@ -79,6 +86,7 @@ class Tokens:
         self._resume = URLSafeTimedSerializer(keys, salt=RESUME_SALT)
         self._login = URLSafeTimedSerializer(keys, salt=LOGIN_SALT)
         self._session = URLSafeSerializer(keys, salt=SESSION_SALT)
+        self._attachment = URLSafeTimedSerializer(keys, salt=ATTACHMENT_SALT)
         self._keys = [key.encode() for key in secret_keys]  # newest first
 
     def reply_tag(self, thread: str, recipient: str) -> str:
@@ -148,6 +156,34 @@ class Tokens:
                 "this sign-in link is not valid: it was altered or cut", reason="invalid"
             )
         return LoginClaim(payload["e"], payload["j"])
+
+    def attachment_token(self, attachment: str, *, emailed: bool = False) -> str:
+        """What a download link carries: the attachment, signed, with its time. An
+        emailed link says so, and works for EMAILED_ATTACHMENT_MAX_AGE instead of
+        ATTACHMENT_MAX_AGE."""
+        payload: str | dict[str, Any] = {"a": attachment, "e": 1} if emailed else attachment
+        return str(self._attachment.dumps(payload))
+
+    def read_attachment(self, token: str) -> str:
+        """The attachment a download link names; InvalidToken when altered or expired."""
+        expired = InvalidToken(
+            "this download link has expired: open the conversation again", reason="expired"
+        )
+        try:
+            payload, signed = self._attachment.loads(
+                token, max_age=EMAILED_ATTACHMENT_MAX_AGE, return_timestamp=True
+            )
+        except SignatureExpired:
+            raise expired from None
+        except (BadData, UnicodeError, ValueError):
+            payload = signed = None
+        emailed = isinstance(payload, dict) and payload.keys() == {"a", "e"} and payload["e"] == 1
+        attachment = payload["a"] if emailed else payload
+        if not isinstance(attachment, str) or signed is None:
+            raise InvalidToken("this download link is not valid", reason="invalid")
+        if not emailed and time.time() - signed.timestamp() > ATTACHMENT_MAX_AGE:
+            raise expired
+        return attachment
 
     def session_cookie(self, session_id: str) -> str:
         return str(self._session.dumps(session_id))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from relay.store import Store
+from tests.apps_support import app_relay, fakes  # noqa: F401 - fixtures
 from tests.mail.smtp_sink import SinkServer
-from tests.pg import pg_url, postgres  # noqa: F401 - fixtures
+from tests.pg import make_store, pg_url, postgres  # noqa: F401 - fixtures
 from tests.support import (
     ALPHA,
     BETA,
@@ -30,6 +33,18 @@ def engine(request: pytest.FixtureRequest) -> str:
 def database_url(engine: str, request: pytest.FixtureRequest) -> str | None:
     """PostgreSQL (a schema of the test's own) for engine "postgres", else None."""
     return request.getfixturevalue("pg_url") if engine == "postgres" else None
+
+
+@pytest.fixture
+async def store(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    """A store of the test's engine, opened, with the site alpha (no relay around it)."""
+    store = make_store(engine, tmp_path, request)
+    await store.open()
+    await store.add_site(ALPHA)
+    yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -34,6 +34,10 @@ async def test_site_config_is_public_and_has_no_owner_addresses(relay: RunningRe
         "color": "#2f6f4e",
         "availability": NO_AVAILABILITY,
         "greetings": {},
+        "channels": [],  # no messaging app connected
+        "max_file_mb": 10,  # the largest attachment, for the widget to refuse early
+        "max_message_mb": 25,
+        "file_types": ["images", "pdf", "text", "office"],
     }
     assert "owner@" not in response.text
     assert response.headers["access-control-allow-origin"] == ALPHA_ORIGIN

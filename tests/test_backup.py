@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,14 @@ from tests.support import (
     ALPHA,
     ALPHA_ORIGIN,
     PorchProcess,
+    RunningRelay,
     add_site,
     bearer,
     free_port,
     porch_command,
     porch_env,
+    relay_env,
+    start_thread,
 )
 
 VISITORS = 5
@@ -257,3 +263,135 @@ def test_postgresql_is_pointed_to_pg_dump(tmp_path: Path) -> None:
     result = porch("backup", str(tmp_path / "copy.sqlite3"), env=env)
     assert result.returncode == 2
     assert "PORCH_DATABASE_URL" in result.stderr and "pg_dump -Fc" in result.stderr
+
+
+# -- the photos and files: DEST.blobs/ -------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def blob_names(directory: Path) -> set[str]:
+    return {p.name for p in directory.rglob("*") if p.is_file()}
+
+
+async def files_of(relay: RunningRelay, token: str) -> dict[str, bytes]:
+    """Every file of the visitor's thread, by name, downloaded from `relay`."""
+    async with relay.client() as client:
+        thread = (await client.get("/v1/thread", headers=bearer(token))).json()
+        return {
+            a["name"]: (await client.get(a["url"])).content
+            for m in thread["messages"]
+            for a in m.get("attachments", [])
+        }
+
+
+async def send_files(relay: RunningRelay, token: str, files: dict[str, bytes]) -> None:
+    async with relay.client() as client:
+        ids = []
+        for name, data in files.items():
+            sent = await client.post(
+                "/v1/thread/attachments", files={"file": (name, data)}, headers=bearer(token)
+            )
+            assert sent.status_code == 201, sent.text
+            ids.append(sent.json()["id"])
+        message = await client.post(
+            "/v1/thread/messages",
+            headers=bearer(token),
+            json={"body": "", "client_id": f"files-{ids[0]}", "attachments": ids},
+        )
+        assert message.status_code == 201, message.text
+
+
+async def test_the_files_come_along_and_a_restore_serves_them(
+    make_relay: Callable[..., RunningRelay], tmp_path: Path
+) -> None:
+    live = make_relay(data_dir=tmp_path / "live")
+    async with live.client() as client:
+        ann = (await start_thread(client, "Ann here"))["token"]
+        bob = (await start_thread(client, "Bob here"))["token"]
+    await send_files(live, ann, {"order.pdf": PDF, "notes.txt": b"two baguettes\n"})
+    await send_files(live, bob, {"bob.txt": b"one croissant\n"})
+    dest = tmp_path / "backups" / "porch.sqlite3"
+    dest.parent.mkdir()
+
+    made = porch("backup", str(dest), env=relay_env(live))
+    assert made.returncode == 0, made.stderr
+    assert "3 files (" in made.stdout and f"in {dest}.blobs" in made.stdout
+    copies = Path(f"{dest}.blobs")
+    digests = {d for (d,) in rows(dest, "SELECT digest FROM attachments")}
+    assert blob_names(copies) == digests and len(digests) == 3
+    for digest in digests:  # the same layout; on one file system, the same file
+        original = live.config.data_dir / "blobs" / digest[:2] / digest
+        assert (copies / digest[:2] / digest).stat().st_ino == original.stat().st_ino
+
+    # Ann is erased; the next backup over this one no longer holds her files.
+    async with live.client() as client:
+        assert (await client.delete("/v1/thread", headers=bearer(ann))).status_code == 204
+    again = porch("backup", str(dest), "--force", env=relay_env(live))
+    assert again.returncode == 0, again.stderr
+    assert blob_names(copies) == {d for (d,) in rows(dest, "SELECT digest FROM attachments")}
+    assert len(blob_names(copies)) == 1
+    live.stop()
+
+    restored = tmp_path / "restored"  # the restore: both put back in a fresh data dir
+    restored.mkdir()
+    shutil.copy(dest, restored / "porch.sqlite3")
+    shutil.copytree(copies, restored / "blobs")
+    relay = make_relay(data_dir=restored)
+    assert await files_of(relay, bob) == {"bob.txt": b"one croissant\n"}
+
+
+async def test_a_backup_cut_off_while_copying_files_leaves_no_database(
+    make_relay: Callable[..., RunningRelay], tmp_path: Path
+) -> None:
+    live = make_relay(data_dir=tmp_path / "live")
+    async with live.client() as client:
+        ann = (await start_thread(client, "Ann here"))["token"]
+    await send_files(live, ann, {"order.pdf": PDF})
+    dest = tmp_path / "porch.sqlite3"
+    digest = hashlib.sha256(PDF).hexdigest()
+    block(Path(f"{dest}.blobs") / digest[:2])  # the file's directory cannot be made
+
+    failed = porch("backup", str(dest), env=relay_env(live))
+    assert failed.returncode == 1 and "cannot write the files" in failed.stderr
+    assert not dest.exists()  # no database naming a file the backup does not have
+    assert temporary_files(tmp_path) == []
+
+
+def block(directory: Path) -> None:
+    directory.parent.mkdir()
+    directory.write_text("not a directory")
+
+
+def temporary_files(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def other_file_system(tmp_path: Path) -> Path:
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to copy to")
+    return other
+
+
+async def test_files_are_copied_and_checked_across_file_systems(
+    make_relay: Callable[..., RunningRelay], tmp_path: Path
+) -> None:
+    other = other_file_system(tmp_path)
+    live = make_relay(data_dir=tmp_path / "live")
+    async with live.client() as client:
+        ann = (await start_thread(client, "Ann here"))["token"]
+    notes = b"two baguettes\n"
+    await send_files(live, ann, {"order.pdf": PDF, "notes.txt": notes})
+    pdf, damaged = hashlib.sha256(PDF).hexdigest(), hashlib.sha256(notes).hexdigest()
+    # A file of the live data dir whose bytes changed on disk is not copied as good.
+    (live.config.data_dir / "blobs" / damaged[:2] / damaged).write_bytes(b"two croissants\n")
+    with tempfile.TemporaryDirectory(dir=other) as elsewhere:
+        dest = Path(elsewhere) / "porch.sqlite3"
+        made = porch("backup", str(dest), env=relay_env(live))
+        assert made.returncode == 0, made.stderr
+        copies = Path(f"{dest}.blobs")
+        assert blob_names(copies) == {pdf}
+        assert (copies / pdf[:2] / pdf).read_bytes() == PDF
+        assert "1 files (" in made.stdout
+        assert "Note: 1 file(s)" in made.stdout and damaged in made.stdout

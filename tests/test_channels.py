@@ -10,19 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from starlette.routing import BaseRoute
 
-from relay.channels.accept import Accept, Inbound, Verdict
+from relay.attachments.blobs import LocalBlobs
+from relay.channels.accept import Accept, Inbound, Received, Verdict
 from relay.channels.channel import Failed, Retry, SendResult, Sent, Skipped
 from relay.channels.worker import MAX_ATTEMPTS, DeliveryWorker
+from relay.conversations.files import Files
 from relay.limits import RateLimiter
 from relay.models import Author, Via
 from relay.store import Store
 from relay.store.engine import StoreEvent
 from relay.store.outbox_rows import DeliveryKind, OutboxItem, cancel, claim, queue_delivery
 from relay.store.rows import Db
-from tests.pg import BOTH_ENGINES, connect, make_store
+from tests.pg import BOTH_ENGINES, connect
 from tests.support import ALPHA, talk
 
 OWNER = ALPHA.owner_emails[0]
@@ -60,17 +61,6 @@ class ScriptedChannel:
 
         await self.store.write(op)
         return answer
-
-
-@pytest.fixture
-async def store(
-    engine: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Store]:
-    store = make_store(engine, tmp_path, request)
-    await store.open()
-    await store.add_site(ALPHA)
-    yield store
-    await store.close()
 
 
 async def queue(store: Store, channel: str, thread: str, recipient: str) -> None:
@@ -153,9 +143,9 @@ def reply(thread: str, **changes: Any) -> Inbound:
 
 
 @BOTH_ENGINES
-async def test_accept_posts_once_with_the_channel_as_via(store: Store) -> None:
+async def test_accept_posts_once_with_the_channel_as_via(store: Store, tmp_path: Path) -> None:
     conversations = talk(store)
-    accept = Accept(store, conversations)
+    accept = Accept(store, conversations, Files(store, LocalBlobs(tmp_path)))
     started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
     thread = started.thread.id
     outcome = await accept.post(reply(thread))
@@ -171,9 +161,64 @@ async def test_accept_posts_once_with_the_channel_as_via(store: Store) -> None:
 
 
 @BOTH_ENGINES
-async def test_accept_refuses_who_may_not_write_and_stores_nothing(store: Store) -> None:
+async def test_accept_keeps_the_files_it_takes_and_says_which_it_did_not(
+    store: Store, tmp_path: Path
+) -> None:
+    files = Files(store, LocalBlobs(tmp_path / "blobs"))
     conversations = talk(store)
-    accept = Accept(store, conversations)
+    accept = Accept(store, conversations, files)
+    started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
+    pdf, page = await files.scratch(), await files.scratch()
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n")
+    page.write_bytes(b"<html><script>alert(1)</script></html>")  # never served from here
+    sent = (Received("prices.pdf", pdf), Received("evil.html", page))
+    outcome = await accept.post(reply(started.thread.id, body="Here you are", files=sent))
+    assert outcome.posted and outcome.message is not None
+    assert [(a.name, a.type) for a in outcome.message.attachments] == [
+        ("prices.pdf", "application/pdf")
+    ]
+    assert outcome.message.body.startswith("Here you are\n\n(evil.html was sent but not kept")
+    assert not pdf.exists() and not page.exists()  # kept as a blob, or gone
+    # Only files, no text: still a message.
+    photo = await files.scratch()
+    photo.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    only = await accept.post(
+        reply(
+            started.thread.id,
+            external_id="<r2@mail.example>",
+            body="",
+            files=(Received("x.pdf", photo),),
+        )
+    )
+    assert only.posted and only.message is not None and only.message.body == ""
+
+
+@BOTH_ENGINES
+async def test_files_past_the_sites_total_for_a_message_are_noted_not_kept(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.add_site(replace(ALPHA, settings={"max_message_mb": 1}), replace=True)
+    files = Files(store, LocalBlobs(tmp_path / "blobs"))
+    conversations = talk(store)
+    accept = Accept(store, conversations, files)
+    started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
+    sent = []
+    for n in range(3):  # 0.4 MB each: two fit in 1 MB, the third does not
+        scratch = await files.scratch()
+        scratch.write_bytes(b"%PDF-1.4\n%" + bytes([65 + n]) * 400_000 + b"\n%%EOF\n")
+        sent.append(Received(f"part{n}.pdf", scratch))
+    outcome = await accept.post(reply(started.thread.id, body="Plans", files=tuple(sent)))
+    assert outcome.posted and outcome.message is not None
+    assert [a.name for a in outcome.message.attachments] == ["part0.pdf", "part1.pdf"]
+    assert "part2.pdf was sent but not kept" in outcome.message.body
+
+
+@BOTH_ENGINES
+async def test_accept_refuses_who_may_not_write_and_stores_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    conversations = talk(store)
+    accept = Accept(store, conversations, Files(store, LocalBlobs(tmp_path)))
     started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
     thread = started.thread.id
     refused = [
@@ -188,9 +233,9 @@ async def test_accept_refuses_who_may_not_write_and_stores_nothing(store: Store)
 
 
 @BOTH_ENGINES
-async def test_accept_takes_an_alias_the_owner_registered(store: Store) -> None:
+async def test_accept_takes_an_alias_the_owner_registered(store: Store, tmp_path: Path) -> None:
     conversations = talk(store)
-    accept = Accept(store, conversations)
+    accept = Accept(store, conversations, Files(store, LocalBlobs(tmp_path)))
     await store.save_owner(replace(await store.get_owner(OWNER), aliases=("me@phone.example",)))
     started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
     outcome = await accept.post(reply(started.thread.id, sender="ME@phone.example"))
@@ -198,9 +243,9 @@ async def test_accept_takes_an_alias_the_owner_registered(store: Store) -> None:
 
 
 @BOTH_ENGINES
-async def test_a_loop_is_capped_for_now_and_not_recorded(store: Store) -> None:
+async def test_a_loop_is_capped_for_now_and_not_recorded(store: Store, tmp_path: Path) -> None:
     conversations = talk(store)
-    accept = Accept(store, conversations)
+    accept = Accept(store, conversations, Files(store, LocalBlobs(tmp_path)))
     accept.per_thread = RateLimiter(1, 3600)  # a tight cap to hit
     started = await conversations.start("alpha", body="hi", client_id=None, name=None, page=None)
     thread = started.thread.id

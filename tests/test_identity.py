@@ -151,3 +151,37 @@ async def test_a_client_id_both_threads_have_is_merged_once(relay: RunningRelay)
         history = await laptop.get("/v1/thread", headers=bearer(merged["token"]))  # type: ignore[arg-type]
     bodies = sorted(m["body"] for m in history.json()["messages"])
     assert bodies == ["before login", "from the phone", "hello"]
+
+
+async def test_files_sent_before_login_move_with_the_merge(relay: RunningRelay) -> None:
+    secret = site_secret(relay)
+    pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+    async with relay.client() as laptop, relay.client() as phone:
+        await start_thread(phone, "from the phone", identity=signed(secret, "user-7"))
+        anonymous = await start_thread(laptop, "before login")
+        token = anonymous["token"]
+        sent = await laptop.post(
+            "/v1/thread/attachments",
+            files={"file": ("plan.pdf", pdf, "application/pdf")},
+            headers=bearer(token),
+        )
+        unsent = await laptop.post(  # uploaded, not yet sent: still theirs to send after
+            "/v1/thread/attachments",
+            files={"file": ("later.pdf", pdf + b"\n", "application/pdf")},
+            headers=bearer(token),
+        )
+        message = await laptop.post(
+            "/v1/thread/messages", json={"attachments": [sent.json()["id"]]}, headers=bearer(token)
+        )
+        assert message.status_code == 201, message.text
+        merged = await identify(laptop, signed(secret, "user-7"), token)
+        user = str(merged["token"])
+        history = (await laptop.get("/v1/thread", headers=bearer(user))).json()["messages"]
+        files = [a for m in history for a in m["attachments"]]
+        downloaded = await laptop.get(files[0]["url"])
+        later = await laptop.post(
+            "/v1/thread/messages", json={"attachments": [unsent.json()["id"]]}, headers=bearer(user)
+        )
+    assert [f["name"] for f in files] == ["plan.pdf"]
+    assert downloaded.status_code == 200 and downloaded.content == pdf
+    assert later.status_code == 201  # the upload moved to the user's thread too

@@ -2,10 +2,12 @@
 
 Each package sits in a layer and imports only from its own layer or those below:
 
-    foundation  relay/*.py (config, errors, models, tokens, catalogue, inputs, ...)
+    foundation  relay/*.py (config, errors, models, tokens, catalogue, inputs, ...),
+                relay/attachments/ (what a file is, images made safe, blobs, uploads)
     sites       relay/sites/         a site's settings and hours
     store       relay/store/         the database: engines and the statements of each concern
-    core        relay/conversations/ the one write path, who is told, live fan-out
+    core        relay/conversations/ the one write path, who is told, live fan-out;
+                relay/answers/       the owner's answers, found for what visitors write
     channels    relay/channels/      email (and the next ones): inbound, deliveries
     web         relay/web/           the HTTP and socket edges: visitor API, owner API, inbox
     entry       relay/app.py, relay/cli/, relay/demo/, relay/__main__.py
@@ -25,10 +27,12 @@ import pytest
 RELAY = Path(__file__).resolve().parent.parent / "relay"
 LAYERS = ["foundation", "sites", "store", "core", "channels", "web", "entry"]
 PACKAGE_LAYERS = {
+    "attachments": "foundation",
     "sites": "sites",
     "store": "store",
     "migrations": "store",
     "conversations": "core",
+    "answers": "core",
     "channels": "channels",
     "web": "web",
     "cli": "entry",

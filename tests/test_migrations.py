@@ -28,9 +28,17 @@ ENGINE_ONLY = {
         "messages_fts_idx",
         "search_indexed",
         "sqlite_sequence",
+        "answers_fts",
+        "answers_fts_config",
+        "answers_fts_data",
+        "answers_fts_docsize",
+        "answers_fts_idx",
     },
-    "postgres": {"message_seq"},
+    "postgres": {"message_seq", "blobs", "blob_parts"},  # PostgreSQL keeps the files' bytes
 }
+# Columns only one engine has: PostgreSQL's full-text vector of the answers (SQLite's
+# is the answers_fts table).
+ENGINE_ONLY_COLUMNS = {"postgres": {("answers", "search")}}
 NOT_COPIED = {"schema_migrations"}  # each database keeps its own
 
 
@@ -54,7 +62,10 @@ async def postgres_schema(conn: asyncpg.Connection) -> Schema:
     )
     schema: Schema = {}
     for table, column, nullable in rows:
-        if table not in ENGINE_ONLY["postgres"]:
+        if (
+            table not in ENGINE_ONLY["postgres"]
+            and (table, column) not in ENGINE_ONLY_COLUMNS["postgres"]
+        ):
             schema.setdefault(table, {})[column] = nullable == "NO"
     return schema
 

@@ -262,6 +262,9 @@ def test_the_public_config_holds_the_public_settings_only() -> None:
         "color": "#2f6f4e",
         "greeting": "Hi",
         "greetings": {"fr": "Salut"},
+        "max_file_mb": 10,  # the widget refuses a bigger file before sending it
+        "max_message_mb": 25,
+        "file_types": ["images", "pdf", "text", "office"],  # the file chooser's `accept`
         "availability": {"open": True},
     }
     bare = public_config(replace(SITE, settings={}), {})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from relay.assets import asset_dir
@@ -10,21 +13,61 @@ from tests.support import RunningRelay
 
 EMBED_BUDGET = 4 * 1024  # brotli bytes: all a page pays before any interaction
 UI_BUDGET = 20 * 1024  # brotli bytes: the whole conversation UI, JS + CSS + catalogue
+# Photos and files: imported with import() only when the visitor opens the panel (fetched
+# ahead, so an attach works offline), attaches, or a message carries files. Not part of
+# what loading the chat costs, so a budget of their own.
+LAZY = ("files.js", "uploads.js", "filestore.js")
+LAZY_BUDGET = 6 * 1024  # brotli bytes
+# The owner's answers on the visitor's side: imported with import() when a visitor first
+# types with no conversation yet, or an automatic answer is shown.
+ANSWERS = ("answers.js",)
+ANSWERS_BUDGET = 3 * 1024  # brotli bytes
 
 
 def test_size_budgets(capsys: pytest.CaptureFixture[str]) -> None:
     widget = Widget()
     embed = len(widget.embed.brotli)
-    ui = sum(len(asset.brotli) for asset in widget.modules.values())
+    ui = sum(len(a.brotli) for name, a in widget.modules.items() if name not in LAZY + ANSWERS)
+    lazy = sum(len(widget.modules[name].brotli) for name in LAZY)
+    answers = sum(len(widget.modules[name].brotli) for name in ANSWERS)
     with capsys.disabled():
         print(
             f"\nwidget sizes (brotli): embed {embed} B of {EMBED_BUDGET}; "
-            f"UI {ui} B of {UI_BUDGET} ("
+            f"UI {ui} B of {UI_BUDGET}; photos and files {lazy} B of {LAZY_BUDGET}; "
+            f"answers {answers} B of {ANSWERS_BUDGET} ("
             + ", ".join(f"{n} {len(a.brotli)}" for n, a in sorted(widget.modules.items()))
             + ")"
         )
     assert embed <= EMBED_BUDGET
     assert ui <= UI_BUDGET
+    assert lazy <= LAZY_BUDGET
+    assert answers <= ANSWERS_BUDGET
+
+
+def test_the_lazy_modules_are_only_imported_lazily() -> None:
+    """No module imports them statically (that would load them with the chat), except
+    each other: uploads.js brings filestore.js."""
+    for path in asset_dir("widget").glob("*.js"):
+        for name in LAZY + ANSWERS:
+            static = re.search(rf"^import .* from '\./{re.escape(name)}';", path.read_text(), re.M)
+            assert not static or path.name in LAZY, (path.name, name)
+
+
+def test_every_language_has_the_menu_and_its_continue_in_app_items() -> None:
+    """The ⋯ menu reads menu.<action> and, per messaging app the site has,
+    menu.continue_<kind> (view.js's APPS): every language the widget is served has each."""
+    view = (asset_dir("widget") / "view.js").read_text()
+    listed = re.search(r"^const APPS = \[([^\]]*)\];", view, re.MULTILINE)
+    assert listed, "view.js no longer lists the app kinds as `const APPS = [...]`"
+    kinds = re.findall(r"'(\w+)'", listed.group(1))
+    assert kinds == ["telegram", "whatsapp", "messenger"]
+    served = json.loads(Widget().modules["messages.json"].body)
+    english_menu = {key for key in served["en"] if key.startswith("menu.")}
+    assert {f"menu.continue_{kind}" for kind in kinds} <= english_menu
+    for language, texts in served.items():
+        assert {key for key in texts if key.startswith("menu.")} == english_menu, language
+        for kind in kinds:  # each language names the app itself: "Continuer sur WhatsApp"
+            assert kind in texts[f"menu.continue_{kind}"].lower(), (language, kind)
 
 
 def test_modules_are_served_without_their_comment_lines() -> None:

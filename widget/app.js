@@ -2,6 +2,8 @@
 // parts together and keeps the public Porch() API; each part is a controller of its
 // own module (panel.js, privacy.js, attention.js, composer.js) that connects and
 // disconnects with the <porch-chat> element, so the element can be removed and put back.
+// Photos and files (files.js) are a part loaded as the panel first opens; the owner's
+// answers (answers.js), one loaded as a visitor first types or an automatic answer shows.
 import { Attention } from './attention.js';
 import { Composer } from './composer.js';
 import { Conversation } from './conversation.js';
@@ -23,6 +25,7 @@ export function start({ element, relay, site, version, options, queue, resume })
 class Chat {
   // What the controllers share: read, never replaced after load.
   element; root; launcher; view = null; conversation; attention = null;
+  attachments = null; // the photos and files part, once loaded
   site = { name: '', greeting: '' };
   #catalogue = {};
   #language = 'en';
@@ -34,6 +37,8 @@ class Chat {
   #abort = null; // set while connected
   #connectedBefore = false;
   #synced = false;
+  #attaching = null; // a promise of the attachments part
+  #answering = null; // a promise of the answers part
 
   constructor({ element, relay, site, base, options, resume }) {
     this.element = element;
@@ -59,7 +64,7 @@ class Chat {
     sheet.replaceSync(css);
     this.root.adoptedStyleSheets = [...this.root.adoptedStyleSheets, sheet];
     this.#applyColor(this.#options.color || config.color);
-    this.view = new View(this.root, this.t);
+    this.view = new View(this.root, this.t, config.channels);
     this.attention = new Attention(this);
     this.#privacy = new Privacy(this);
     this.#composer = new Composer(this);
@@ -180,7 +185,37 @@ class Chat {
 
   get isOpen() { return Boolean(this.#panel?.isOpen); }
 
-  open() { this.#panel.open(); }
+  open() {
+    this.#panel.open();
+    this.attach([]);
+  }
+
+  // Files the visitor chose, dropped or pasted. The part (files.js) loads as the panel
+  // first opens, not with the chat: a drop or a paste finds it there. What sending takes
+  // (uploads.js, and filestore.js it imports) is fetched beside it, all at once: a
+  // visitor who then goes offline can still attach.
+  attach(files) {
+    this.#attaching ||= Promise.all([import('./files.js'), this.conversation.uploads(), import('./filestore.js')])
+      .then(([{ Files }]) => (this.attachments = this.#add(new Files(this))));
+    this.#attaching.then((part) => part.add(files), (error) => {
+      this.#attaching = null;
+      console.warn('[porch] photos and files could not load (tried again on the next open):', error.message);
+    });
+  }
+
+  // The owner's answers (answers.js): suggestions as a visitor types with no conversation
+  // yet, and what goes under an automatic answer. Loaded the first time either is needed.
+  answers() {
+    this.#answering ||= import('./answers.js').then(({ Answers }) => this.#add(new Answers(this)), () => { this.#answering = null; });
+  }
+
+  // A part loaded after the chat: it connects (and draws) as those before it did.
+  #add(part) {
+    this.#parts.push(part);
+    if (this.#abort) part.connect();
+    this.render();
+    return part;
+  }
 
   close() { this.#panel.close(); }
 
@@ -206,9 +241,10 @@ class Chat {
     const messages = c.sorted();
     view.render({
       greeting: this.site.greetings?.[this.#language] || this.site.greeting || this.t('panel.greeting'),
-      messages, outbox: c.outbox, ownerReadSeq: c.ownerReadSeq, language: this.#locale(),
-      siteName: this.site.name, online: c.online, onRetry: (id) => c.retry(id),
+      messages, outbox: c.outbox, ownerReadSeq: c.ownerReadSeq, language: this.locale(),
+      siteName: this.site.name, online: c.online, onRetry: (id) => c.retry(id), parts: this.#parts,
     });
+    if (messages.some((m) => m.answer)) this.answers();
     view.contact.hidden = !(c.hasThread && !c.contact);
     view.footer.hidden = view.menuButton.hidden = !c.hasThread;
     if (!c.hasThread) this.#privacy.forgotten();
@@ -221,12 +257,12 @@ class Chat {
   #label() {
     this.attention.label();
     this.view.label(this.site);
-    this.view.showStatus(...statusLine(this.site.availability || {}, this.t, this.#language, this.#locale()));
+    this.view.showStatus(...statusLine(this.site.availability || {}, this.t, this.#language, this.locale()));
   }
 
   // Dates and times: the browser's own locale when it speaks the widget's language
   // (en-GB gets 24-hour times), else the plain language.
-  #locale() {
+  locale() {
     const browser = navigator.language || '';
     return browser.slice(0, 2).toLowerCase() === this.#language ? browser : this.#language;
   }

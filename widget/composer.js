@@ -1,5 +1,6 @@
 // Writing: the composer (Enter sends, Shift+Enter breaks the line), the owner's typing
 // line, the email offer after the first message, and "continue on another device".
+// Photos and files come by the paperclip (files.js takes them, and drops and pastes).
 import { Controller } from './controller.js';
 
 const TYPING_SHOWN_FOR = 6000; // ms an owner "typing" line stays without a new event
@@ -12,18 +13,25 @@ export class Composer extends Controller {
     const { view, conversation } = this.chat;
     this.listen(view.composer, 'submit', (event) => {
       event.preventDefault();
-      this.send(view.input.value);
+      this.send(view.input.value, true);
     });
     this.listen(view.input, 'keydown', (event) => {
       // Never in the middle of an IME composition.
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        this.send(view.input.value);
+        this.send(view.input.value, true);
       }
+    });
+    this.listen(view.attachButton, 'click', () => view.fileInput.click());
+    this.listen(view.fileInput, 'change', () => {
+      this.chat.attach([...view.fileInput.files]);
+      view.fileInput.value = ''; // the same file may be chosen again
     });
     this.listen(view.input, 'input', () => {
       view.autosize();
       conversation.typing();
+      // Suggestions come as the first message is written.
+      if (!conversation.hasThread) this.chat.answers();
     });
     this.listen(view.contact, 'submit', (event) => this.#saveContact(event));
     this.listen(view.contactSkip, 'click', () => this.#dismissContact('skipped'));
@@ -37,11 +45,13 @@ export class Composer extends Controller {
     this.ownerTyping(false);
   }
 
-  send(text) {
-    const { view, conversation } = this.chat;
+  // withFiles: the visitor's send (the page's Porch('send') takes no files they chose).
+  send(text, withFiles) {
+    const { view, conversation, attachments } = this.chat;
     const body = text.trim();
-    if (!body) return;
-    conversation.send(body);
+    const files = (withFiles && attachments?.take()) || [];
+    if (!body && !files.length) return;
+    conversation.send(body, files);
     view.scrollToEnd();
     view.input.value = '';
     view.autosize();

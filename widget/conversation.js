@@ -3,11 +3,17 @@
 // client_id, so a retry (after a drop, a reload, or from another tab) is never doubled.
 // Emits: 'change' (messages or outbox changed), 'typing', 'read', 'status', 'token',
 // 'presence' (detail: is an owner at the inbox now).
+// A message may carry photos and files: uploads.js, loaded the first time one does,
+// uploads them before the message goes.
 
-const BACKOFF_MIN = 500; // ms; first reconnect delay
-const BACKOFF_MAX = 30000; // ms; cap, so a long outage is retried twice a minute
-const TYPING_EVERY = 2000; // ms; the relay ignores typing frames sent more often
-const PAGE_MORE_LIMIT = 50; // history pages fetched at most per sync (50,000 messages)
+// ms: the first reconnect delay.
+const BACKOFF_MIN = 500;
+// ms: the longest, so a long outage is retried twice a minute.
+const BACKOFF_MAX = 30000;
+// ms: the relay ignores typing frames sent more often.
+const TYPING_EVERY = 2000;
+// History pages fetched at most per sync (50,000 messages).
+const PAGE_MORE_LIMIT = 50;
 
 export class Conversation extends EventTarget {
   #relay; #site; #storageKey;
@@ -15,22 +21,28 @@ export class Conversation extends EventTarget {
   #attempt = 0;
   #reconnectTimer = 0;
   #flushing = false;
-  #stopped = true; // until connect(): no socket, no sends
+  // Until connect(): no socket, no sends.
+  #stopped = true;
   #abort = null;
   #retryTimers = new Set();
   #typingAt = 0;
   #wantLive = false;
   #contact = null;
   #email = null;
-  #identity = null; // {id, hash}: verified, no thread yet; sent with the first message, never stored
+  // {id, hash}: verified, no thread yet; sent with the first message, never stored.
+  #identity = null;
+  // A promise of the Uploads (uploads.js), once a message carries files.
+  #uploads = null;
 
   constructor({ relay, site, language }) {
     super();
     this.#relay = relay;
     this.#site = site;
-    this.language = language; // sent with the first message: automatic replies use it
+    // Sent with the first message: automatic replies use it.
+    this.language = language;
     this.#storageKey = `porch:${site}`;
-    this.messages = new Map(); // seq -> message
+    // seq -> message.
+    this.messages = new Map();
     this.lastSeq = 0;
     this.ownerReadSeq = 0;
     this.visitorReadSeq = 0;
@@ -38,9 +50,14 @@ export class Conversation extends EventTarget {
     this.connected = false;
     const saved = this.#load();
     this.token = saved.token || null;
-    this.outbox = saved.outbox || []; // [{client_id, body, created_at, failed?, error?}]
-    this.#contact = saved.contact || null; // 'saved' | 'skipped' | 'confirmed': no email offer
-    this.#email = saved.email || null; // the address the visitor last gave us, to prefill
+    // [{client_id, body, created_at, failed?, error?, files?: [{key, name, size, type, id?, error?}]}]
+    this.outbox = saved.outbox || [];
+    // File key -> its bytes, for this page view (uploads.js keeps them longer).
+    this.blobs = new Map();
+    // 'saved' | 'skipped' | 'confirmed': no email offer.
+    this.#contact = saved.contact || null;
+    // The address the visitor last gave us, to prefill.
+    this.#email = saved.email || null;
   }
 
   // The <porch-chat> element is on the page. `again`: back after a disconnect, so catch
@@ -89,7 +106,7 @@ export class Conversation extends EventTarget {
       if (value && typeof value === 'object' && !Array.isArray(value)) {
         return {
           token: typeof value.token === 'string' ? value.token : null,
-          outbox: Array.isArray(value.outbox) ? value.outbox.filter((m) => m && typeof m.body === 'string' && typeof m.client_id === 'string') : [],
+          outbox: Array.isArray(value.outbox) ? value.outbox.filter((m) => m && typeof m.body === 'string' && typeof m.client_id === 'string' && (!m.files || Array.isArray(m.files))) : [],
           contact: ['saved', 'skipped', 'confirmed'].includes(value.contact) ? value.contact : null,
           email: typeof value.email === 'string' ? value.email : null,
         };
@@ -112,7 +129,8 @@ export class Conversation extends EventTarget {
 
   // Another tab changed our key: adopt its token (none: it signed out or deleted) and outbox.
   #onStorage = (event) => {
-    if (event.key !== this.#storageKey && event.key !== null) return; // null: storage cleared
+    // A null key: the storage was cleared.
+    if (event.key !== this.#storageKey && event.key !== null) return;
     const saved = this.#load();
     const changed = (saved.token || null) !== this.token;
     if (changed) this.#adopt(saved.token || null);
@@ -143,7 +161,8 @@ export class Conversation extends EventTarget {
 
   #take(data) {
     this.#adopt(data.token);
-    this.#contact = null; // the offer was answered (or not) by the previous visitor
+    // The offer was answered (or not) by the previous visitor.
+    this.#contact = null;
     if (data.thread) this.#thread(data.thread);
     this.#save();
     this.#emit('token');
@@ -168,10 +187,17 @@ export class Conversation extends EventTarget {
     this.#remember(email);
   }
 
+  // A single-use code that binds the visitor's first message in a messaging app (the
+  // site's channel `channel`) to this thread: {url, code, expires_at}.
+  continueIn(channel) {
+    return this.#post('/v1/thread/continue', { channel });
+  }
+
   // -- history -----------------------------------------------------------------------
 
+  // Offline (say, a page reloaded from a service worker's cache): the 'online' event syncs.
   async sync() {
-    if (!this.token) return;
+    if (!this.token || !navigator.onLine) return;
     for (let page = 0; page < PAGE_MORE_LIMIT; page++) {
       const response = await this.#request('GET', `/v1/thread?since=${this.lastSeq}`);
       if (!response.ok) return this.#refused(response);
@@ -217,12 +243,30 @@ export class Conversation extends EventTarget {
 
   // -- sending -----------------------------------------------------------------------
 
-  send(body) {
+  // `files`: File objects; their bytes wait in `blobs`, and uploads.js keeps them longer.
+  send(body, files = []) {
     const item = { client_id: crypto.randomUUID(), body, created_at: new Date().toISOString() };
+    if (files.length) {
+      item.files = files.map((file) => {
+        const key = crypto.randomUUID();
+        this.blobs.set(key, file);
+        return { key, name: file.name, size: file.size, type: file.type };
+      });
+      this.uploads().then((uploads) => uploads.keep(item.files), () => {});
+    }
     this.outbox.push(item);
-    this.#save();
-    this.#emit('change');
+    this.#changed();
     this.flush();
+  }
+
+  // Not loaded (offline on a first visit): tried again on the next call.
+  uploads() {
+    return this.#uploads ||= import('./uploads.js').then(({ Uploads }) => new Uploads({
+      relay: this.#relay, site: this.#site, conversation: this, changed: () => this.#changed(),
+    }), (error) => {
+      this.#uploads = null;
+      throw error;
+    });
   }
 
   retry(clientId) {
@@ -230,8 +274,7 @@ export class Conversation extends EventTarget {
     if (!item) return;
     delete item.failed;
     delete item.error;
-    this.#save();
-    this.#emit('change');
+    this.#changed();
     this.flush();
   }
 
@@ -254,17 +297,26 @@ export class Conversation extends EventTarget {
   async #deliver(item) {
     const start = !this.token;
     const identity = start && this.#identity;
+    const files = item.files?.length;
     let response;
     try {
+      // A conversation starts with text: uploads.js puts it first in the outbox.
+      if (start && files) return (await this.uploads()).start(item);
       response = start
         ? await this.#request('POST', `/v1/sites/${encodeURIComponent(this.#site)}/threads`,
           { body: item.body, client_id: item.client_id, page: location.href.slice(0, 2000), language: this.language, ...identity && { identity } })
-        : await this.#request('POST', '/v1/thread/messages', { body: item.body, client_id: item.client_id });
+        : files && await (await this.uploads()).send(item, this.token);
+      // The visitor took its last file out.
+      if (files && !this.outbox.includes(item)) return true;
+      response ||= await this.#request('POST', '/v1/thread/messages',
+        { body: item.body, client_id: item.client_id, attachments: item.files?.map((file) => file.id) });
     } catch {
-      this.#scheduleReconnect(); // the network is down: retry with backoff
+      // The network is down: retry with backoff.
+      this.#scheduleReconnect();
       return false;
     }
-    if (response.status === 503) { // the relay's database restarts: retry, as if offline
+    // The relay's database restarts: retry, as if offline.
+    if (response.status === 503) {
       this.#scheduleReconnect();
       return false;
     }
@@ -277,7 +329,8 @@ export class Conversation extends EventTarget {
       const error = await response.json().catch(() => ({}));
       if (response.status === 401) return this.#refused(response);
       this.#markFailed(item, error.error || 'generic');
-      return true; // this one cannot go; the next may
+      // This one cannot go; the next may.
+      return true;
     }
     const data = await response.json();
     const message = start ? data.message : data;
@@ -293,6 +346,7 @@ export class Conversation extends EventTarget {
     }
     this.outbox = this.outbox.filter((m) => m.client_id !== item.client_id);
     this.#save();
+    if (files) this.uploads().then((uploads) => uploads.forget(item.files.map((file) => file.key)), () => {});
     this.#merge([message]);
     this.#emit('change');
     if (start && this.#wantLive) this.live();
@@ -302,8 +356,7 @@ export class Conversation extends EventTarget {
   #markFailed(item, error, retryAfter = 0) {
     item.failed = true;
     item.error = error;
-    this.#save();
-    this.#emit('change');
+    this.#changed();
     if (!retryAfter) return;
     const timer = setTimeout(() => {
       this.#retryTimers.delete(timer);
@@ -355,7 +408,8 @@ export class Conversation extends EventTarget {
       this.connected = false;
       this.#emit('status');
       if (event.code === 4401) return this.#forget();
-      if (event.code === 4403) return; // not allowed on this page: retrying will not help
+      // Not allowed on this page: retrying will not help.
+      if (event.code === 4403) return;
       this.#scheduleReconnect();
     };
   }
@@ -430,7 +484,11 @@ export class Conversation extends EventTarget {
   #forget(all = false) {
     this.#adopt(null);
     this.#contact = this.#email = this.#identity = null;
-    if (all) this.outbox = [];
+    if (all) {
+      this.outbox = [];
+      this.blobs.clear();
+      try { indexedDB.deleteDatabase(this.#storageKey); } catch { /* no IndexedDB: nothing kept there */ }
+    }
     this.#save();
     this.#emit('token');
     this.#emit('change');
@@ -479,11 +537,17 @@ export class Conversation extends EventTarget {
     if (body !== undefined) headers['content-type'] = 'application/json';
     return fetch(`${this.#relay}${path}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'omit', // tokens travel in headers; no cookies, ever
+      // Tokens travel in headers; no cookies, ever.
+      credentials: 'omit',
     });
   }
 
   #emit(type) {
     this.dispatchEvent(new Event(type));
+  }
+
+  #changed() {
+    this.#save();
+    this.#emit('change');
   }
 }

@@ -1,15 +1,25 @@
-// The visitor's data, from the ⋯ menu: download it (text or JSON), delete it, sign out
-// here or everywhere. Deleting and signing out everywhere ask first, inside the panel.
+// The ⋯ menu: continue in a messaging app, and the visitor's data: download it (text or
+// JSON), delete it, sign out here or everywhere. Deleting and signing out everywhere ask
+// first, inside the panel.
 import { Controller } from './controller.js';
+
+// ms. The relay's codes expire after 15 minutes: an older one is asked again, so the app
+// still takes it when the visitor gets there.
+const CODE_FRESH = 10 * 60 * 1000;
 
 export class Privacy extends Controller {
   #pending = null; // the action waiting in the confirm step: 'delete' | 'sign_out_all'
+  #codes = new Map(); // app link -> {at, token} of the code its href holds (or is asked for)
 
   connect() {
     super.connect();
     const view = this.chat.view;
     this.listen(view.menuButton, 'click', () => this.#showMenu(view.menu.hidden));
-    this.listen(view.menu, 'click', (event) => this.#act(event.target.closest('[data-action]')?.dataset.action));
+    this.listen(view.menu, 'click', (event) => {
+      const item = event.target.closest('[data-action]');
+      if (item?.dataset.channel) this.#followed(item);
+      else this.#act(item?.dataset.action);
+    });
     this.listen(view.confirmCancel, 'click', () => this.ask(null));
     this.listen(view.confirmOk, 'click', () => this.#confirmed());
     // A press anywhere else (in the panel or on the page) puts the menu away.
@@ -57,8 +67,36 @@ export class Privacy extends Controller {
     const view = this.chat.view;
     view.menu.hidden = !show;
     view.menuButton.setAttribute('aria-expanded', String(show));
+    if (show) this.#prepareLinks();
     if (show) view.menuItems()[0].focus();
     else if (focus) view.menuButton.focus();
+  }
+
+  // Each app link gets its code as the menu opens, so that a click follows a real link:
+  // window.open after an await has lost the click's user activation, and Safari blocks it.
+  #prepareLinks() {
+    const { view, conversation } = this.chat;
+    const token = conversation.token;
+    for (const link of view.appLinks()) {
+      const held = this.#codes.get(link);
+      if (held?.token === token && Date.now() - held.at < CODE_FRESH) continue;
+      const asked = { at: Date.now(), token };
+      this.#codes.set(link, asked);
+      link.removeAttribute('href');
+      link.setAttribute('aria-disabled', 'true');
+      conversation.continueIn(link.dataset.channel).then(({ url }) => {
+        if (this.#codes.get(link) !== asked) return; // a newer code was asked meanwhile
+        link.href = url;
+        link.removeAttribute('aria-disabled');
+      }, () => this.#codes.delete(link)); // stays disabled; the next opening asks again
+    }
+  }
+
+  // The link opens the app in a new tab by itself; its code is spent (single use).
+  #followed(link) {
+    if (!link.href) return; // its code has not come (or could not)
+    this.#codes.delete(link);
+    this.#showMenu(false);
   }
 
   #act(action) {

@@ -3,9 +3,13 @@ import { dayLabel, renderText, sameDay, timeLabel } from './text.js';
 
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 const MENU = ['download_text', 'download_json', 'delete', 'sign_out', 'sign_out_all']; // menu.<action> in the catalogue
+const APPS = ['telegram', 'whatsapp', 'messenger']; // channel kinds the catalogue has a menu.continue_<kind> for
+// Feather's paperclip (MIT); stroked in styles.css.
+const PAPERCLIP = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="m21 11-9 9a6 6 0 0 1-8.5-8.5l9-9a4 4 0 0 1 5.7 5.7l-9 9a2 2 0 0 1-2.9-2.9l8.5-8.4"/></svg>';
 
 export class View {
-  constructor(root, t) {
+  // channels: the site's messaging apps, from its public config ([{id, kind}]).
+  constructor(root, t, channels = []) {
     this.root = root;
     this.t = t;
     this.panel = el('section', { class: 'panel', role: 'dialog', 'aria-modal': 'false', 'aria-labelledby': 'porch-title', hidden: '' });
@@ -13,7 +17,11 @@ export class View {
     this.availability = el('p', { class: 'availability' });
     this.closeButton = el('button', { type: 'button', class: 'close' }, '×');
     this.menuButton = el('button', { type: 'button', class: 'more', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-controls': 'porch-menu', hidden: '' }, '⋯');
+    // "Continue on Telegram" and co. are real links: privacy.js gives each a code as the menu opens.
     this.menu = el('div', { class: 'menu', id: 'porch-menu', role: 'menu', hidden: '' },
+      ...channels.filter((channel) => APPS.includes(channel.kind)).map((channel) => el('a', {
+        role: 'menuitem', tabindex: '-1', target: '_blank', rel: 'noopener',
+        'data-action': `continue_${channel.kind}`, 'data-channel': channel.id })),
       ...MENU.map((action) => el('button', { type: 'button', role: 'menuitem', tabindex: '-1', 'data-action': action })));
     this.log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions text' });
     this.typingLine = el('p', { class: 'typing', hidden: '', 'aria-live': 'polite' });
@@ -27,13 +35,18 @@ export class View {
     this.contact = this.#contactForm();
     this.input = el('textarea', { rows: '1', maxlength: '4000', enterkeyhint: 'send' });
     this.sendButton = el('button', { type: 'submit', class: 'primary' });
+    this.attachButton = el('button', { type: 'button', class: 'attach' });
+    this.attachButton.innerHTML = PAPERCLIP; // a constant
+    // The chooser behind the paperclip; files.js sets what it accepts, by the site's file types.
+    this.fileInput = el('input', { type: 'file', multiple: '', hidden: '' });
     this.composer = el('form', { class: 'composer' }, this.input, this.sendButton);
+    this.composerRow = el('div', { class: 'composer-row' }, this.attachButton, this.fileInput, this.composer);
     this.handoffToggle = el('button', { type: 'button', class: 'link', 'aria-expanded': 'false', 'aria-controls': 'porch-handoff' });
     this.handoff = this.#handoffForm();
     this.footer = el('div', { class: 'footer', hidden: '' }, this.handoffToggle, this.handoff);
     this.panel.append(
       el('header', {}, this.title, this.availability, this.menuButton, this.closeButton, this.menu),
-      this.log, this.typingLine, this.notice, this.alert, this.confirm, this.contact, this.composer, this.footer,
+      this.log, this.typingLine, this.notice, this.alert, this.confirm, this.contact, this.composerRow, this.footer,
     );
     root.append(this.panel);
   }
@@ -74,6 +87,7 @@ export class View {
     this.input.setAttribute('aria-label', t('composer.label'));
     this.input.placeholder = t('composer.placeholder');
     this.sendButton.textContent = t('composer.send');
+    this.attachButton.setAttribute('aria-label', t('attach.add'));
     this.contactText.textContent = t('contact.offer');
     this.contactName.placeholder = t('contact.name');
     this.contactName.setAttribute('aria-label', t('contact.name'));
@@ -99,6 +113,10 @@ export class View {
     return [...this.menu.children];
   }
 
+  appLinks() {
+    return this.menu.querySelectorAll('a');
+  }
+
   contactValues() {
     const email = this.email(this.contactEmail, this.contactError);
     return email && { name: this.contactName.value.trim(), email };
@@ -116,7 +134,8 @@ export class View {
   // Bring the log up to date. Nodes are keyed (client_id, else seq) and reused, so a
   // message going from "sending" to stored keeps its node, and the live region only
   // announces what is really new.
-  render({ greeting, messages, outbox, ownerReadSeq, language, siteName, online, onRetry }) {
+  // parts: the chat's parts; one that has draw() adds to a message (files.js its files).
+  render({ greeting, messages, outbox, ownerReadSeq, language, siteName, online, onRetry, parts }) {
     const stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
     const t = this.t;
     const wanted = [];
@@ -137,6 +156,7 @@ export class View {
       const meta = [el('time', { datetime: message.created_at }, timeLabel(date, language))];
       if (message === lastVisitor && ownerReadSeq >= message.seq) meta.push(el('span', { class: 'seen' }, `· ${t('status.seen')}`));
       node.querySelector('.meta').replaceChildren(...meta);
+      for (const part of parts) part.draw?.(node, message);
       wanted.push(node);
     }
     for (const item of outbox) {
@@ -153,6 +173,7 @@ export class View {
         meta.push(el('span', {}, t(online ? 'status.sending' : 'status.queued')));
       }
       node.querySelector('.meta').replaceChildren(...meta);
+      for (const part of parts) part.draw?.(node, item, true);
       wanted.push(node);
     }
     const current = [...this.log.children];
@@ -175,12 +196,18 @@ export class View {
     return node;
   }
 
+  // The text of a node may change: a first message with files gives its text away to
+  // the message that starts the conversation. Empty (files only): no bubble to see.
   #node(key, author, text, who) {
-    return this.#keyed(key, () => {
-      const body = el('div', { class: 'bubble' }, el('span', { class: 'sr-only' }, `${who}: `));
+    const node = this.#keyed(key, () => el('div', { class: `message ${author}` }, el('div', { class: 'bubble' }), el('div', { class: 'meta' })));
+    const body = node.firstChild;
+    if (node.text !== text) {
+      node.text = text;
+      body.replaceChildren(el('span', { class: 'sr-only' }, `${who}: `));
       renderText(body, text);
-      return el('div', { class: `message ${author}` }, body, el('div', { class: 'meta' }));
-    });
+      body.classList.toggle('sr-only', !text); // still says who sent the files
+    }
+    return node;
   }
 
   scrollToEnd() {
@@ -208,7 +235,7 @@ export class View {
   }
 }
 
-function el(tag, attributes = {}, ...children) {
+export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);

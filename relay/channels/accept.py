@@ -2,7 +2,8 @@
 provider delivered:
 
     drop duplicates (channel, id at the provider) → authorise the sender for the
-    thread → cap loops → post through the one write path, with `via` = the channel
+    thread → cap loops → keep its files → post through the one write path, with
+    `via` = the channel
 
 A channel proves which thread a message belongs to its own way (an email's reply tag,
 a chat bound to a visitor); what it cannot prove is left to this step: that the
@@ -11,21 +12,36 @@ sender may still write in that thread.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from relay.catalogue import text
 from relay.conversations import Actor, Conversations
+from relay.conversations.files import Files
+from relay.errors import NotFound, TooLarge, UnprocessableRequest, UnsupportedType
+from relay.inputs import MAX_ATTACHMENTS
 from relay.limits import RateLimiter
-from relay.models import Author, Message, Via
-from relay.sites.settings import REPLY_ALIASES
+from relay.models import Author, Message, Site, Thread, Via
+from relay.sites.settings import LANGUAGE, MAX_MESSAGE_MB, MB, REPLY_ALIASES
 from relay.store import Store
 
+log = logging.getLogger("porch.channels")
+
 HOUR = 3600.0
+MINUTE = 60.0
 # An owner answering by hand writes a few messages an hour per conversation; a loop
 # between two robots writes hundreds. These caps stop the second, never the first.
 REPLIES_PER_THREAD_PER_HOUR = 30
 REPLIES_PER_SENDER_PER_HOUR = 120
+# A customer in a messaging app types short lines, or forwards a batch of fifty at once;
+# the app has no auto-responder to loop with ours. Only a flood is capped: a refused
+# message is delivered again later, and Telegram holds the bot's next updates meanwhile.
+CHAT_MESSAGES_PER_MINUTE = 120
 
 
 class Verdict(enum.StrEnum):
@@ -40,6 +56,8 @@ class Verdict(enum.StrEnum):
     FORGED = "forged"  # the thread's proof does not match, or the sender may not write
     RATE_LIMITED = "rate_limited"
     UNREADABLE = "unreadable"
+    LINKED = "linked"  # a chat now continues a widget thread ("continue in the app")
+    IGNORED = "ignored"  # an app's command or opening that says nothing by itself
     DEFERRED = "deferred"  # could not be processed now (`porch smtp`: relay unreachable)
 
 
@@ -61,24 +79,36 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Received:
+    """A file that came with a message, as the channel saved it (a Files.scratch())."""
+
+    name: str  # as the sender named it
+    path: Path
+
+
+@dataclass(frozen=True)
 class Inbound:
-    """A message a channel verified and parsed, for a thread it proved."""
+    """A message a channel verified and parsed, for a thread it proved. Its `files`
+    are Accept's from here on: kept with the message, or removed."""
 
     channel: Via
     external_id: str  # the provider's id for it: the same id again is a duplicate
     thread: str
-    author: Author  # who writes: today an owner answering (a visitor's channels: #15)
-    sender: str  # the sender's address on the channel (an email address, a chat id)
-    on_behalf_of: str  # the owner contact the channel wrote to (an email's tag recipient)
+    author: Author  # an owner answering, or a visitor writing from a contact of theirs
+    sender: str  # the sender's address on the channel (an email address, a chat)
+    on_behalf_of: str  # owners: the owner contact the channel wrote to (a tag recipient)
     body: str
+    files: tuple[Received, ...] = ()
 
 
 class Accept:
-    def __init__(self, store: Store, conversations: Conversations) -> None:
+    def __init__(self, store: Store, conversations: Conversations, files: Files) -> None:
         self.store = store
         self.conversations = conversations
+        self.files = files
         self.per_thread = RateLimiter(REPLIES_PER_THREAD_PER_HOUR, HOUR)
         self.per_sender = RateLimiter(REPLIES_PER_SENDER_PER_HOUR, HOUR)
+        self.per_chat = RateLimiter(CHAT_MESSAGES_PER_MINUTE, MINUTE)
 
     async def seen(self, channel: Via, external_id: str) -> bool:
         return await self.store.inbound_seen(channel.value, external_id)
@@ -91,28 +121,88 @@ class Accept:
             )
 
     async def post(self, inbound: Inbound) -> Outcome:
+        try:
+            return await self._post(inbound)
+        finally:  # kept files were moved into blobs; the rest go
+            for received in inbound.files:
+                await asyncio.to_thread(received.path.unlink, missing_ok=True)
+
+    async def _post(self, inbound: Inbound) -> Outcome:
         if not await self._may_write(inbound):
             return Outcome(Verdict.FORGED, inbound.thread)
-        if not inbound.body:
+        if not inbound.body and not inbound.files:
             return Outcome(Verdict.EMPTY, inbound.thread)
-        if self.per_thread.hit(inbound.thread) or self.per_sender.hit(inbound.sender):
+        if self._flooding(inbound):
             return Outcome(Verdict.RATE_LIMITED, inbound.thread)
+        thread = await self.store.get_thread(inbound.thread)
+        if thread is None:
+            raise NotFound(f"no thread {inbound.thread!r}")
+        kept, notes = await self.keep_files(inbound, thread)
+        body = "\n\n".join(part for part in (inbound.body, *notes) if part)
         # Idempotent: the same message through two ingresses is stored once.
         digest = hashlib.sha256(inbound.external_id.encode()).hexdigest()[:40]
         message, _ = await self.conversations.post(
             inbound.thread,
             Actor(inbound.author, inbound.channel),
-            inbound.body,
+            body,
             f"{inbound.channel.value}.{digest}",
+            kept,
+            site=thread.site,
         )
         return Outcome(Verdict.POSTED, inbound.thread, message)
 
+    async def keep_files(self, inbound: Inbound, thread: Thread) -> tuple[list[str], list[str]]:
+        """(ids of the files kept, a note for each refused one): a file the relay does
+        not take, or past the site's total for one message, is never dropped without a
+        word. (Its scratch file is removed by post(); a caller that does not post removes
+        them itself.)"""
+        site = await self.store.get_site(thread.site)
+        settings: Site | dict[str, Any] = site if site else {}
+        most, total = MAX_MESSAGE_MB.of(settings) * MB, 0
+        kept: list[str] = []
+        notes: list[str] = []
+        for received in inbound.files:
+            try:
+                if len(kept) == MAX_ATTACHMENTS:
+                    raise UnprocessableRequest(f"more than {MAX_ATTACHMENTS} files")
+                attachment = await self.files.keep(
+                    received.path, received.name, thread, inbound.author
+                )
+                if total + attachment.size > most:  # left unsent: the daily purge takes it
+                    raise TooLarge(f"the files of one message may total {most // MB} MB")
+            except (TooLarge, UnsupportedType, UnprocessableRequest) as refused:
+                # Too large, a type it does not take, unreadable: noted. Anything else (the
+                # store unavailable) fails the whole message, which the provider sends again.
+                log.info("%s %s: file not kept: %s", inbound.channel, thread.id, refused)
+                name = received.name[:100]
+                notes.append(text("server.attach.refused", LANGUAGE.of(settings), name=name))
+                continue
+            total += attachment.size
+            kept.append(attachment.id)
+        return kept, notes
+
+    def _flooding(self, inbound: Inbound) -> bool:
+        """Over a cap (RateLimiter.hit gives the seconds to wait, 0 when under it)."""
+        if inbound.channel is not Via.EMAIL and inbound.author is Author.VISITOR:
+            return self.per_chat.hit(inbound.sender) > 0
+        return self.per_thread.hit(inbound.thread) > 0 or self.per_sender.hit(inbound.sender) > 0
+
     async def _may_write(self, inbound: Inbound) -> bool:
-        """An owner: the contact written to is still an owner of the thread's site, and
-        the sender is that contact, an alias that owner registered, or a reply alias
-        of the site (the older, per-site list)."""
+        """A visitor: the sender is a confirmed contact of the thread's visitor on this
+        channel (a chat bound to the thread, an address they confirmed). An owner: the
+        contact written to is still an owner of the thread's site, and the sender is that
+        contact, an alias that owner registered, or a reply alias of the site (the older,
+        per-site list)."""
+        if inbound.author is Author.VISITOR:
+            contacts = await self.store.thread_visitor_contacts(inbound.thread)
+            return any(
+                contact.confirmed
+                and contact.channel == inbound.channel.value
+                and contact.address.lower() == inbound.sender.lower()
+                for contact in contacts
+            )
         if inbound.author is not Author.OWNER:
-            return False  # visitors write in through channels bound to them (issue 15)
+            return False
         thread = await self.store.get_thread(inbound.thread)
         site = await self.store.get_site(thread.site) if thread else None
         owner = inbound.on_behalf_of.lower()

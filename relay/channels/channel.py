@@ -34,6 +34,7 @@ class Sent:
 @dataclass(frozen=True)
 class Retry:
     error: str  # a temporary failure: the worker tries again later, with backoff
+    after: float = 0.0  # seconds the provider asked us to wait at least
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from datetime import UTC, datetime
 
+from relay.channels.backoff import equal_jitter
 from relay.channels.channel import Channel, Failed, Retry, Sent
 from relay.errors import StoreUnavailable
 from relay.store import Store
@@ -50,7 +50,7 @@ class DeliveryWorker:
     async def _run(self) -> None:
         await self.store.requeue_interrupted(self.channel.name, claimed_before=later(-self.lease))
         while True:
-            if self.lease and random.random() < 1 / 64:  # now and then, not each time round
+            if self.lease:  # a relay that died mid-send: its claims outlive their lease
                 await self.store.requeue_interrupted(
                     self.channel.name, claimed_before=later(-self.lease)
                 )
@@ -68,11 +68,13 @@ class DeliveryWorker:
             self.wake.clear()
 
     async def _idle_for(self) -> float:
+        # While claims may be waiting out their lease, look again once it is over.
+        recheck = min(IDLE_RECHECK, self.lease) if self.lease else IDLE_RECHECK
         next_at = await self.store.next_delivery_at(self.channel.name)
         if next_at is None:
-            return IDLE_RECHECK
+            return recheck
         due_in = (datetime.fromisoformat(next_at) - datetime.now(UTC)).total_seconds()
-        return min(IDLE_RECHECK, max(0.01, due_in))
+        return min(recheck, max(0.01, due_in))
 
     async def deliver(self, item: OutboxItem) -> None:
         result = await self.channel.send(item)
@@ -82,13 +84,14 @@ class DeliveryWorker:
             await self.store.delivery_failed(item, result.error)
             log.warning("delivery %s to %s refused: %s", item.id, item.recipient, result.error)
         elif isinstance(result, Retry):
-            await self._retry(item, result.error)
+            await self._retry(item, result.error, result.after)
 
-    async def _retry(self, item: OutboxItem, error: str) -> None:
+    async def _retry(self, item: OutboxItem, error: str, after: float = 0.0) -> None:
         if item.attempts + 1 >= MAX_ATTEMPTS:
             await self.store.delivery_failed(item, f"gave up after {MAX_ATTEMPTS} tries: {error}")
             return
         ceiling = min(RETRY_CAP, self.retry_base * 2**item.attempts)
-        delay = ceiling / 2 + random.random() * ceiling / 2  # jitter: no thundering herd
+        delay = equal_jitter(ceiling)
+        delay = max(delay, after)  # never sooner than the provider asked
         log.info("delivery %s to %s: %s; retry in %.0f s", item.id, item.recipient, error, delay)
         await self.store.delivery_retry(item, error, delay)

@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 
 from relay.assets import asset_dir
+from relay.attachments.blobs import LocalBlobs
 from relay.channels.email.smtp_forwarder import RelayForwarder
 from relay.channels.email.smtp_ingress import start_smtp_ingress
 from relay.cli.common import (
@@ -46,6 +47,7 @@ from relay.sites.availability import opening, site_zone
 from relay.sites.checks import BadValue
 from relay.store import Store
 from relay.store.backup import backup
+from relay.store.blobs import blobs_for
 from relay.store.copy import CopyError, copy_sqlite_to_postgres
 from relay.store.migrate import apply_migrations, apply_pg_migrations
 from relay.store.postgres import shown_url
@@ -123,14 +125,14 @@ def run_demo(args: argparse.Namespace) -> None:
             # A bakery's week, so the widget shows opening times and, at night or on
             # Sunday, the automatic "back on Monday at 07:00" reply.
             "timezone": "Europe/Paris",
-            "hours": {
-                **{day: [["07:00", "19:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
-                "sat": [["07:00", "13:00"]],
+            "hours": {  # as the demo page says
+                day: [["07:00", "19:00"]] for day in ("tue", "wed", "thu", "fri", "sat", "sun")
             },
             "reply_time_minutes": 30,
         },
     )
     with_store(config, lambda store: store.add_site(site, replace=True))
+    with_store(config, demo.seed_answers)  # ask the chat "do you deliver?"
     tokens = Tokens(config.secret_keys)
     flags = demo_flags(config)
     banner = (
@@ -357,16 +359,39 @@ def run_visitor_export(args: argparse.Namespace) -> None:
 def run_visitor_delete(args: argparse.Namespace) -> None:
     async def erase(store: Store) -> tuple[int, int]:
         ids = await store.find_visitors(args.who)
-        return len(ids), sum([await store.delete_visitor(visitor) for visitor in ids])
+        erased = 0
+        blobs = blobs_for(store, config.data_dir)
+        try:
+            for visitor in ids:
+                digests = await store.visitor_digests(visitor)
+                erased += await store.delete_visitor(visitor)
+                await store.forget_unused_blobs(blobs, digests)  # their photos and files too
+        finally:
+            await blobs.close()
+        return len(ids), erased
 
-    visitors, threads = with_store(load_config(args), erase)
+    config = load_config(args)
+    visitors, threads = with_store(config, erase)
     if not visitors:
         raise CommandError(f"no visitor with the email or id {args.who!r}")
     print(f"Erased {visitors} visitor(s) and {threads} conversation(s).")
 
 
 def run_purge(args: argparse.Namespace) -> None:
-    found = with_store(load_config(args), lambda store: store.purge_idle(dry_run=args.dry_run))
+    config = load_config(args)
+
+    async def purge(store: Store) -> list[tuple[str, str, str]]:
+        found = await store.purge_idle(dry_run=args.dry_run)
+        if not args.dry_run:  # unsent uploads and the files nothing holds any more go too
+            await store.purge_unsent()
+            blobs = blobs_for(store, config.data_dir)
+            try:
+                await store.forget_unused_blobs(blobs)
+            finally:
+                await blobs.close()
+        return found
+
+    found = with_store(config, purge)
     verb = "would erase" if args.dry_run else "erased"
     for site, thread, when in found:
         print(f"{verb}\t{site}\t{thread}\tidle since {when}")
@@ -380,7 +405,8 @@ def run_backup(args: argparse.Namespace) -> None:
             f"porch backup copies a SQLite database, and {env_var('database_url')} is set: "
             "back up PostgreSQL with pg_dump -Fc (README: Deploy)"
         )
-    print(backup(config.database_path, args.dest, force=args.force).summary())
+    blobs = LocalBlobs.of_data_dir(config.data_dir).root
+    print(backup(config.database_path, args.dest, force=args.force, blobs=blobs).summary())
 
 
 def run_migrate(args: argparse.Namespace) -> None:
@@ -410,7 +436,7 @@ def run_copy_db(args: argparse.Namespace) -> None:
     if not args.source.is_file():
         raise ConfigError(f"FROM: no SQLite database at {args.source}")
     try:
-        copied = asyncio.run(copy_sqlite_to_postgres(args.source, args.target))
+        copied = asyncio.run(copy_sqlite_to_postgres(args.source, args.target, args.blobs))
     except CopyError as error:
         raise CommandError(f"nothing copied: {error}") from None
     print(copied.summary(args.source, shown_url(args.target)))

@@ -9,6 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from relay.catalogue import LANGUAGES
+from relay.channels.apps import OPTIONS
+from relay.cli.answers import (
+    run_answers_ask,
+    run_answers_export,
+    run_answers_import,
+    run_answers_list,
+)
+from relay.cli.channel import run_channel_add, run_channel_list, run_channel_remove
 from relay.cli.commands import (
     flag_dest,
     run_backup,
@@ -122,6 +131,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="Make a new one: hashes made with the old one stop verifying.",
     )
 
+    channel = commands.add_parser(
+        "channel",
+        help="A site's accounts on messaging apps (Telegram, WhatsApp, Messenger).",
+        description="A site's accounts on messaging apps (Telegram, WhatsApp, Messenger).",
+    )
+    channel_commands = channel.add_subparsers(title="commands", metavar="COMMAND")
+    channel_add = command(
+        "add",
+        run_channel_add,
+        "Connect an account; prints the channel with its webhook URL (never its secrets).",
+        parent=channel_commands,
+    )
+    channel_add.add_argument("site", help="The site's id.")
+    channel_add.add_argument("kind", choices=sorted(OPTIONS), help="The app.")
+    for name in sorted({name for names in OPTIONS.values() for name in names}):
+        channel_add.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"({name})")
+    channel_add.add_argument(
+        "--template", help="WhatsApp: an approved template's name, for outside the 24 hours."
+    )
+    channel_list = command(
+        "list", run_channel_list, "The site's channels, as JSON.", parent=channel_commands
+    )
+    channel_list.add_argument("site", help="The site's id.")
+    channel_remove = command(
+        "remove", run_channel_remove, "Disconnect an account.", parent=channel_commands
+    )
+    channel_remove.add_argument("site", help="The site's id.")
+    channel_remove.add_argument("channel", help="The channel's id (see `porch channel list`).")
+
+    answers = commands.add_parser(
+        "answers",
+        help="A site's automatic answers (the owner's own, sent when one matches surely).",
+        description="A site's automatic answers (the owner's own, sent when one matches surely).",
+    )
+    answers_commands = answers.add_subparsers(title="commands", metavar="COMMAND")
+    answers_import = command(
+        "import",
+        run_answers_import,
+        "Make a CSV file the site's list (columns question, answer, language, alternatives "
+        "separated by ' | '); a bad row is reported by line and nothing is imported.",
+        parent=answers_commands,
+    )
+    answers_import.add_argument("site", help="The site's id.")
+    answers_import.add_argument("file", help="The CSV file (UTF-8).")
+    for name, run, text in (
+        ("export", run_answers_export, "Print the site's list as CSV (what import reads)."),
+        ("list", run_answers_list, "The site's answers, as JSON."),
+    ):
+        command(name, run, text, parent=answers_commands).add_argument(
+            "site", help="The site's id."
+        )
+    answers_ask = command(
+        "ask",
+        run_answers_ask,
+        "Print, as JSON, what the relay would answer to TEXT and why; changes nothing.",
+        parent=answers_commands,
+    )
+    answers_ask.add_argument("site", help="The site's id.")
+    answers_ask.add_argument("text", help="What a visitor writes.")
+    answers_ask.add_argument("--language", choices=LANGUAGES, help="Default: the site's.")
+
     owner = commands.add_parser(
         "owner", help="Owner credentials.", description="Owner credentials."
     )
@@ -184,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub_command = command(name, run, text, parent=visitor_commands)
         sub_command.add_argument(
-            "who", metavar="EMAIL_OR_ID", help="The visitor's email (every site) or id."
+            "who",
+            metavar="EMAIL_OR_ID",
+            help="The visitor's email or app address (phone number, chat id), every site; or id.",
         )
     purge = command(
         "purge",
@@ -196,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backup",
         run_backup,
         "Copy the SQLite database to DEST while the relay runs: one consistent "
-        "snapshot, verified, then renamed into place.",
+        "snapshot, verified, then renamed into place; its photos and files go to DEST.blobs/.",
     )
     backup_command.add_argument("dest", type=Path, metavar="DEST", help="The backup file.")
     backup_command.add_argument(
@@ -218,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     copy_db.add_argument("source", type=Path, metavar="FROM", help="The SQLite file.")
     copy_db.add_argument("target", metavar="TO", help="postgresql://user:pass@host/dbname")
+    copy_db.add_argument(
+        "--blobs",
+        type=Path,
+        metavar="DIR",
+        help="Where the installation's photos and files are (default: blobs/ beside FROM).",
+    )
 
     threads = command("threads", run_threads, "List conversations, latest first.")
     threads.add_argument("--site", help="Only this site's.")

@@ -9,8 +9,11 @@ reply outside business hours, the deliveries the notification policy asks for.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from relay.answers.automatic import AutomaticAnswers
+from relay.answers.matching import Scored
 from relay.conversations.away import AwayReplies
 from relay.conversations.notify import NotificationPolicy
 from relay.errors import NotFound
@@ -30,6 +33,7 @@ from relay.store import Store
 from relay.store.engine import StoreEvent
 from relay.store.messages import (
     Inserted,
+    claim_attachments,
     insert_message,
     message_by_client_id,
     thread_by_id,
@@ -57,10 +61,12 @@ class Conversations:
         *,
         notify: NotificationPolicy | None = None,  # None: no channel can tell anyone
         away: AwayReplies | None = None,  # None: no automatic replies
+        answers: AutomaticAnswers | None = None,  # None: no automatic answers
     ) -> None:
         self.store = store
         self.notify = notify
         self.away = away
+        self.answers = answers
 
     async def start(
         self,
@@ -73,14 +79,25 @@ class Conversations:
         external_id: str | None = None,
         language: str | None = None,
         via: Via = Via.WIDGET,
+        then: Callable[[Db, Started], None] | None = None,
     ) -> Started:
         """Visitor + thread + first message in one transaction. The same (site,
         client_id) again returns what the first request created; a signed-in user
-        (`external_id`) who already has a thread writes in it."""
+        (`external_id`) who already has a thread writes in it. `then`: more to write in
+        the same transaction once a new thread exists (a channel binds its chat to it);
+        raising there undoes the start."""
         # Replaying a start hands out the thread's token, so only a client_id nobody
-        # can guess (the widget's are UUIDs) makes a start idempotent.
-        replayable = client_id if client_id and len(client_id) >= MIN_START_CLIENT_ID else None
+        # can guess (the widget's are UUIDs) makes a start idempotent. A channel's start
+        # (a chat, an email) derives its client_id from the provider's message id, which
+        # others may know: it is never replayable (the channel's own records make its
+        # redeliveries harmless), or the widget's start could open or pre-empt it.
+        replayable = (
+            client_id
+            if via is Via.WIDGET and client_id and len(client_id) >= MIN_START_CLIENT_ID
+            else None
+        )
         visitor = Actor(Author.VISITOR, via)
+        automatic = await self.answers.for_site(site_id, language, body) if self.answers else None
 
         def op(db: Db) -> tuple[Started, list[StoreEvent]]:
             if replayable is not None:
@@ -102,7 +119,7 @@ class Conversations:
                 ).fetchone()
                 if known is not None:
                     return self._continue(
-                        db, known["id"], known["token_epoch"], visitor, body, client_id
+                        db, known["id"], known["token_epoch"], visitor, body, client_id, automatic
                     )
             now = utc_now()
             visitor_id, thread_id = new_id("v"), new_id("t")
@@ -121,21 +138,42 @@ class Conversations:
             new_thread = thread_by_id(db, thread_id)
             assert new_thread is not None
             started = Started(visitor_id, new_thread, inserted.message, created=True)
-            return started, self._after_insert(db, inserted)
+            if then is not None:
+                then(db, started)
+            return started, self._after_insert(db, inserted, automatic)
 
         return await self.store.write(op)
 
     async def post(
-        self, thread_id: str, actor: Actor, body: str, client_id: str | None
+        self,
+        thread_id: str,
+        actor: Actor,
+        body: str,
+        client_id: str | None,
+        attachments: Sequence[str] = (),
+        site: str | None = None,
     ) -> tuple[Message, bool]:
-        """Store a message; (message, created). A known client_id returns the stored one."""
+        """Store a message; (message, created). A known client_id returns the stored one.
+        `attachments`: ids of this author's uploads to the thread, sent with it. `site`:
+        the thread's, when the caller has it (the automatic answer's check is then free
+        for a site without answers)."""
+        automatic = (
+            await self.answers.for_thread(thread_id, body, site)
+            if self.answers is not None and actor.author is Author.VISITOR
+            else None
+        )
 
         def op(db: Db) -> tuple[tuple[Message, bool], list[StoreEvent]]:
+            if attachments and client_id:  # a retry: its uploads are already taken, by it
+                existing = message_by_client_id(db, thread_id, client_id)
+                if existing is not None:
+                    return (existing, False), []
+            attached = claim_attachments(db, thread_id, actor.author, attachments)
             inserted = insert_message(
-                db, thread_id, actor.author, body, actor.via, client_id, utc_now()
+                db, thread_id, actor.author, body, actor.via, client_id, utc_now(), attached
             )
             if inserted is not None:
-                return (inserted.message, True), self._after_insert(db, inserted)
+                return (inserted.message, True), self._after_insert(db, inserted, automatic)
             existing = message_by_client_id(db, thread_id, client_id) if client_id else None
             if existing is None:
                 raise NotFound(f"no thread {thread_id!r}")
@@ -189,7 +227,14 @@ class Conversations:
     # -- inside the writer's transaction -------------------------------------------
 
     def _continue(
-        self, db: Db, visitor: str, epoch: int, actor: Actor, body: str, client_id: str | None
+        self,
+        db: Db,
+        visitor: str,
+        epoch: int,
+        actor: Actor,
+        body: str,
+        client_id: str | None,
+        automatic: Scored | None,
     ) -> tuple[Started, list[StoreEvent]]:
         """A start by a user who already has a thread (another device): add to it."""
         thread_row = db.execute(
@@ -206,18 +251,27 @@ class Conversations:
         )
         assert inserted is not None
         thread = thread_by_id(db, thread.id) or thread
-        events = self._after_insert(db, inserted)
+        events = self._after_insert(db, inserted, automatic)
         return Started(visitor, thread, inserted.message, created=True, epoch=epoch), events
 
-    def _after_insert(self, db: Db, inserted: Inserted) -> list[StoreEvent]:
-        """The new message's event, then what it brings about, in its own transaction."""
+    def _after_insert(
+        self, db: Db, inserted: Inserted, automatic: Scored | None = None
+    ) -> list[StoreEvent]:
+        """The new message's event, then what it brings about, in its own transaction:
+        a visitor's reopens a closed thread and may get the owner's answer (`automatic`,
+        once per thread) or, outside hours, the away reply."""
         message, site, was_closed = inserted
         events: list[StoreEvent] = [MessageAdded(site, message)]
         if message.author is Author.VISITOR:
             if was_closed:
                 db.execute("UPDATE threads SET status = 'open' WHERE id = ?", (message.thread,))
                 events.append(StatusChanged(site, message.thread, ThreadStatus.OPEN))
-            away = self.away.reply_for(db, message, site) if self.away is not None else None
+            answered = automatic is not None and self._answer(db, message, site, automatic, events)
+            away = (
+                self.away.reply_for(db, message, site)
+                if self.away is not None and not answered
+                else None
+            )
             if away is not None:
                 # Sent back on the channel the visitor wrote from, as the relay (system).
                 reply = insert_message(
@@ -231,6 +285,31 @@ class Conversations:
                 )
                 if reply is not None:  # None: this closed period was answered already
                     events.append(MessageAdded(site, reply.message))
+                    if self.notify is not None:
+                        events += self.notify.after_message(db, reply.message, site)
         if self.notify is not None:
             events += self.notify.after_message(db, message, site)
         return events
+
+    def _answer(
+        self, db: Db, message: Message, site: str, found: Scored, events: list[StoreEvent]
+    ) -> bool:
+        """Post the owner's answer as the relay (system), on the visitor's channel; False
+        if this thread already got that answer (its client_id)."""
+        answer = found.answer
+        reply = insert_message(
+            db,
+            message.thread,
+            Author.SYSTEM,
+            answer.answer,
+            message.via,
+            f"answer:{answer.id}",
+            utc_now(),
+            answer=answer.id,
+        )
+        if reply is None:
+            return False
+        events.append(MessageAdded(site, reply.message))
+        if self.notify is not None:
+            events += self.notify.after_message(db, reply.message, site)
+        return True

@@ -9,7 +9,9 @@ messages join a pending one.
 Owners choose how they hear of visitor messages (owners.notify): one delivery per
 conversation, gathered over a short window; one digest an hour or every morning, for
 every site they answer for; or nothing. A visitor hears of an owner's reply they have
-not seen, on a contact they left (today an email address; capped while unconfirmed).
+not seen, on a contact they left: the chat on a messaging app they last wrote from, at
+once (unless they wrote on the site since), else their email address (capped while
+unconfirmed). An automatic reply to a message from a chat goes back to that chat.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from dataclasses import dataclass, field
 
 from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode
-from relay.store.contacts import Contact, owner_contacts, site_zone, visitor_contacts
+from relay.store.contacts import (
+    Contact,
+    last_written_on_site,
+    owner_contacts,
+    site_zone,
+    visitor_contacts,
+)
 from relay.store.digest import DIGEST_MODES, queue_digest
 from relay.store.engine import StoreEvent
 from relay.store.outbox_rows import (
@@ -44,9 +52,12 @@ class NotificationPolicy:
         """Queue what `message` calls for; the events that wake the channels' workers."""
         if message.author is Author.VISITOR:
             return self._to_owners(db, message, site, owner_contacts(db, site))
+        contacts = visitor_contacts(db, message.thread)
         if message.author is Author.OWNER:
-            return self._to_visitor(db, message, visitor_contacts(db, message.thread))
-        return []  # automatic replies tell nobody
+            return self._to_visitor(db, message, contacts)
+        # The relay's own messages are seen where they were written, and sent to a chat
+        # when written there (an automatic reply to a message from the app).
+        return self._to_chat(db, message, [c for c in contacts if c.channel == message.via])
 
     def _to_owners(
         self, db: Db, message: Message, site: str, contacts: list[Contact]
@@ -75,8 +86,13 @@ class NotificationPolicy:
         return events
 
     def _to_visitor(self, db: Db, message: Message, contacts: list[Contact]) -> list[StoreEvent]:
+        chats = [contact for contact in contacts if contact.since]  # the latest first
+        if chats and chats[0].since >= last_written_on_site(db, message.thread):
+            return self._to_chat(db, message, chats)
         events: list[StoreEvent] = []
         for contact in self._deliverable(db, contacts):
+            if contact.since:
+                continue
             if unconfirmed_refusal(db, contact.party, contact.address):  # None if confirmed
                 continue
             events.append(
@@ -90,6 +106,16 @@ class NotificationPolicy:
                 )
             )
         return events
+
+    def _to_chat(self, db: Db, message: Message, chats: list[Contact]) -> list[StoreEvent]:
+        """To the chat the visitor last wrote from, at once: they are in the app."""
+        for chat in self._deliverable(db, chats[:1]):
+            return [
+                queue_delivery(
+                    db, chat.channel, DeliveryKind.VISITOR, message.thread, chat.address, 0
+                )
+            ]
+        return []
 
     def _deliverable(self, db: Db, contacts: list[Contact]) -> list[Contact]:
         return [

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import available_timezones
 
+from relay.attachments.kinds import FAMILIES
 from relay.catalogue import LANGUAGES
 from relay.inputs import EMAIL, MAX_EMAIL_CHARS, clean_text, normalize_origin
 from relay.sites.hours import HoursError, check_hours, parse_week
@@ -22,6 +23,8 @@ MAX_LIST_ITEMS = 50  # origins or owner addresses of one site
 MAX_CLOSED_DAYS = 400  # more than a year of closures, listed one by one
 MAX_REPLY_MINUTES = 7 * 24 * 60  # a week: beyond that, the promise means little
 MAX_RETENTION_DAYS = 100 * 366  # a century: "keep" is 0, not a big number
+MAX_FILE_MB = 25  # an email carries ~25 MB at most: a file the owner could not forward
+MAX_MESSAGE_MB = 100  # every file of one message together (a message has at most 10)
 
 
 class BadValue(ValueError):
@@ -140,6 +143,29 @@ def retention_days(value: Any) -> int:
     ):
         raise bad("0 or more days (0: keep every conversation)", value)
     return value
+
+
+def file_mb(value: Any) -> int:
+    return _megabytes(value, MAX_FILE_MB)
+
+
+def message_mb(value: Any) -> int:
+    return _megabytes(value, MAX_MESSAGE_MB)
+
+
+def _megabytes(value: Any, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise bad(f"a whole number of megabytes from 1 to {most}", value)
+    return value
+
+
+def file_types(value: Any) -> list[str]:
+    """Families of files a site takes (relay/attachments/kinds.py FAMILIES), at least one."""
+    expected = f"a list of {', '.join(FAMILIES)}"
+    items = _strings(value, expected)
+    if not set(items) <= set(FAMILIES):
+        raise bad(expected, value)
+    return [family for family in FAMILIES if family in items]  # one order, no repeats
 
 
 def color(value: Any) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from relay.attachments.kinds import FAMILIES
 from relay.catalogue import DEFAULT_LANGUAGE, LANGUAGES
 from relay.errors import UnprocessableRequest
 from relay.sites import checks
@@ -145,6 +146,14 @@ OWNER_EMAILS: Setting[tuple[str, ...]] = Setting(
     form=Form("lines", "site", "site.owners", hint="site.owners_hint"),
     flag=Flag("--owner-email", "EMAIL", repeatable=True, required=True),
 )  # fmt: skip
+CONTACT_ADDRESSES: Setting[list[str]] = Setting(
+    "contact_addresses", [], checks.aliases,
+    "The business's public addresses (hello@…) forwarded to the relay's mail ingress: "
+    "an email to one starts a conversation, answered by email.",
+    _ADDRESSES,
+    form=Form("lines", "site", "site.contact_addresses", hint="site.contact_addresses_hint"),
+    flag=Flag("--contact-address", "EMAIL", repeatable=True),
+)  # fmt: skip
 LANGUAGE: Setting[str] = Setting(
     "language", DEFAULT_LANGUAGE, checks.language,
     "Default language of the widget and of automatic replies: en or fr.",
@@ -216,6 +225,25 @@ RETENTION_DAYS: Setting[int] = Setting(
     {"type": "integer", "minimum": 0, "maximum": checks.MAX_RETENTION_DAYS}, on_add=True,
     flag=Flag("--retention-days", "N", read=_days),
 )  # fmt: skip
+MB = 1_000_000  # of max_file_mb and max_message_mb: decimal, as phones and mail apps count
+MAX_FILE_MB: Setting[int] = Setting(
+    "max_file_mb", 10, checks.file_mb,
+    "Largest photo or file a visitor or owner may attach, in megabytes (MB).",
+    {"type": "integer", "minimum": 1, "maximum": checks.MAX_FILE_MB}, public=True,
+    flag=Flag("--max-file-mb", "MB"),
+)  # fmt: skip
+MAX_MESSAGE_MB: Setting[int] = Setting(
+    "max_message_mb", 25, checks.message_mb,
+    "Largest total of the files of one message, in megabytes (MB).",
+    {"type": "integer", "minimum": 1, "maximum": checks.MAX_MESSAGE_MB}, public=True,
+    flag=Flag("--max-message-mb", "MB"),
+)  # fmt: skip
+FILE_TYPES: Setting[list[str]] = Setting(
+    "file_types", list(FAMILIES), checks.file_types,
+    f"Which files visitors and owners may attach, among: {', '.join(FAMILIES)}.",
+    {"type": "array", "items": {"enum": list(FAMILIES)}, "minItems": 1}, public=True,
+    flag=Flag("--file-type", "TYPE", repeatable=True),
+)  # fmt: skip
 REPLY_ALIASES: Setting[list[str]] = Setting(
     "reply_aliases", [], checks.aliases,
     "Other addresses the owners may reply from (owners now set theirs in the inbox).",
@@ -232,6 +260,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     NAME,
     ORIGINS,
     OWNER_EMAILS,
+    CONTACT_ADDRESSES,
     LANGUAGE,
     COLOR,
     GREETING,
@@ -241,6 +270,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     REPLY_TIME_MINUTES,
     AWAY_TEXT,
     RETENTION_DAYS,
+    MAX_FILE_MB,
+    MAX_MESSAGE_MB,
+    FILE_TYPES,
     REPLY_ALIASES,
     IDENTITY_SECRET,
 )  # fmt: skip; the order of the form, the CLI's help and the README

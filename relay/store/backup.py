@@ -11,11 +11,18 @@ its WAL file while the copy runs, so the WAL grows by what is written meanwhile.
 The copy goes to a temporary file beside DEST, is checked with `PRAGMA
 integrity_check`, and only then takes DEST's name: DEST is a complete, verified
 database or is not there at all.
+
+The photos and files its rows name go to DEST.blobs/, laid out as the data dir's
+blobs/ (restoring is putting both back), hard-linked where the file system allows (a
+blob never changes: a link costs no space) and copied otherwise. They are written, and
+made durable, before DEST takes its name: a backup cut off at any point never leaves a
+DEST naming a file DEST.blobs/ lacks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import tempfile
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.attachments.blobs import CHUNK, DIGEST
 from relay.errors import CommandError, ConfigError
 
 # 1,024 pages of 4 KiB: 4 MiB per step. Between steps the copy pauses briefly, so a
@@ -35,27 +43,58 @@ Progress = Callable[[int, int, int], object]  # sqlite3's (status, remaining, to
 
 
 @dataclass(frozen=True)
+class Files:
+    """What went to DEST.blobs/."""
+
+    count: int = 0
+    size: int = 0  # bytes
+    # Named by the copy's rows but not in blobs/ (or not with their bytes): erased
+    # while the backup ran, or lost. Their rows are in the copy; downloads say 404.
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Copied:
     source: Path
     dest: Path
     threads: int
     messages: int
     size: int  # bytes
+    files: Files = Files()
 
     def summary(self) -> str:
-        return (
+        lines = [
             f"Copied {self.source} to {self.dest}: {self.threads} threads, "
-            f"{self.messages} messages, {human_size(self.size)}; integrity check ok."
-        )
+            f"{self.messages} messages, {human_size(self.size)}; {self.files.count} files "
+            f"({human_size(self.files.size)}) in {blobs_of(self.dest)}; integrity check ok."
+        ]
+        if self.files.missing:
+            lines.append(
+                f"Note: {len(self.files.missing)} file(s) its rows name were not in blobs/ "
+                f"(erased while it ran, or lost): {', '.join(self.files.missing)}"
+            )
+        return "\n".join(lines)
+
+
+def blobs_of(dest: Path) -> Path:
+    """Where the backup DEST keeps its photos and files."""
+    return dest.with_name(dest.name + ".blobs")
 
 
 def backup(
-    source: Path, dest: Path, *, force: bool = False, progress: Progress | None = None
+    source: Path,
+    dest: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    blobs: Path | None = None,
 ) -> Copied:
-    """Copy the database at `source` to `dest`. Bad arguments raise ConfigError (exit
-    2), a copy that fails or does not verify raises CommandError (exit 1).
+    """Copy the database at `source` to `dest`, and the blobs (from `blobs`, by default
+    blobs/ beside it) its rows name to DEST.blobs/. Bad arguments raise ConfigError
+    (exit 2), a copy that fails or does not verify raises CommandError (exit 1).
     `progress`, called after each step, lets tests write between steps."""
     check_paths(source, dest, force)
+    blobs = blobs if blobs is not None else source.parent / "blobs"
     try:
         fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as error:
@@ -66,10 +105,13 @@ def backup(
         threads, messages = copy_snapshot(source, temp, progress)
         verify(temp)
         size = temp.stat().st_size
+        named = named_blobs(temp)
+        files = copy_blobs(named, blobs, blobs_of(dest))  # first: DEST names only what is there
         publish(temp, dest, force)
     finally:
         temp.unlink(missing_ok=True)
-    return Copied(source, dest, threads, messages, size)
+    prune(blobs_of(dest), set(named))  # what a replaced DEST named, and this one does not
+    return Copied(source, dest, threads, messages, size, files)
 
 
 def check_paths(source: Path, dest: Path, force: bool) -> None:
@@ -90,6 +132,8 @@ def _check_paths(source: Path, dest: Path, force: bool) -> None:
         raise ConfigError(f"{dest} is the database itself: choose another DEST")
     if dest.exists() and not force:
         raise ConfigError(f"{dest} already exists (--force replaces it)")
+    if blobs_of(dest).exists() and not blobs_of(dest).is_dir():
+        raise ConfigError(f"{blobs_of(dest)} is not a directory: it is where DEST's files go")
 
 
 def copy_snapshot(source: Path, temp: Path, progress: Progress | None) -> tuple[int, int]:
@@ -137,6 +181,91 @@ def verify(path: Path) -> None:
         raise CommandError(f"the copy failed its integrity check: {'; '.join(problems[:3])}")
 
 
+def named_blobs(copy: Path) -> list[str]:
+    """The digests of the blobs the copy's attachments rows name."""
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        try:
+            rows = db.execute("SELECT DISTINCT digest FROM attachments ORDER BY 1").fetchall()
+        except sqlite3.OperationalError:  # a database from before attachments (0009)
+            return []
+    return [row[0] for row in rows if DIGEST.fullmatch(row[0])]
+
+
+def copy_blobs(digests: list[str], source: Path, dest: Path) -> Files:
+    """Each blob into `dest` under its name, durable before this returns. A name taken
+    already holds those bytes: every file is written whole under another name first."""
+    count = total = 0
+    missing: list[str] = []
+    touched: set[Path] = set()
+    try:
+        dest.mkdir(exist_ok=True)
+        for digest in digests:
+            original = source / digest[:2] / digest
+            target = dest / digest[:2] / digest
+            if target.is_file():  # an earlier backup to this DEST, or one cut off
+                count, total = count + 1, total + target.stat().st_size
+                continue
+            target.parent.mkdir(exist_ok=True)
+            try:
+                os.link(original, target)  # the same file: nothing to write
+            except FileNotFoundError:
+                missing.append(digest)
+                continue
+            except OSError:  # another file system, or one without hard links: copy
+                if not original.is_file():
+                    missing.append(digest)
+                    continue
+                if not copy_verified(original, target, digest):
+                    missing.append(digest)
+                    continue
+            touched.add(target.parent)
+            count, total = count + 1, total + target.stat().st_size
+        for directory in (*touched, dest):
+            fsync_directory(directory)
+    except OSError as error:
+        raise CommandError(f"cannot write the files to {dest}: {error.strerror}") from None
+    return Files(count, total, tuple(missing))
+
+
+def copy_verified(original: Path, target: Path, digest: str) -> bool:
+    """Copy through a temporary name, checking the bytes; False if they do not match
+    their name (nothing written)."""
+    temp = target.with_name(f".{digest}.tmp")
+    hashed = hashlib.sha256()
+    try:
+        with original.open("rb") as reader, temp.open("wb") as writer:
+            while chunk := reader.read(CHUNK):
+                hashed.update(chunk)
+                writer.write(chunk)
+            writer.flush()
+            os.fsync(writer.fileno())
+        if hashed.hexdigest() != digest:
+            return False
+        os.replace(temp, target)
+        return True
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def prune(dest: Path, named: set[str]) -> None:
+    """Remove from DEST.blobs/ what DEST does not name (and temporary files)."""
+    with contextlib.suppress(OSError):  # the backup stands: extra files only take space
+        for path in dest.glob("??/*"):
+            if path.name not in named:
+                path.unlink()
+        for directory in dest.glob("??"):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+
+
+def fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def publish(temp: Path, dest: Path, force: bool) -> None:
     """Give the verified copy DEST's name in one step, never clobbering a DEST made
     meanwhile unless forced, and make the new name durable."""
@@ -152,11 +281,7 @@ def publish(temp: Path, dest: Path, force: bool) -> None:
                 if dest.exists():
                     raise ConfigError(f"{dest} already exists (--force replaces it)") from None
                 os.replace(temp, dest)
-        directory = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(dest.parent)
     except OSError as error:
         raise CommandError(f"cannot write {dest}: {error.strerror}") from None
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 
 from relay.models import Message, Site, Thread, ThreadSummary, utc_now
+from relay.store.answers import AnswerStore
+from relay.store.attachments import AttachmentStore
+from relay.store.chats import ChatStore
 from relay.store.continuity import ContinuityStore, still_signed_in
 from relay.store.deliveries import DeliveryStore
 from relay.store.digest import DigestStore
@@ -25,6 +28,9 @@ from relay.store.rows import Db, message_from_row, site_from_row, thread_from_ro
 
 class Store(
     MailStore,
+    ChatStore,
+    AttachmentStore,
+    AnswerStore,
     DeliveryStore,
     DigestStore,
     ContinuityStore,

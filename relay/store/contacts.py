@@ -1,6 +1,6 @@
 """Where a person can be told something, per channel: an owner or a visitor has
-contacts (today an email address; a messaging-app chat or a push subscription are
-contacts of their own channels). Plain functions run inside the caller's transaction.
+contacts (an email address; a chat on a messaging app, relay.store.chats). Plain
+functions run inside the caller's transaction.
 
 An owner is one of a site's owner addresses: the email contact is also who they are
 (owners, inbox sessions and digests are keyed by it). A visitor's email contact is
@@ -24,9 +24,15 @@ class Contact:
     address: str  # what that channel delivers to: an email address, a chat id
     party: str  # whose contact: an owner's address, or a visitor id
     confirmed: bool  # the person proved they read it
+    since: str = ""  # chats: when the person last wrote from it
 
     def queued(self) -> DeliveryQueued:
         return DeliveryQueued(self.channel)
+
+
+def chat_recipient(channel_id: str, address: str) -> str:
+    """How a chat on a messaging app (relay.store.chats) is named as a delivery's recipient."""
+    return f"{channel_id}:{address}"
 
 
 def owner_contacts(db: Db, site: str) -> list[Contact]:
@@ -37,6 +43,31 @@ def owner_contacts(db: Db, site: str) -> list[Contact]:
 
 
 def visitor_contacts(db: Db, thread: str) -> list[Contact]:
+    """Their chats on messaging apps, the one they last wrote from first; then the
+    email address they left."""
+    chats = [
+        Contact(row[0], chat_recipient(row[1], row[2]), row[3], confirmed=True, since=row[4])
+        for row in db.execute(
+            "SELECT a.kind, c.channel_id, c.address, c.visitor_id, c.last_inbound_at"
+            " FROM chats c JOIN app_channels a ON a.id = c.channel_id"
+            " WHERE c.thread_id = ? ORDER BY c.last_inbound_at DESC",
+            (thread,),
+        )
+    ]
+    return chats + _visitor_email(db, thread)
+
+
+def last_written_on_site(db: Db, thread: str) -> str:
+    """When the visitor last wrote other than from a chat (the widget, email), or ''."""
+    row = db.execute(
+        "SELECT MAX(created_at) FROM messages WHERE thread_id = ? AND author = 'visitor'"
+        " AND via IN ('widget', 'email')",
+        (thread,),
+    ).fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
+def _visitor_email(db: Db, thread: str) -> list[Contact]:
     row = db.execute(
         "SELECT v.id, v.email, v.email_verified_at FROM visitors v"
         " JOIN threads t ON t.visitor_id = v.id WHERE t.id = ?",

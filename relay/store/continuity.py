@@ -55,7 +55,7 @@ class ContinuityStore(Engine):
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (kind, thread_id, recipient) WHERE status = 'pending'"
+                " ON CONFLICT (channel, kind, thread_id, recipient) WHERE status = 'pending'"
                 " DO UPDATE SET payload = excluded.payload",
                 (DeliveryKind.RESUME, thread.id, email, now, json.dumps({"page": page}), now, now),
             )
@@ -117,6 +117,23 @@ class ContinuityStore(Engine):
             ).fetchone()
         )
         return bool(row and row[0])
+
+    async def confirm_email_by_reply(self, thread: str, address: str) -> bool:
+        """The visitor answered, from `address`, an email whose reply address only that
+        mailbox was sent: as good a proof as opening a link. False when `address` is no
+        longer the visitor's."""
+
+        def op(db: Db) -> tuple[bool, list[StoreEvent]]:
+            confirmed = db.execute(
+                "UPDATE visitors SET email_verified_at = COALESCE(email_verified_at, ?)"
+                " WHERE id = (SELECT visitor_id FROM threads WHERE id = ?) AND lower(email) = ?",
+                (utc_now(), thread, address.lower()),
+            )
+            if confirmed.rowcount:
+                release_unconfirmed(db, address=address.lower())
+            return confirmed.rowcount > 0, []
+
+        return await self.write(op)
 
     async def set_name(self, visitor: str, name: str) -> None:
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
@@ -195,6 +212,10 @@ def identify_op(
                 f"UPDATE messages SET thread_id = ? WHERE thread_id IN ({anonymous_threads})",
                 (target.id, anonymous, site),
             ).rowcount
+            db.execute(  # their files go with them (erasing the visitor would take them)
+                f"UPDATE attachments SET thread_id = ? WHERE thread_id IN ({anonymous_threads})",
+                (target.id, anonymous, site),
+            )
             db.execute("DELETE FROM visitors WHERE id = ? AND site_id = ?", (anonymous, site))
             if moved:
                 db.execute(

@@ -4,6 +4,10 @@ Seqs, ids and times are copied, not renumbered: visitors' widgets resume from th
 they saw, and reply addresses stay valid. The copy is one transaction on an empty
 target (migrated first), checked table by table before it commits. Stop the relay
 first: what it writes after the copy started would not be in it.
+
+The photos and files the rows name come along, from the installation's blobs/ into
+PostgreSQL's blob tables (relay/store/blobs.py), each checked against its digest, in
+the same transaction: a file missing or damaged refuses the whole copy, by digest.
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ from pathlib import Path
 
 import asyncpg
 
+from relay.attachments.blobs import DIGEST
+from relay.store.backup import human_size
+from relay.store.blobs import BlobMismatch, put_blob
 from relay.store.migrate import apply_migrations, apply_pg_migrations
 
 # Parents before children (foreign keys). Search indexes are rebuilt, not copied.
 # A table of the source that is neither here nor in NOT_COPIED refuses the copy.
 TABLES = (
     "sites",
+    "answers",
+    "answer_revisions",
     "site_origins",
     "visitors",
     "unconfirmed_sends",
     "threads",
+    "app_channels",
+    "chats",
+    "link_codes",
     "messages",
+    "attachments",
     "outbox",
     "reply_tags",
     "inbound",
@@ -49,30 +62,57 @@ class CopyError(Exception):
 class Copied:
     rows: dict[str, int]
     last_seq: int
+    files: int = 0
+    files_size: int = 0  # bytes
 
     def summary(self, source: Path, target: str) -> str:
         counts = ", ".join(f"{count} {table}" for table, count in self.rows.items() if count)
-        return f"Copied {source} to {target}: {counts or 'nothing'}; last seq {self.last_seq}."
+        return (
+            f"Copied {source} to {target}: {counts or 'nothing'}; {self.files} files "
+            f"({human_size(self.files_size)}); last seq {self.last_seq}."
+        )
 
 
-async def copy_sqlite_to_postgres(source: Path, url: str) -> Copied:
-    """Copy; the caller checked that `source` is a file (sqlite3 would make one)."""
+async def copy_sqlite_to_postgres(source: Path, url: str, blobs: Path | None = None) -> Copied:
+    """Copy the database `source` and the blobs it names, from `blobs` (by default
+    blobs/ beside it, as in a data dir); the caller checked that `source` is a file
+    (sqlite3 would make one)."""
     db = sqlite3.connect(source)
     try:
         apply_migrations(db)  # an older installation is brought up to date first
+        files = _blob_files(db, blobs if blobs is not None else source.parent / "blobs")
         conn = await asyncpg.connect(url, timeout=10)
     except (sqlite3.Error, OSError, asyncpg.PostgresError) as error:
         db.close()
         raise CopyError(str(error)) from None
+    except CopyError:
+        db.close()
+        raise
     try:
         await apply_pg_migrations(conn)
-        return await _copy(db, conn)
+        return await _copy(db, conn, files)
     finally:
         db.close()
         await conn.close()
 
 
-async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
+def _blob_files(db: sqlite3.Connection, blobs: Path) -> dict[str, Path]:
+    """The file of every blob the rows name, by digest; CopyError, before anything is
+    written, naming those that are not there."""
+    digests = [row[0] for row in db.execute("SELECT DISTINCT digest FROM attachments ORDER BY 1")]
+    files = {digest: blobs / digest[:2] / digest for digest in digests}
+    missing = [d for d, path in files.items() if not DIGEST.fullmatch(d) or not path.is_file()]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CopyError(
+            f"{len(missing)} file(s) the attachments name are not in {blobs}: "
+            f"{', '.join(missing[:5])}{more}"
+            " (--blobs DIR says where the installation's blobs are)"
+        )
+    return files
+
+
+async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection, files: dict[str, Path]) -> Copied:
     rows: dict[str, int] = {}
     async with conn.transaction():
         for table in ("sites", "messages", "owners"):
@@ -97,7 +137,19 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection) -> Copied:
             "SELECT setval(pg_get_serial_sequence('outbox', 'id'),"
             " (SELECT COALESCE(MAX(id), 0) + 1 FROM outbox), false)"
         )
-    return Copied(rows, last_seq)
+        await conn.execute(
+            "SELECT setval(pg_get_serial_sequence('answers', 'num'),"
+            " (SELECT COALESCE(MAX(num), 0) + 1 FROM answers), false)"
+        )
+        size = 0
+        for digest, path in files.items():
+            try:
+                size += await put_blob(conn, path, digest)
+            except BlobMismatch:
+                raise CopyError(f"{path} does not hold the bytes of blob {digest}") from None
+            except OSError as error:
+                raise CopyError(f"cannot read {path}: {error.strerror}") from None
+    return Copied(rows, last_seq, len(files), size)
 
 
 async def _columns_to_copy(
@@ -110,7 +162,7 @@ async def _columns_to_copy(
         row[0]
         for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         # SQLite's own (sqlite_stat1 after ANALYZE) and the search index are not data.
-        if not row[0].startswith(("messages_fts", "sqlite_"))
+        if not row[0].startswith(("messages_fts", "answers_fts", "sqlite_"))
     }
     unknown = sorted(source_tables - set(TABLES) - NOT_COPIED)
     if unknown:

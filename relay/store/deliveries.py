@@ -134,13 +134,14 @@ def _item(row: Row) -> OutboxItem:
 def _merge_into_newer(db: Db, item: OutboxItem, not_before: str) -> bool:
     """If a newer email of the same kind to the same person is pending, it takes this
     one's place: it leaves no later than this one would have (a daily digest must not
-    slip a day for one failed try) and, for a digest, covers its messages too."""
+    slip a day for one failed try) and, for a digest, covers its messages too; a chat's
+    record of the pieces of a long reply the app already has goes with it."""
     merged = db.execute(
         "UPDATE outbox SET not_before = MIN(not_before, ?1), payload = CASE"
         "   WHEN kind = 'owner_digest' THEN json_object('from_seq',"
         "     MIN(CAST(payload ->> 'from_seq' AS INTEGER), COALESCE((SELECT"
         "       CAST(payload ->> 'from_seq' AS INTEGER) FROM outbox WHERE id = ?5), 0)))"
-        "   ELSE payload END"
+        "   ELSE COALESCE(payload, (SELECT payload FROM outbox WHERE id = ?5)) END"
         " WHERE kind = ?2 AND thread_id IS ?3 AND recipient = ?4 AND status = 'pending'"
         " AND id != ?5",
         (not_before, item.kind, item.thread, item.recipient, item.id),

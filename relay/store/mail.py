@@ -46,7 +46,7 @@ class MailJob:
     visitor_email: str | None
     new: list[Message]  # what the email is about
     recent: list[Message]  # the conversation up to now, oldest first, for context
-    tag: str | None  # owner emails: the reply tag of r+TAG@
+    tag: str | None  # notifications: the reply tag of their r+TAG@ Reply-To
     page: str | None = None  # resume links: the page the link opens
     visitor_epoch: int = 0  # a resume link stops working when the visitor signs out
     language: str = "en"  # the recipient's (relay.catalogue.LANGUAGES)
@@ -66,7 +66,7 @@ class MailStore(Engine):
 
     async def prepare_mail(self, item: OutboxItem, tag: str | None, clock: Clock) -> MailJob | None:
         """Claim a due email and gather what it says; None (the row cancelled) if there is
-        nothing to say or nobody to say it to any more. `tag`: for owner emails, the tag
+        nothing to say or nobody to say it to any more. `tag`: for notifications, the tag
         to issue if this recipient has none yet for the thread. `clock`: when digests go
         out (an owner who switched to digests gets this email's news in the next one)."""
         assert item.thread is not None, f"{item.kind} emails are prepared by their own method"
@@ -140,12 +140,15 @@ class MailStore(Engine):
                 " AND ((kind = ?1 AND thread_id = ?2) OR (?1 = 'owner_notify' AND kind = ?4))",
                 (item.kind, item.thread, item.recipient, DeliveryKind.DIGEST),
             ).fetchone()[0]
+            # A visitor also gets the relay's own messages written for email (the away
+            # reply to a customer who wrote by email).
             new = [
                 message_from_row(r)
                 for r in db.execute(
-                    "SELECT * FROM messages WHERE thread_id = ? AND seq > ? AND author = ?"
+                    "SELECT * FROM messages WHERE thread_id = ? AND seq > ?"
+                    " AND (author = ? OR (? AND author = 'system' AND via = 'email'))"
                     " ORDER BY seq",
-                    (thread.id, max(last_sent or 0, read), author.value),
+                    (thread.id, max(last_sent or 0, read), author.value, not owner),
                 )
             ]
             if not new:
@@ -164,7 +167,7 @@ class MailStore(Engine):
             ):
                 cancel(db, item.id, refusal)
                 return None, []
-            issued = issued_reply_tag(db, thread.id, item.recipient, tag) if owner and tag else None
+            issued = issued_reply_tag(db, thread.id, item.recipient, tag) if tag else None
             claim(db, item.id)
             return job(new, recent, issued, None), []
 

@@ -3,10 +3,14 @@ the one write path (relay.conversations). Plain functions of a connection."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import NamedTuple
 
-from relay.models import Author, Message, Thread, ThreadStatus, Via
-from relay.store.rows import Db, message_from_row, thread_from_row
+from relay.errors import Conflict, TooLarge, UnprocessableRequest
+from relay.models import Attached, Author, Message, Thread, ThreadStatus, Via
+from relay.sites.settings import MAX_MESSAGE_MB, MB
+from relay.store.rows import Db, attached_to_json, message_from_row, thread_from_row
 
 
 class Inserted(NamedTuple):
@@ -23,22 +27,80 @@ def insert_message(
     via: Via,
     client_id: str | None,
     now: str,
+    attachments: tuple[Attached, ...] = (),
+    answer: str | None = None,
 ) -> Inserted | None:
     """Insert into an existing thread, or None if there is no such thread or it already
     has this client_id. One statement: this is the hot path (the thread's last seq, read
     cursor and the visitor's last visit follow by trigger; the thread's status comes
-    back with the seq, so an open thread costs no second statement)."""
+    back with the seq, so an open thread costs no second statement). `attachments`
+    come from claim_attachments, in the same transaction; `answer` names the owner's
+    answer an automatic message sends."""
     row = db.execute(
-        "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at)"
-        " SELECT id, site_id, ?, ?, ?, ?, ? FROM threads WHERE id = ?"
+        "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at,"
+        " attachments, answer_id) SELECT id, site_id, ?, ?, ?, ?, ?, ?, ? FROM threads"
+        " WHERE id = ?"
         " ON CONFLICT (thread_id, client_id) DO NOTHING"
         " RETURNING seq, site_id, (SELECT status FROM threads WHERE id = thread_id)",
-        (author.value, body, via.value, client_id, now, thread_id),
+        (
+            author.value,
+            body,
+            via.value,
+            client_id,
+            now,
+            attached_to_json(attachments),
+            answer,
+            thread_id,
+        ),
     ).fetchone()
     if row is None:
         return None
-    message = Message(row[0], thread_id, author, body, via, client_id, now)
+    message = Message(row[0], thread_id, author, body, via, client_id, now, attachments, answer)
+    if attachments:
+        marked = db.execute(
+            f"UPDATE attachments SET message_seq = ? WHERE message_seq IS NULL"
+            f" AND id IN ({', '.join('?' * len(attachments))})",
+            (message.seq, *(a.id for a in attachments)),
+        ).rowcount
+        if marked != len(attachments):  # another relay's message took one meanwhile
+            raise Conflict("an attachment was sent with another message")
     return Inserted(message, row[1], row[2] == ThreadStatus.CLOSED.value)
+
+
+def claim_attachments(
+    db: Db, thread_id: str, author: Author, ids: Sequence[str]
+) -> tuple[Attached, ...]:
+    """The uploads `ids` name, in that order, if each is this author's, in this thread,
+    and not yet sent; else nothing is written and the request is refused."""
+    if not ids:
+        return ()
+    rows = db.execute(
+        f"SELECT id, name, type, size, uploader, message_seq FROM attachments"
+        f" WHERE thread_id = ? AND id IN ({', '.join('?' * len(ids))})",
+        (thread_id, *ids),
+    ).fetchall()
+    found = {row["id"]: row for row in rows}
+    for attachment_id in ids:
+        row = found.get(attachment_id)
+        if row is None or row["uploader"] != author.value:
+            raise UnprocessableRequest(
+                f"no attachment {attachment_id!r} uploaded by this {author.value} here",
+                reason="unknown_attachment",
+            )
+        if row["message_seq"] is not None:
+            raise Conflict(f"attachment {attachment_id!r} was sent with another message")
+    total = sum(found[i]["size"] for i in ids)
+    site = db.execute(
+        "SELECT settings FROM sites WHERE id = (SELECT site_id FROM threads WHERE id = ?)",
+        (thread_id,),
+    ).fetchone()
+    most = MAX_MESSAGE_MB.of(json.loads(site[0]) if site else {})
+    if total > most * MB:
+        raise TooLarge(
+            f"the files of one message may total {most} MB here, not {total / MB:.1f} MB",
+            reason="message_too_large",
+        )
+    return tuple(Attached(i, found[i]["name"], found[i]["type"], found[i]["size"]) for i in ids)
 
 
 def thread_by_id(db: Db, thread_id: str) -> Thread | None:

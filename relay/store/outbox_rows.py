@@ -30,6 +30,7 @@ class DeliveryKind(enum.StrEnum):
     VISITOR = "visitor_notify"
     RESUME = "resume_link"  # a link that opens the conversation on another device
     LOGIN = "owner_login"  # an inbox sign-in link: thread NULL, the token minted on send
+    TEMPLATE = "template"  # an app's approved message, outside its reply window
 
 
 TO_OWNERS = frozenset({DeliveryKind.OWNER, DeliveryKind.DIGEST, DeliveryKind.LOGIN})
@@ -194,8 +195,8 @@ def queue_delivery(
     now = utc_now()
     db.execute(
         "INSERT INTO outbox (channel, kind, thread_id, recipient, not_before, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, thread_id, recipient)"
-        " WHERE status = 'pending' DO NOTHING",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (channel, kind, thread_id, recipient) WHERE status = 'pending' DO NOTHING",
         (channel, kind.value, thread, recipient, later(delay), now, now),
     )
     return DeliveryQueued(channel)

@@ -14,11 +14,13 @@ from relay.store.rows import Db, message_from_row, site_from_row, thread_from_ro
 
 class PrivacyStore(Engine):
     async def find_visitors(self, email_or_id: str) -> list[str]:
-        """Visitor ids with this id, or this email (any case), on any site."""
+        """Visitor ids with this id, or this email (any case), or this address in a
+        messaging app (a phone number, a chat id), on any site."""
         rows = await self._read(
             lambda db: db.execute(
-                "SELECT id FROM visitors WHERE id = ? OR lower(email) = lower(?) ORDER BY id",
-                (email_or_id, email_or_id),
+                "SELECT id FROM visitors WHERE id = ? OR lower(email) = lower(?)"
+                " UNION SELECT visitor_id FROM chats WHERE address = ? ORDER BY 1",
+                (email_or_id, email_or_id, email_or_id.lstrip("+").replace(" ", "")),
             ).fetchall()
         )
         return [row[0] for row in rows]
@@ -59,6 +61,22 @@ class PrivacyStore(Engine):
                     "last_seen_at": visitor["last_seen_at"],
                 },
                 "threads": threads,
+                "chats": [  # where they write from in messaging apps
+                    {
+                        "app": row["kind"],
+                        "account": row["handle"],
+                        "address": row["address"],
+                        "name": row["name"],
+                        "created_at": row["created_at"],
+                        "last_written_at": row["last_inbound_at"],
+                    }
+                    for row in db.execute(
+                        "SELECT a.kind, a.handle, c.address, c.name, c.created_at,"
+                        " c.last_inbound_at FROM chats c JOIN app_channels a"
+                        " ON a.id = c.channel_id WHERE c.visitor_id = ? ORDER BY c.created_at",
+                        (visitor_id,),
+                    )
+                ],
             }
 
         return await self._read(query)

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from relay.models import Author, Message, Site, Thread, ThreadStatus, Via
+from relay.models import Attached, Author, Message, Site, Thread, ThreadStatus, Via
 
 # A row of either engine (sqlite3.Row, asyncpg.Record): by column name or position.
 Row = Any
@@ -78,4 +78,14 @@ def message_from_row(row: Row) -> Message:
         via=Via(row["via"]),
         client_id=row["client_id"],
         created_at=row["created_at"],
+        attachments=attached_from_json(row["attachments"]),
+        answer=row["answer_id"],
     )
+
+
+def attached_to_json(attachments: tuple[Attached, ...]) -> str | None:
+    return json.dumps([a.to_json() for a in attachments]) if attachments else None
+
+
+def attached_from_json(text: str | None) -> tuple[Attached, ...]:
+    return tuple(Attached(**item) for item in json.loads(text)) if text else ()

@@ -21,6 +21,7 @@ from relay.inputs import (
     client_id,
     email_address,
     message_body,
+    message_content,
     optional_text,
     page_url,
     query_since,
@@ -47,11 +48,14 @@ VISITOR = Actor(Author.VISITOR, Via.WIDGET)  # whoever writes through the widget
 
 async def site_config(request: Request) -> Response:
     s = services(request)
-    site = await _site(request, request.path_params["site"])
+    site = await visitor_site(request, request.path_params["site"])
     availability = public_availability(
         site, s.clock.now(), s.presence.online(site.id), await typical_reply(s, site.id)
     )
-    return JSONResponse(public_config(site, availability), headers={"cache-control": CONFIG_CACHE})
+    # The messaging apps a visitor may continue in (relay.web.apps): no secret, no handle.
+    channels = [{"id": c.id, "kind": c.kind} for c in await s.store.app_channels(site.id)]
+    config = {**public_config(site, availability), "channels": channels}
+    return JSONResponse(config, headers={"cache-control": CONFIG_CACHE})
 
 
 async def typical_reply(s: Services, site_id: str) -> float | None:
@@ -67,7 +71,7 @@ async def typical_reply(s: Services, site_id: str) -> float | None:
 
 async def start_thread(request: Request) -> Response:
     s = services(request)
-    site = await _site(request, request.path_params["site"])
+    site = await visitor_site(request, request.path_params["site"])
     data = await read_json(request, s.config.max_request_bytes)
     body = message_body(data, s.config.max_body_chars)
     cid = client_id(data)
@@ -97,7 +101,7 @@ async def start_thread(request: Request) -> Response:
         {
             "token": s.tokens.visitor_token(started.visitor, site.id, started.epoch),
             "thread": started.thread.to_json(),
-            "message": started.message.to_json(Author.VISITOR),
+            "message": started.message.to_json(Author.VISITOR, s.link),
         },
         status_code=201 if started.created else 200,
     )
@@ -122,7 +126,7 @@ async def history_page(
     messages = await s.store.thread_messages(thread.id, query_since(request), MAX_PAGE_MESSAGES)
     return {
         "thread": thread.to_json(),
-        "messages": [m.to_json(reader) for m in messages],
+        "messages": [m.to_json(reader, s.link) for m in messages],
         "more": len(messages) == MAX_PAGE_MESSAGES,
     }
 
@@ -131,13 +135,21 @@ async def post_message(request: Request) -> Response:
     s = services(request)
     thread = await visitor_thread(request, s)
     data = await read_json(request, s.config.max_request_bytes)
-    body = message_body(data, s.config.max_body_chars)
+    body, attachments = message_content(data, s.config.max_body_chars)
     cid = client_id(data)
     taken = visitor_send_limits(s, thread, client_ip(request))
-    message, created = await s.conversations.post(thread.id, VISITOR, body, cid)
+    try:
+        message, created = await s.conversations.post(
+            thread.id, VISITOR, body, cid, attachments, site=thread.site
+        )
+    except PorchError:  # an attachment not theirs, or taken: nothing was sent
+        refund(taken)
+        raise
     if not created:
         refund(taken)
-    return JSONResponse(message.to_json(Author.VISITOR), status_code=201 if created else 200)
+    return JSONResponse(
+        message.to_json(Author.VISITOR, s.link), status_code=201 if created else 200
+    )
 
 
 async def mark_read(request: Request) -> Response:
@@ -172,7 +184,7 @@ async def identify(request: Request) -> Response:
     anonymous thread of this browser is merged in). Not verified: a display name at
     most, no access."""
     s = services(request)
-    site = await _site(request, request.path_params["site"])
+    site = await visitor_site(request, request.path_params["site"])
     data = await read_json(request, s.config.max_request_bytes)
     name = optional_text(data, "name", MAX_NAME_CHARS)
     anonymous = await optional_visitor_thread(request, s)
@@ -265,7 +277,8 @@ async def sign_out(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _site(request: Request, site_id: str) -> Site:
+async def visitor_site(request: Request, site_id: str) -> Site:
+    """The site a visitor request names, from one of its origins (else 403)."""
     site = await services(request).store.get_site(site_id)
     if site is None:
         raise NotFound(f"no site {site_id!r}")

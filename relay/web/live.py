@@ -5,7 +5,8 @@ Protocol (JSON text frames):
   relay  → {"type": "message", "message": {...}}           every message with seq > N, in order
   relay  → {"type": "ready", "seq": N[, "online"]}          replay done; live from here on
   relay  → {"type": "presence", "online": bool}             (visitors) an owner came or left
-  client → {"type": "send", "body", "client_id"[, "thread"]} relay → {"type": "ack", ...}
+  client → {"type": "send", "body", "client_id"[, "attachments"][, "thread"]}
+  relay  → {"type": "ack", "client_id", "seq", "thread"}
   client → {"type": "typing"[, "thread"]}, {"type": "read", "seq"[, "thread"]}, {"type": "ping"}
   relay  → {"type": "typing"|"read"|"pong"|"error", ...}
 "thread" is for owner sockets, which watch every thread of their site.
@@ -29,8 +30,20 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from relay.conversations import Actor
-from relay.errors import InvalidRequest, InvalidToken, NotFound, PorchError, RateLimited
-from relay.inputs import MAX_PAGE_MESSAGES, client_id, message_body, parse_json_object, seq_value
+from relay.errors import (
+    InvalidRequest,
+    InvalidToken,
+    NotFound,
+    PorchError,
+    RateLimited,
+)
+from relay.inputs import (
+    MAX_PAGE_MESSAGES,
+    client_id,
+    message_content,
+    parse_json_object,
+    seq_value,
+)
 from relay.models import (
     Author,
     Event,
@@ -211,7 +224,8 @@ class Session:
                     self.sites, self.last_seq, MAX_PAGE_MESSAGES
                 )
             for message in page:
-                await self.send({"type": "message", "message": message.to_json(self.role)})
+                frame = {"type": "message", "message": message.to_json(self.role, self.s.link)}
+                await self.send(frame)
                 self.last_seq = message.seq
             if len(page) < MAX_PAGE_MESSAGES:
                 return
@@ -234,7 +248,7 @@ class Session:
             self.last_seq = event.message.seq
         elif isinstance(event, Typing) and event.author is self.role:
             return None  # one's own typing, from another tab or this one
-        return event.frame_for(self.role)
+        return event.frame_for(self.role, self.s.link)
 
     async def receive(self) -> None:
         while True:
@@ -282,16 +296,28 @@ class Session:
         cid = client_id(frame)
         thread = await self._target(frame)
         try:
-            body = message_body(frame, self.s.config.max_body_chars)
+            body, attachments = message_content(frame, self.s.config.max_body_chars)
         except PorchError as error:  # this message is refused, the socket is fine
-            await self.send(
-                {"type": "error", "client_id": cid, "error": error.code, "message": error.message}
-            )
+            await self._refuse(cid, error)
             return
         if self.role is Author.VISITOR:
             visitor_send_limits(self.s, thread, client_ip(self.ws))
-        message, _ = await self.s.conversations.post(thread.id, self.actor, body, cid)
+        try:
+            message, _ = await self.s.conversations.post(
+                thread.id, self.actor, body, cid, attachments, site=thread.site
+            )
+        except PorchError as error:
+            if error.status >= 500 or isinstance(error, RateLimited):
+                raise  # the relay's trouble, or too fast: the socket closes as before
+            await self._refuse(cid, error)  # an attachment not theirs, taken, too large
+            return
         await self.send({"type": "ack", "client_id": cid, "seq": message.seq, "thread": thread.id})
+
+    async def _refuse(self, cid: str | None, error: PorchError) -> None:
+        frame = {"type": "error", "client_id": cid, "error": error.code, "message": error.message}
+        if error.reason:  # as HTTP gives it: a finer code to word the refusal
+            frame["reason"] = error.reason
+        await self.send(frame)
 
     async def _on_typing(self, frame: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from relay import __version__
+from relay.models import Via
 from relay.sites import settings as site_settings
 from relay.web.inbox import openapi as inbox
+from relay.web.inbox.openapi import UPLOAD
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -85,6 +87,49 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/sites/{site}/suggestions": {
+                "post": {
+                    "summary": "Up to three of the owner's answers for what a visitor types",
+                    "description": "Nothing is stored. Fewer than 3 characters: none.",
+                    "parameters": [SITE_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "text": {"type": "string", "maxLength": 500},
+                                        "language": {"enum": ["en", "fr"]},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "suggestions": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "id": _STR,
+                                                "question": _STR,
+                                                "answer": _STR,
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "The suggestions, best first.",
+                        ),
+                        **ERRORS,
+                    },
+                }
+            },
             "/v1/sites/{site}/identify": {
                 "post": {
                     "summary": "A signed-in user: {id, hash, name?} with hash = hex "
@@ -153,6 +198,56 @@ def document() -> dict[str, Any]:
                         **ERRORS,
                     },
                 }
+            },
+            "/v1/thread/continue": {
+                "post": {
+                    "summary": "A link that continues this conversation in a messaging app",
+                    "description": "Body {channel}: one of the site's channels (public config "
+                    "`channels`). Answers {url, code, expires_at}; the code is single use, 15 "
+                    "minutes.",
+                    "security": VISITOR,
+                    "responses": {"201": {"description": "The link"}, **ERRORS},
+                }
+            },
+            "/v1/thread/attachments": {
+                "post": {
+                    "summary": "Upload a photo or file to this conversation",
+                    "description": "multipart/form-data with one part `file`. Judged by its "
+                    "bytes (a PNG named .pdf is a PNG); images re-encoded without metadata. "
+                    "413 too_large past the site's max_file_mb; 415 a type it does not take.",
+                    "security": VISITOR,
+                    "requestBody": UPLOAD,
+                    "responses": {
+                        "201": _json(_ref("Attachment"), "Kept"),
+                        "415": _json(_ref("Error"), "Not a kind of file the relay takes."),
+                        **ERRORS,
+                    },
+                }
+            },
+            "/v1/attachments/{token}/{name}": {
+                "get": {
+                    "summary": "Download a photo or file by its signed link (no Authorization)",
+                    "description": "Links work for an hour; each read of the thread gives "
+                    "new ones. Tampered or expired: 404. Only re-encoded images are inline.",
+                    "parameters": [
+                        TOKEN,
+                        {"name": "name", "in": "path", "required": True, "schema": _STR},
+                    ],
+                    "responses": {"200": {"description": "The bytes"}, **ERRORS},
+                }
+            },
+            "/v1/channels/{channel}/webhook": {
+                "get": {
+                    "summary": "Meta's webhook verification (hub.mode, hub.verify_token, "
+                    "hub.challenge)",
+                    "responses": {"200": {"description": "The challenge"}, **ERRORS},
+                },
+                "post": {
+                    "summary": "A messaging app's webhook (Telegram, WhatsApp, Messenger)",
+                    "description": "Verified by Telegram's secret token or Meta's "
+                    "X-Hub-Signature-256 before anything is read; 403 otherwise.",
+                    "responses": {"200": {"description": "Handled"}, **ERRORS},
+                },
             },
             "/v1/resume": {
                 "post": {
@@ -241,6 +336,15 @@ def document() -> dict[str, Any]:
                     "parameters": [THREAD_ID],
                     "requestBody": SEND,
                     "responses": {**STORED, **ERRORS},
+                }
+            },
+            "/v1/owner/threads/{thread}/attachments": {
+                "post": {
+                    "summary": "Upload a photo or file to a thread of this site",
+                    "security": OWNER,
+                    "parameters": [THREAD_ID],
+                    "requestBody": UPLOAD,
+                    "responses": {"201": _json(_ref("Attachment"), "Kept"), **ERRORS},
                 }
             },
             "/v1/owner/threads/{thread}/read": {
@@ -413,9 +517,14 @@ SCHEMAS: dict[str, Any] = {
             "thread": _STR,
             "author": {"enum": ["visitor", "owner", "system"]},
             "body": _STR,
-            "via": {"enum": ["widget", "email", "inbox", "api"]},
+            "via": {"enum": [via.value for via in Via]},
             "client_id": _NULLABLE_STR,
             "created_at": {"type": "string", "format": "date-time"},
+            "attachments": {"type": "array", "items": _ref("Attachment")},
+            "answer": {
+                **_NULLABLE_STR,
+                "description": "An automatic answer (author system): the owner's answer it sent.",
+            },
         },
     },
     "Thread": {
@@ -477,16 +586,36 @@ SCHEMAS: dict[str, Any] = {
             "language": {"enum": ["en", "fr"], "description": "For automatic replies."},
         },
     },
+    "Attachment": {
+        "type": "object",
+        "properties": {
+            "id": _STR,
+            "name": {**_STR, "description": "The sender's name, with the real extension."},
+            "type": {**_STR, "description": "Judged from the content."},
+            "size": _INT,
+            "url": {
+                **_STR,
+                "description": "A signed download link, valid for an hour (not in thread "
+                "lists' last_message: open the thread).",
+            },
+        },
+        "required": ["id", "name", "type", "size"],
+    },
     "Started": {
         "type": "object",
         "properties": {"token": _STR, "thread": _ref("Thread"), "message": _ref("Message")},
     },
     "Send": {
         "type": "object",
-        "required": ["body"],
         "properties": {
-            "body": _STR,
+            "body": {**_STR, "description": "May be empty or left out with attachments."},
             "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+            "attachments": {
+                "type": "array",
+                "maxItems": 10,
+                "items": _STR,
+                "description": "Ids of this sender's uploads to the thread, not yet sent.",
+            },
         },
     },
     "Contact": {

@@ -11,7 +11,7 @@ from relay.errors import NotFound
 from relay.inputs import (
     bearer,
     client_id,
-    message_body,
+    message_content,
     read_json,
     seq_value,
 )
@@ -39,9 +39,11 @@ async def post_message(request: Request) -> Response:
     s = services(request)
     thread = await owned_thread(request, s, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
-    body = message_body(data, s.config.max_body_chars)
-    message, created = await s.conversations.post(thread.id, OWNER, body, client_id(data))
-    return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
+    body, attachments = message_content(data, s.config.max_body_chars)
+    message, created = await s.conversations.post(
+        thread.id, OWNER, body, client_id(data), attachments
+    )
+    return JSONResponse(message.to_json(Author.OWNER, s.link), status_code=201 if created else 200)
 
 
 async def mark_read(request: Request) -> Response:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from relay.attachments.blobs import Blobs
 from relay.errors import NotFound
 from relay.store import Store
 from relay.web.api import visitor_thread
@@ -38,7 +39,9 @@ async def export(request: Request) -> Response:
 async def erase(request: Request) -> Response:
     s = services(request)
     thread = await visitor_thread(request, s)
+    digests = await s.store.visitor_digests(thread.visitor)
     await s.store.delete_visitor(thread.visitor)
+    await s.store.forget_unused_blobs(s.blobs, digests)  # their photos and files go too
     return Response(status_code=204)
 
 
@@ -53,12 +56,19 @@ def transcript(data: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-async def purge_daily(store: Store) -> None:
-    """Run the retention purge at start-up, then once a day."""
+async def purge_daily(store: Store, blobs: Blobs) -> None:
+    """Run the retention purge at start-up, then once a day; uploads no message carried
+    and the files no conversation holds any more go with it."""
     while True:
         purged = await store.purge_idle()
         if purged:
             log.info("retention: erased %d idle conversations", len(purged))
+        unsent = await store.purge_unsent()
+        if unsent:
+            log.info("attachments: removed %d uploads no message carried", unsent)
+        forgotten = await store.forget_unused_blobs(blobs)
+        if forgotten:
+            log.info("attachments: removed %d files no conversation holds", forgotten)
         await asyncio.sleep(DAY)
 
 

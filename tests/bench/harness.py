@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -143,6 +144,13 @@ def raise_fd_limit(needed: int) -> int:
 
 # Past this share of the machine used by other processes, a result is flagged noisy.
 NOISY_OTHERS = 0.15
+
+
+def noisy(others: Iterable[float]) -> str:
+    """A row's note when other processes took more than NOISY_OTHERS of the machine
+    (the median over its rounds), else ''."""
+    share = statistics.median(others)
+    return f"noisy: others {share:.0%}" if share > NOISY_OTHERS else ""
 
 
 class Machine:

@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 
 from tests.bench import (
+    answers,
+    apps,
     embed,
     fanout,
     idle,
@@ -25,6 +27,7 @@ from tests.bench import (
     search,
     store,
     throughput,
+    uploads,
 )
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
 
@@ -39,6 +42,9 @@ BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "memory": (memory.run, 90),
     "idle": (idle.run, 180),
     "embed": (embed.run, 90),
+    "apps": (apps.run, 120),
+    "uploads": (uploads.run, 120),
+    "answers": (answers.run, 180),
 }
 
 

@@ -1,6 +1,7 @@
 """The servers under test, each in its own process so client and server never share a core's
 event loop: the relay (`porch serve`), on SQLite or on a fresh PostgreSQL database, one
-process or several on one database, and a bare `websockets` echo server as the baseline.
+process or several on one database, a bare `websockets` echo server as the baseline, and
+a bare uvicorn app streaming request bodies to disk for uploads.
 
 Both print one line once their port is bound; we await that line instead of polling.
 """
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -57,6 +58,15 @@ class Server:
     def rss_kib(self) -> int:
         return proc_status_kib(self.pid, "VmRSS")
 
+    def reset_peak_rss(self) -> None:
+        """Start VmHWM (the peak RSS) afresh at the current RSS (proc(5), clear_refs)."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def peak_rss_kib(self) -> int:
+        """The highest RSS since reset_peak_rss (or since the start): every moment, not
+        samples."""
+        return proc_status_kib(self.pid, "VmHWM")
+
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.pid)
 
@@ -73,6 +83,7 @@ class Relay(Server):
     secret_key: str = ""
     data_dir: Path = Path()
     database_url: str = ""  # PostgreSQL's, or "" for SQLite in data_dir
+    env: dict[str, str] = field(default_factory=dict)  # its PORCH_* settings and the rest
 
     @property
     def ws_url(self) -> str:
@@ -103,7 +114,9 @@ def porch_command() -> list[str]:
     return [sys.executable, "-m", "relay"]
 
 
-def relay_env(secret_key: str, database_url: str = "") -> dict[str, str]:
+def relay_env(
+    secret_key: str, database_url: str = "", settings: Mapping[str, str] | None = None
+) -> dict[str, str]:
     # The caller's own PORCH_* settings (a database path, synchronous=NORMAL) would
     # change what is measured: only ours go through.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
@@ -115,25 +128,31 @@ def relay_env(secret_key: str, database_url: str = "") -> dict[str, str]:
         "PORCH_IP_MESSAGES_PER_MINUTE": UNLIMITED,
         "PORCH_THREADS_PER_IP_PER_HOUR": UNLIMITED,
         **({"PORCH_DATABASE_URL": database_url} if database_url else {}),
+        **(settings or {}),
     }
 
 
 @contextlib.asynccontextmanager
-async def relay(database_url: str = "") -> AsyncIterator[Relay]:
+async def relay(
+    database_url: str = "", settings: Mapping[str, str] | None = None
+) -> AsyncIterator[Relay]:
     """A fresh relay with the site `bench` registered, in a temp dir removed afterwards;
-    on SQLite in that dir, or on PostgreSQL at `database_url`."""
-    async with relays(1, database_url) as (only,):
+    on SQLite in that dir, or on PostgreSQL at `database_url`. `settings`: PORCH_*
+    variables on top of the benchmarks' own (a mail server, an app's API)."""
+    async with relays(1, database_url, settings) as (only,):
         yield only
 
 
 @contextlib.asynccontextmanager
-async def relays(count: int, database_url: str = "") -> AsyncIterator[list[Relay]]:
+async def relays(
+    count: int, database_url: str = "", settings: Mapping[str, str] | None = None
+) -> AsyncIterator[list[Relay]]:
     """`count` relay processes on one database (the same secret key, so a token from one
     works on all) with the site `bench` registered. Several need PostgreSQL."""
     if count > 1 and not database_url:
         raise ValueError("relay processes share a database only on PostgreSQL")
     secret_key = new_secret_key()
-    env = relay_env(secret_key, database_url)
+    env = relay_env(secret_key, database_url, settings)
     engine = "postgresql" if database_url else "sqlite"
     with tempfile.TemporaryDirectory(prefix="porch-bench-") as tmp:
         data_dir = Path(tmp)
@@ -156,6 +175,7 @@ async def relays(count: int, database_url: str = "") -> AsyncIterator[list[Relay
                     secret_key=secret_key,
                     data_dir=data_dir,
                     database_url=database_url,
+                    env=env,
                 )
                 await _check_ready(server)
                 log(
@@ -197,6 +217,18 @@ async def echo_server() -> AsyncIterator[Server]:
         yield Server(process, port, output)
 
 
+@contextlib.asynccontextmanager
+async def upload_server(directory: Path) -> AsyncIterator[Server]:
+    """The uploads baseline (upload_server.py), writing each request body into `directory`."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "tests.bench.upload_server"),
+        *("--port", str(port), "--directory", str(directory)),
+    ]
+    async with _process(command, dict(os.environ), "upload server ready") as (process, output):
+        yield Server(process, port, output)
+
+
 async def postgres_backends(url: str) -> list[int]:
     """Pids of the PostgreSQL server processes serving the connections made with `url`
     (from postgres_schema, so the relays'): their CPU is the relays' work, not noise."""
@@ -214,24 +246,34 @@ async def postgres_backends(url: str) -> list[int]:
 
 
 async def register_site(data_dir: Path, env: dict[str, str]) -> None:
-    command = [
-        *porch_command(),
+    await porch_cli(
+        data_dir,
+        env,
         *("site", "add", "--name", "Bench", "--origin", ORIGIN),
-        *("--owner-email", "o@bench.example", "--id", SITE, "--data-dir", str(data_dir)),
-    ]
+        *("--owner-email", "o@bench.example", "--id", SITE),
+    )
+
+
+async def porch_cli(data_dir: Path, env: Mapping[str, str], *args: str) -> str:
+    """`porch ARGS…` on the relay's data (as an operator runs it); its standard output."""
     process = await asyncio.create_subprocess_exec(
-        *command,
-        env=env,
+        *porch_command(),
+        *args,
+        "--data-dir",
+        str(data_dir),
+        env=dict(env),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+        out, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
     finally:
         await _stop(process)
     if process.returncode != 0:
-        raise RuntimeError(f"`porch site add` failed: {out.decode(errors='replace').strip()}")
+        said = (err or out).decode(errors="replace").strip()
+        raise RuntimeError(f"`porch {' '.join(args[:2])}` failed: {said}")
+    return out.decode()
 
 
 async def _check_ready(server: Server) -> None:

@@ -258,7 +258,11 @@ async def test_digest_email_names_visitors_and_shows_the_latest_messages(store: 
     job = await store.prepare_digest(digest, tag_for)
     assert job is not None
     mail = digest_email(
-        job, sender="notify@reply.example", reply_domain="reply.example", base_url="https://r.x"
+        job,
+        sender="notify@reply.example",
+        reply_domain="reply.example",
+        base_url="https://r.x",
+        links=lambda attached: f"https://r.x/v1/attachments/t/{attached.name}",
     )
     assert mail["Subject"] == "12 new messages in 1 conversation"
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]

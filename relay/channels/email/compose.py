@@ -1,6 +1,7 @@
 """Writing the emails Porch sends: to the owner for new visitor messages (one
 conversation, or a digest of many), to the visitor for owner replies they have not
-seen, sign-in links to the inbox. Plain text plus simple HTML.
+seen, sign-in links to the inbox. Plain text plus simple HTML; a message's files are
+links (file_links.py).
 
 Visitor-written text never reaches a header unsanitised (CR, LF and NUL removed, and
 the stdlib's header encoder does the rest); in HTML it is always escaped. Address
@@ -21,8 +22,9 @@ from functools import partial
 from urllib.parse import quote
 
 from relay import catalogue
+from relay.channels.email.file_links import FileLinks
 from relay.channels.email.reading import LOOP_HEADER, REPLY_MARKERS
-from relay.models import Author, Message
+from relay.models import Author, Links, Message
 from relay.sites.availability import site_zone
 from relay.store.digest import DigestJob, DigestThread, LoginJob
 from relay.store.mail import MailJob
@@ -80,7 +82,9 @@ def notification_subject(site_name: str, visitor_name: str | None, language: str
     return header_text(say("server.owner.subject", site=site, visitor=visitor), site)
 
 
-def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
+def owner_notification(
+    job: MailJob, *, sender: str, reply_domain: str, links: Links
+) -> EmailMessage:
     assert job.tag is not None
     say = partial(catalogue.text, language=job.language)
     visitor = header_text(job.visitor_name, say("server.owner.visitor"))
@@ -99,9 +103,11 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
     marker = MARKERS[job.language]
     new_seqs = {m.seq for m in job.new}
     earlier = [m for m in job.recent if m.seq not in new_seqs]
-    lines = [marker, "", *_bodies(job.new), ""]
+    files = FileLinks(links, say)
+    expiry = files.expiry([*job.new, *earlier])
+    lines = [marker, "", *_bodies(job.new, files), "", *expiry, *([""] if expiry else [])]
     if earlier:
-        lines += [say("server.owner.earlier"), "", *_history(earlier, visitor, you)]
+        lines += [say("server.owner.earlier"), "", *_history(earlier, visitor, you, files)]
     if job.visitor_email:
         lines += ["", say("server.owner.left_address", visitor=visitor, email=job.visitor_email)]
     if job.thread.page:
@@ -111,7 +117,14 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
     earlier_title = say("server.owner.earlier")
     message.add_alternative(
         _html(
-            job.new, earlier, visitor, you, note=None, marker=marker, earlier_title=earlier_title
+            job.new,
+            earlier,
+            visitor,
+            you,
+            files,
+            note=None,
+            marker=marker,
+            earlier_title=earlier_title,
         ),
         subtype="html",
     )
@@ -119,7 +132,13 @@ def owner_notification(job: MailJob, *, sender: str, reply_domain: str) -> Email
 
 
 def visitor_notification(
-    job: MailJob, *, sender: str, reply_domain: str, unsubscribe_url: str, link: str
+    job: MailJob,
+    *,
+    sender: str,
+    reply_domain: str,
+    unsubscribe_url: str,
+    link: str,
+    links: Links,
 ) -> EmailMessage:
     say = partial(catalogue.text, language=job.language)
     site = header_text(job.site.name, say("server.visitor.business"))
@@ -129,7 +148,15 @@ def visitor_notification(
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
     go_on, stop = say("server.visitor.continue"), say("server.visitor.stop")
-    lines = [say("server.visitor.intro", site=site), "", *_bodies(job.new), ""]
+    files = FileLinks(links, say)
+    expiry = files.expiry(job.new)
+    lines = [say("server.visitor.intro", site=site), "", *_bodies(job.new, files), ""]
+    lines += [*expiry, *([""] if expiry else [])]
+    marker = None
+    if job.tag is not None:  # they may answer by email: from the address we wrote to
+        message["Reply-To"] = mailbox(f"r+{job.tag}@{reply_domain}", site)
+        marker = MARKERS[job.language]
+        lines = [marker, "", *lines, say("server.visitor.reply")]
     lines += [f"{go_on} ({say('server.visitor.link_once')}): {link}", ""]
     lines += [say("server.visitor.why"), f"{stop}: {unsubscribe_url}"]
     message.set_content("\n".join(lines) + "\n")
@@ -138,7 +165,9 @@ def visitor_notification(
         f'<p style="color:#666;font-size:12px">{html.escape(say("server.visitor.why"))}'
         f' <a href="{html.escape(unsubscribe_url)}">{html.escape(stop)}</a>.</p>'
     )
-    message.add_alternative(_html(job.new, [], site, "", note=note), subtype="html")
+    message.add_alternative(
+        _html(job.new, [], site, "", files, note=note, marker=marker), subtype="html"
+    )
     return message
 
 
@@ -161,7 +190,9 @@ def resume_link_email(job: MailJob, *, sender: str, reply_domain: str, link: str
     return message
 
 
-def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: str) -> EmailMessage:
+def digest_email(
+    job: DigestJob, *, sender: str, reply_domain: str, base_url: str, links: Links
+) -> EmailMessage:
     """Many conversations in one email, each with a link to the inbox and a mailto:
     link to its own reply address (the digest itself has no Reply-To: which thread
     would an answer belong to?)."""
@@ -177,16 +208,19 @@ def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: st
     footer = say(
         "server.digest.footer", schedule=say(f"server.digest.{job.mode}"), url=f"{base_url}/inbox/"
     )
+    files = FileLinks(links, say)
     sections = [
-        _digest_section(entry, job.language, base_url, reply_domain) for entry in job.threads
+        _digest_section(entry, job.language, base_url, reply_domain, files) for entry in job.threads
     ]
     lines = [summary + ".", ""]
     for section_lines, _ in sections:
         lines += section_lines
-    message.set_content("\n".join([*lines, footer]) + "\n")
+    expiry = files.expiry([m for entry in job.threads for m in entry.new])
+    message.set_content("\n".join([*lines, *expiry, footer]) + "\n")
     message.add_alternative(
         f"<!doctype html><html><body><p><b>{html.escape(summary)}.</b></p>"
         + "".join(section_html for _, section_html in sections)
+        + "".join(f'<p style="color:#666;font-size:12px">{html.escape(t)}</p>' for t in expiry)
         + f'<p style="color:#666;font-size:12px">{html.escape(footer)}</p></body></html>',
         subtype="html",
     )
@@ -194,7 +228,7 @@ def digest_email(job: DigestJob, *, sender: str, reply_domain: str, base_url: st
 
 
 def _digest_section(
-    entry: DigestThread, language: str, base_url: str, reply_domain: str
+    entry: DigestThread, language: str, base_url: str, reply_domain: str, files: FileLinks
 ) -> tuple[list[str], str]:
     """One conversation of a digest: (text lines, HTML)."""
     say = partial(catalogue.text, language=language)
@@ -220,11 +254,11 @@ def _digest_section(
     for m in shown:
         moment = datetime.fromisoformat(m.created_at).astimezone(zone)
         when = f"{moment:%Y-%m-%d %H:%M} {moment.tzname()}"
-        lines += [f"{when}:", *m.body.splitlines(), ""]
+        lines += [f"{when}:", *m.body.splitlines(), *files.lines(m), ""]
         parts.append(
             '<blockquote style="margin:0 0 8px;padding-left:8px;border-left:3px solid #ccc">'
             f'<span style="color:#888">{html.escape(when)}</span><br>{_paragraphs(m.body)}'
-            "</blockquote>"
+            f"{files.html(m)}</blockquote>"
         )
     lines += [
         f"{say('server.digest.open')}: {open_url}",
@@ -293,21 +327,22 @@ def _base(job: MailJob, *, sender: str, reply_domain: str) -> EmailMessage:
     return message
 
 
-def _bodies(messages: list[Message]) -> list[str]:
+def _bodies(messages: list[Message], files: FileLinks) -> list[str]:
     lines: list[str] = []
     for i, message in enumerate(messages):
         if i:
             lines.append("")
-        lines.extend(message.body.splitlines())
+        lines.extend([*message.body.splitlines(), *files.lines(message)])
     return lines
 
 
-def _history(messages: list[Message], visitor: str, owner: str) -> list[str]:
+def _history(messages: list[Message], visitor: str, owner: str, files: FileLinks) -> list[str]:
     lines = []
     for message in messages:
         who = visitor if message.author is Author.VISITOR else owner
         lines.append(f"{who}, {message.created_at[:16].replace('T', ' ')} UTC:")
-        lines.extend(f"> {line}" if line else ">" for line in message.body.splitlines())
+        said = [*message.body.splitlines(), *files.lines(message)]
+        lines.extend(f"> {line}" if line else ">" for line in said)
         lines.append("")
     return lines
 
@@ -321,19 +356,27 @@ def _html(
     recent: list[Message],
     visitor: str,
     owner: str,
+    files: FileLinks,
     note: str | None,
     marker: str | None = None,
     earlier_title: str = "",
 ) -> str:
     parts = [f'<p style="color:#888">{html.escape(marker)}</p>'] if marker else []
-    parts += [f'<div style="font-size:15px">{_paragraphs(m.body)}</div><br>' for m in new]
+    parts += [
+        f'<div style="font-size:15px">{_paragraphs(m.body)}{files.html(m)}</div><br>' for m in new
+    ]
+    parts += [
+        f'<p style="color:#666;font-size:12px">{html.escape(line)}</p>'
+        for line in files.expiry([*new, *recent])
+    ]
     if recent:
         parts.append(f'<p style="color:#888">{html.escape(earlier_title)}</p>')
         for message in recent:
             who = visitor if message.author is Author.VISITOR else owner
             parts.append(
                 '<blockquote style="margin:0 0 8px;padding-left:8px;border-left:3px solid #ccc">'
-                f"<b>{html.escape(who)}</b><br>{_paragraphs(message.body)}</blockquote>"
+                f"<b>{html.escape(who)}</b><br>{_paragraphs(message.body)}{files.html(message)}"
+                "</blockquote>"
             )
     if note:
         parts.append(note)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import random
 import re
 import ssl
 from collections import Counter
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aioimaplib  # type: ignore[import-untyped,unused-ignore]
 
+from relay.channels.backoff import equal_jitter
 from relay.channels.email.inbound import Pipeline
 from relay.channels.email.smtp_ingress import MAX_MESSAGE_BYTES
 
@@ -39,7 +39,7 @@ T = TypeVar("T")
 IDLE_SECONDS = 25 * 60.0
 # Servers without IDLE (rare) are searched this often instead.
 POLL_SECONDS = 60.0
-# One command's answer, or the server's greeting; a 10 MB FETCH resets it as data comes.
+# One command's answer, or the server's greeting; a large FETCH resets it as data comes.
 COMMAND_TIMEOUT = 30.0
 # Reconnect after 1, 2, 4 … seconds (each with jitter, so that many relays restarted
 # together do not hit the server in step), never waiting more than 5 minutes.
@@ -152,7 +152,7 @@ class Poller:
 def backoff(attempt: int) -> float:
     """Seconds to wait before reconnect number `attempt` (1, 2, …): "equal jitter"."""
     ceiling = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(attempt - 1, 30))
-    return random.uniform(ceiling / 2, ceiling)
+    return equal_jitter(ceiling)
 
 
 class Session:

@@ -2,12 +2,14 @@
 
     parse → ignore duplicates → classify → verify the tag → extract → accept
 
-(relay/channels/accept.py authorises the sender, caps loops and posts.)
+(relay/channels/accept.py authorises the sender, caps loops, keeps the files and posts.)
 
 Nothing about the sender is trusted but what the reply tag proves: the tag must be
 one we issued, not revoked, matching its thread and recipient under one of our keys,
 and the From address must be the one it was issued to (or a registered alias).
-Reply-To and display names are never looked at.
+Reply-To and display names are never looked at. A tag issued to an owner posts as the
+owner; one issued to the visitor (their notification's reply address), as the visitor.
+Untagged mail to a site's contact address (hello@…) starts a new conversation.
 """
 
 from __future__ import annotations
@@ -18,11 +20,21 @@ import hashlib
 import logging
 import re
 
-from relay.channels.accept import Accept, Inbound, Outcome, Verdict
-from relay.channels.email.reading import Inspection, UnreadableEmail, inspect, tag_of
-from relay.models import Author, Via
+from relay.channels.accept import HOUR, Accept, Inbound, Outcome, Received, Verdict
+from relay.channels.email.reading import (
+    Inspection,
+    UnreadableEmail,
+    contact_site_of,
+    inspect,
+    tag_of,
+)
+from relay.conversations import Actor
+from relay.limits import RateLimiter
+from relay.models import Author, Started, Via
+from relay.sites.settings import CONTACT_ADDRESSES
 from relay.store import Store
 from relay.store.outbox_rows import TO_OWNERS
+from relay.store.rows import Db
 from relay.tokens import Tokens
 
 log = logging.getLogger("porch.inbound")
@@ -34,6 +46,14 @@ log = logging.getLogger("porch.inbound")
 # forged bounce is not ours, and int() of 5,000 digits would raise.
 OUR_MESSAGE_ID = re.compile(rb"<outbox\.([0-9]{1,18})\.([A-Za-z0-9_-]{1,64})@")
 MAX_QUOTED_IDS = 3  # a real bounce quotes the one email it returns
+# New conversations by email to one site's contact address, an hour: a flood waits (the
+# sending server retries), a bakery's real mail never comes near it.
+EMAIL_STARTS_PER_SITE_PER_HOUR = 60
+# Reading a mail takes about four times its size in memory at the peak (its text, the
+# parser's copies, the decoded files): ~160 MB for the largest the ingresses take
+# (smtp_ingress.MAX_MESSAGE_BYTES). Mail over this size (files, not a chat reply) is
+# read one at a time, so that a few arriving together cannot multiply that.
+LARGE_MAIL_BYTES = 1024 * 1024
 
 
 class Pipeline:
@@ -41,12 +61,20 @@ class Pipeline:
         self.store = store
         self.tokens = tokens
         self.accept = accept
+        self.starts_per_site = RateLimiter(EMAIL_STARTS_PER_SITE_PER_HOUR, HOUR)
+        self.reading_large = asyncio.Semaphore(1)
 
     async def receive(
         self, raw: bytes, *, source: str, envelope_to: list[str] | None = None
     ) -> Outcome:
         """Process one raw RFC 5322 message; never raises for bad mail. `envelope_to`:
         the SMTP envelope's recipients, which decide over any header the sender wrote."""
+        if len(raw) <= LARGE_MAIL_BYTES:
+            return await self._receive(raw, source, envelope_to)
+        async with self.reading_large:
+            return await self._receive(raw, source, envelope_to)
+
+    async def _receive(self, raw: bytes, source: str, envelope_to: list[str] | None) -> Outcome:
         try:
             # Parsing a large HTML mail takes CPU: off the event loop, which serves
             # every socket.
@@ -73,7 +101,7 @@ class Pipeline:
         if mail.kind == "auto_reply":
             return Outcome(Verdict.AUTO_REPLY)
         if mail.token is None:
-            return Outcome(Verdict.NO_TAG)
+            return await self._to_contact_address(mail, message_id)
         issued = await self.store.reply_tag(mail.token)
         if issued is None:
             return Outcome(Verdict.UNKNOWN_TAG)
@@ -85,10 +113,112 @@ class Pipeline:
             return Outcome(Verdict.FORGED, thread_id)
         if mail.sender is None:
             return Outcome(Verdict.FORGED, thread_id)
+        author = await self._author(thread_id, recipient)
+        if author is Author.VISITOR and mail.sender == recipient.lower():
+            await self.store.confirm_email_by_reply(thread_id, recipient)
+        files = await self._saved(mail)
         reply = Inbound(
-            Via.EMAIL, message_id, thread_id, Author.OWNER, mail.sender, recipient, mail.body
+            Via.EMAIL, message_id, thread_id, author, mail.sender, recipient, mail.body, files
         )
-        return await self.accept.post(reply)
+        return await self.accept.post(reply)  # removes the saved files, whatever happens
+
+    async def _saved(self, mail: Inspection) -> tuple[Received, ...]:
+        """The mail's files, each written to a scratch file of the relay's file store."""
+        saved: list[Received] = []
+        try:
+            for file in mail.files:
+                path = await self.accept.files.scratch()
+                saved.append(Received(file.name, path))
+                await asyncio.to_thread(path.write_bytes, file.data)
+        except BaseException:
+            await _remove(saved)
+            raise
+        return tuple(saved)
+
+    async def _author(self, thread_id: str, recipient: str) -> Author:
+        """Whom the tag was issued to: one of the site's owners, else the visitor (the
+        address they left). Accept checks the sender may write as them."""
+        thread = await self.store.get_thread(thread_id)
+        site = await self.store.get_site(thread.site) if thread else None
+        owners = {email.lower() for email in site.owner_emails} if site else set()
+        return Author.OWNER if recipient.lower() in owners else Author.VISITOR
+
+    async def _to_contact_address(self, mail: Inspection, message_id: str) -> Outcome:
+        """Mail to a site's public address (hello@…, forwarded here) starts a conversation
+        with its sender, answered by email. Each such email is a new thread: From alone
+        proves nothing, so it never writes into an existing one; the visitor's address is
+        unconfirmed until they answer one of our emails from it or open its link."""
+        site = await self._site_of(mail.recipients)
+        if site is None or mail.sender is None:
+            return Outcome(Verdict.NO_TAG)
+        if not mail.body and not mail.files:
+            return Outcome(Verdict.EMPTY)
+        # Senders are free to vary their From: a site also caps new email conversations.
+        if self.starts_per_site.hit(site) or self.accept.per_sender.hit(mail.sender):
+            return Outcome(Verdict.RATE_LIMITED)
+        sender = mail.sender
+
+        def leave_email(db: Db, started: Started) -> None:
+            db.execute("UPDATE visitors SET email = ? WHERE id = ?", (sender, started.visitor))
+
+        digest = hashlib.sha256(message_id.encode()).hexdigest()[:40]
+        # A conversation opens with words: a mail of files alone, with its subject.
+        opening = mail.body or mail.subject or ", ".join(file.name for file in mail.files)
+        started = await self.accept.conversations.start(
+            site,
+            body=opening,
+            client_id=f"email.{digest}",
+            name=None,
+            page=None,
+            via=Via.EMAIL,
+            then=leave_email,
+        )
+        if mail.files:
+            await self._post_files(started, mail, message_id, f"email.{digest}.files")
+        return Outcome(Verdict.POSTED, started.thread.id, started.message)
+
+    async def _post_files(
+        self, started: Started, mail: Inspection, message_id: str, client_id: str
+    ) -> None:
+        """The files of a mail that started a conversation, as the visitor's next
+        message: a thread must exist before a file can be kept for it. Accept.post would
+        refuse the visitor, whose address is not confirmed yet; its keeping step is the
+        one every channel uses."""
+        assert mail.sender is not None
+        files = await self._saved(mail)
+        thread = started.thread
+        inbound = Inbound(
+            channel=Via.EMAIL,
+            external_id=message_id,
+            thread=thread.id,
+            author=Author.VISITOR,
+            sender=mail.sender,
+            on_behalf_of=mail.sender,
+            body="",
+            files=files,
+        )
+        try:
+            kept, notes = await self.accept.keep_files(inbound, thread)
+        finally:
+            await _remove(files)
+        visitor = Actor(Author.VISITOR, Via.EMAIL)
+        await self.accept.conversations.post(
+            thread.id, visitor, "\n\n".join(notes), client_id, kept
+        )
+
+    async def _site_of(self, recipients: tuple[str, ...]) -> str | None:
+        """The one site these addresses name: its contact+SITE@ address at the relay, or
+        an address it lists as its own; None when none does, or several do (a site cannot
+        take another's mail by listing its address)."""
+        sites = await self.store.list_sites()
+        # The relay's own contact+SITE@ address is the site's by construction: it wins
+        # over any site's list.
+        named = {contact_site_of(address) for address in recipients} & {s.id for s in sites}
+        if named:
+            return named.pop() if len(named) == 1 else None
+        wanted = set(recipients)
+        listed = {site.id for site in sites if wanted & set(CONTACT_ADDRESSES.of(site))}
+        return listed.pop() if len(listed) == 1 else None
 
     async def _bounce(self, mail: Inspection, raw: bytes) -> None:
         """Stop writing to an address that bounced for good, but only when the bounce
@@ -108,3 +238,8 @@ class Pipeline:
                 log.warning("mail to owner address %s bounced for good", recipient)
                 continue
             await self.store.hard_bounce(recipient)
+
+
+async def _remove(files: list[Received] | tuple[Received, ...]) -> None:
+    for received in files:
+        await asyncio.to_thread(received.path.unlink, missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiosmtplib
 
@@ -22,6 +22,7 @@ from relay.channels.email.compose import (
 )
 from relay.channels.email.smtp_ingress import BOUNCE_LOCAL_PART
 from relay.config import Config
+from relay.models import Attached
 from relay.store import Store
 from relay.store.mail import MailJob, SentJob
 from relay.store.outbox_rows import DeliveryKind, OutboxItem
@@ -100,7 +101,11 @@ class EmailSender:
             if digest is None:
                 return None
             return digest, digest_email(
-                digest, sender=sender, reply_domain=domain, base_url=self.config.base_url
+                digest,
+                sender=sender,
+                reply_domain=domain,
+                base_url=self.config.base_url,
+                links=self._link,
             )
         if item.kind == DeliveryKind.LOGIN:
             login = await self.store.prepare_login(item)
@@ -112,12 +117,15 @@ class EmailSender:
             return login, login_email(login, sender=sender, reply_domain=domain, link=link)
         assert item.thread is not None
         owner = item.kind == DeliveryKind.OWNER
-        tag = self.tokens.reply_tag(item.thread, item.recipient) if owner else None
+        answerable = owner or item.kind == DeliveryKind.VISITOR  # a reply address
+        tag = self.tokens.reply_tag(item.thread, item.recipient) if answerable else None
         job = await self.store.prepare_mail(item, tag, self.config.clock)
         if job is None:
             return None
         if owner:
-            return job, owner_notification(job, sender=sender, reply_domain=domain)
+            return job, owner_notification(
+                job, sender=sender, reply_domain=domain, links=self._link
+            )
         if item.kind == DeliveryKind.RESUME:
             link = self._resume_link(job, job.page)
             return job, resume_link_email(job, sender=sender, reply_domain=domain, link=link)
@@ -131,7 +139,14 @@ class EmailSender:
             reply_domain=domain,
             unsubscribe_url=url,
             link=self._resume_link(job, job.thread.page),
+            links=self._link,
         )
+
+    def _link(self, attached: Attached) -> str:
+        """A file's download link in an email, as relay/web/services.py makes them for
+        the widget and the inbox, but an emailed one: it works for days, not an hour."""
+        token = self.tokens.attachment_token(attached.id, emailed=True)
+        return f"{self.config.base_url}/v1/attachments/{token}/{quote(attached.name)}"
 
     def _resume_link(self, job: MailJob, page: str | None) -> str:
         token = self.tokens.resume_token(

@@ -3,8 +3,9 @@
 Pure functions over raw RFC 5322 bytes: no I/O, no store, no configuration. `inspect` tells
 an owner's reply from an automatic reply or a bounce (classify.py), finds the conversation
 tag and the sender, decodes the body to text (any charset, any transfer encoding, HTML
-through inscriptis) and keeps only the new text of a reply (extract.py). Whether the sender
-may post to that conversation is decided elsewhere: nothing here trusts the From header.
+through inscriptis), keeps only the new text of a reply (extract.py) and takes out the
+files it carries (attachments.py). Whether the sender may post to that conversation is
+decided elsewhere: nothing here trusts the From header.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from inscriptis.html_properties import Display  # type: ignore[import-untyped,un
 from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped,unused-ignore]
 from inscriptis.model.html_element import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
-from relay.channels.email.classify import LOOP_HEADER, Headers, classify, mime_parts
+from relay.channels.email.attachments import MailFile, files_of
+from relay.channels.email.classify import (
+    LOOP_HEADER,
+    Headers,
+    classify,
+    decoded_subject,
+    mime_parts,
+)
 from relay.channels.email.extract import REPLY_MARKERS, new_text
 
 __all__ = [
@@ -42,6 +50,9 @@ TOKEN_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
 # r+TAG@domain, TAG in base32's lowercase alphabet. Case-insensitive because some clients and
 # servers upper-case addresses; the tag is reported lowercased.
 TAG_ADDRESS = re.compile(r"r\+([a-z2-7]+)@[^@\s]+", re.IGNORECASE)
+# A site's own address at the relay, contact+SITE@REPLY_DOMAIN: where the business
+# forwards hello@ (mail to it starts a conversation).
+CONTACT_ADDRESS = re.compile(r"contact\+([a-z0-9][a-z0-9-]{0,38}[a-z0-9])@[^@\s]+", re.IGNORECASE)
 
 # At least one of these must be present for bytes to count as an email: the parser accepts
 # anything, and "hello: world" alone is not a message.
@@ -124,15 +135,21 @@ class Inspection:
     message_id: str | None  # Message-ID without angle brackets
     bounced: tuple[str, ...] = ()  # bounces: permanently failed recipients, lowercased
     hard_bounce: bool = False  # a permanent (5.x.x) failure
+    recipients: tuple[str, ...] = ()  # To, Cc, Delivered-To, X-Original-To, lowercased
+    files: tuple[MailFile, ...] = ()  # a reply's attachments and body images, not decoration
+    subject: str = ""  # decoded
 
     def to_json(self) -> dict[str, object]:
-        return {
+        found: dict[str, object] = {
             "kind": self.kind,
             "body": self.body,
             "token": self.token,
             "from": self.sender,
             "message_id": self.message_id,
         }
+        if self.files:  # only then: most replies carry none
+            found["attachments"] = [file.to_json() for file in self.files]
+        return found
 
 
 def inspect(raw: bytes) -> Inspection:
@@ -141,14 +158,20 @@ def inspect(raw: bytes) -> Inspection:
     headers = _headers(msg)
     sender = _sender(headers)
     verdict = classify(msg, headers, sender)
+    reply = verdict.kind == "reply"
     return Inspection(
         kind=verdict.kind,
-        body=new_text(body_text(msg)) if verdict.kind == "reply" else "",
+        body=new_text(body_text(msg)) if reply else "",
         token=_token(headers),
         sender=sender,
         message_id=_message_id(headers),
         bounced=verdict.bounced,
         hard_bounce=verdict.hard_bounce,
+        recipients=tuple(
+            dict.fromkeys(a.lower() for name in TOKEN_HEADERS for a in _addresses(headers, name))
+        ),
+        files=files_of(msg) if reply else (),
+        subject=decoded_subject(headers),
     )
 
 
@@ -157,6 +180,12 @@ def tag_of(address: str) -> str | None:
     any other address. Also accepts "Name <r+tag@domain>"."""
     bare = parseaddr(address)[1] if "<" in address else address.strip()
     match = TAG_ADDRESS.fullmatch(bare)
+    return match.group(1).lower() if match else None
+
+
+def contact_site_of(address: str) -> str | None:
+    """The site of a contact+SITE@domain address, lowercased; None for any other."""
+    match = CONTACT_ADDRESS.fullmatch(address.strip())
     return match.group(1).lower() if match else None
 
 

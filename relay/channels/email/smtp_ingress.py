@@ -1,5 +1,6 @@
 """The SMTP ingress: an aiosmtpd server, inside the relay's own event loop, that takes
-replies addressed to r+TAG@REPLY_DOMAIN and hands them to the pipeline.
+replies addressed to r+TAG@REPLY_DOMAIN, and new conversations addressed to a site's
+contact+SITE@REPLY_DOMAIN, and hands them to the pipeline.
 
 Point the reply domain's MX at it (or let a mail server forward to it). It accepts
 only our reply addresses, so it cannot be used as a relay.
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.channels.accept import Outcome
-from relay.channels.email.reading import tag_of
+from relay.channels.email.reading import contact_site_of, tag_of
 
 # Our emails go out with MAIL FROM bounces@REPLY_DOMAIN, so delivery failures come
 # back here, where the pipeline recognises them and stops writing to dead addresses.
@@ -27,8 +28,14 @@ S250_OK = "250 OK"
 S550_NO_SUCH_USER = "550 5.1.1 No such recipient here"
 S451_TRY_LATER = "451 4.7.1 Cannot take this reply now; try again later"
 S554_REJECTED = "554 5.6.0 Message not accepted"
-# A reply to a chat message is a few kilobytes; 10 MB leaves room for inline images.
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+# The largest mail taken, by SMTP, IMAP and the webhooks alike: one file as large as a
+# site may allow (relay/sites/checks.py MAX_FILE_MB, 25 MB) is 33.3 MB in base64, 34.2 MB
+# with its line ends (76 characters + CRLF), which leaves 7 MB of 40 MiB for headers,
+# text and a photo or two. aiosmtpd holds a message in memory while it comes in, as
+# lines, then joined: about four times its size at the peak (measured: ~150 MB for the
+# largest), for each message arriving at once; reading it takes as much again
+# (inbound.LARGE_MAIL_BYTES).
+MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 
 
 class Receiver(Protocol):
@@ -53,7 +60,11 @@ class ReplyHandler:
         rcpt_options: list[str],
     ) -> str:
         local, _, domain = address.rpartition("@")
-        ours = tag_of(address) is not None or local.lower() == BOUNCE_LOCAL_PART
+        ours = (
+            tag_of(address) is not None
+            or contact_site_of(address) is not None
+            or local.lower() == BOUNCE_LOCAL_PART
+        )
         if domain.lower() != self.reply_domain or not ours:
             return S550_NO_SUCH_USER
         envelope.rcpt_tos.append(address)

@@ -31,13 +31,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
 from relay.channels.email.inbound import Pipeline
+from relay.channels.email.smtp_ingress import MAX_MESSAGE_BYTES
 from relay.config import Config
 from relay.errors import InvalidRequest, InvalidToken
 from relay.inputs import WHOLE_NUMBER, read_body, read_json
 
-# Most of a provider's request is the message (one copy, or a few for Postmark's parsed
-# fields), and the SMTP ingress takes 10 MB: a reply to a chat is a few kilobytes.
-MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# Most of a provider's request is the message, as large as the SMTP ingress takes it.
+# Postmark sends it twice: RawEmail, and its attachments again, decoded and re-encoded,
+# in Attachments; the parsed text and HTML fields are small beside them.
+MAX_REQUEST_BYTES = 2 * MAX_MESSAGE_BYTES + 1024 * 1024
 # Signed requests older or newer than this are refused: enough for a provider's queue and
 # clock drift, too short to collect and replay. Mailgun recommends 5 minutes too.
 SIGNATURE_WINDOW = 300

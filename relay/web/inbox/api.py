@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relay.catalogue import LANGUAGES
+from relay.channels.apps.accounts import add_channel, describe, remove_channel
 from relay.conversations import Actor
-from relay.errors import NotFound, Unavailable, UnprocessableRequest
+from relay.errors import Conflict, NotFound, Unavailable, UnprocessableRequest
 from relay.inputs import (
     MAX_NAME_CHARS,
     MAX_PAGE_MESSAGES,
@@ -21,7 +22,7 @@ from relay.inputs import (
     email_address,
     encode_list_cursor,
     list_cursor,
-    message_body,
+    message_content,
     optional_text,
     parse_json_object,
     query_since,
@@ -34,7 +35,16 @@ from relay.models import Author, NotifyMode, Owner, OwnerSession, Site, ThreadSt
 from relay.sites.availability import public_availability
 from relay.sites.settings import apply_changes, form_fields, public_settings
 from relay.web.api import typical_reply
-from relay.web.inbox.auth import check_same_origin, clear_cookie, set_cookie, signed_in
+from relay.web.attachments import upload
+from relay.web.inbox import answers
+from relay.web.inbox.apps import chat_of, site_apps, thread_apps, window_open
+from relay.web.inbox.auth import (
+    check_same_origin,
+    clear_cookie,
+    owned_site,
+    set_cookie,
+    signed_in,
+)
 from relay.web.services import Services, client_ip, services
 from relay.web.widget import snippet
 
@@ -176,8 +186,9 @@ async def get_thread(request: Request) -> Response:
     return JSONResponse(
         {
             "thread": summary.to_json(),
-            "messages": [m.to_json(Author.OWNER) for m in messages],
+            "messages": [m.to_json(Author.OWNER, s.link) for m in messages],
             "more": len(messages) == MAX_PAGE_MESSAGES,
+            **await thread_apps(s, summary.thread.id),
         }
     )
 
@@ -187,9 +198,40 @@ async def post_message(request: Request) -> Response:
     s = services(request)
     summary = await _owned(s, session, request.path_params["thread"])
     data = await read_json(request, s.config.max_request_bytes)
-    body = message_body(data, s.config.max_body_chars)
-    message, created = await s.conversations.post(summary.thread.id, OWNER, body, client_id(data))
-    return JSONResponse(message.to_json(Author.OWNER), status_code=201 if created else 200)
+    body, attachments = message_content(data, s.config.max_body_chars)
+    message, created = await s.conversations.post(
+        summary.thread.id, OWNER, body, client_id(data), attachments
+    )
+    return JSONResponse(message.to_json(Author.OWNER, s.link), status_code=201 if created else 200)
+
+
+async def upload_attachment(request: Request) -> Response:
+    session = await signed_in(request)
+    s = services(request)
+    summary = await _owned(s, session, request.path_params["thread"])
+    return await upload(request, s, summary.thread, Author.OWNER)
+
+
+async def send_template(request: Request) -> Response:
+    """Send the app's approved template to a customer whose reply window has closed
+    (WhatsApp): it invites them to write again, which reopens it."""
+    session = await signed_in(request)
+    s = services(request)
+    summary = await _owned(s, session, request.path_params["thread"])
+    data = await read_json(request, s.config.max_request_bytes)
+    found = await chat_of(s, summary.thread.id, data.get("channel"))
+    if found is None:
+        raise NotFound("'channel' must be the id of one of this conversation's chats")
+    chat, channel = found
+    if not channel.template:
+        raise UnprocessableRequest(
+            "this channel has no approved template: set one with"
+            f" `porch channel add {channel.site} {channel.kind} … --template NAME`"
+        )
+    if window_open(s, chat, channel):
+        raise Conflict("the customer wrote within the app's reply window: reply as usual")
+    await s.store.queue_template(chat, channel.kind)
+    return JSONResponse({"queued": True}, status_code=202)
 
 
 async def set_status(request: Request) -> Response:
@@ -220,12 +262,38 @@ async def mark_read(request: Request) -> Response:
 async def update_site(request: Request) -> Response:
     session = await signed_in(request)
     s = services(request)
-    site = await _owned_site(s, session, request.path_params["site"])
+    site = await owned_site(s, session, request.path_params["site"])
     data = await read_json(request, s.config.max_request_bytes)
     _no_owner_removed(site, data.get("owner_emails"))
     saved = await s.store.add_site(apply_changes(site, data), replace=True)
     s.conversations.site_changed(saved.id)  # hours and away texts apply at once
     return JSONResponse(await site_out(s, saved))
+
+
+async def add_app(request: Request) -> Response:
+    """Connect a messaging-app account to the site (the same checks as `porch channel
+    add`): its secrets are kept, never shown again."""
+    session = await signed_in(request)
+    s = services(request)
+    site = await owned_site(s, session, request.path_params["site"])
+    data = await read_json(request, s.config.max_request_bytes)
+    options = data.get("options")
+    template = data.get("template") or None
+    if not isinstance(options, dict) or not isinstance(template, str | None):
+        raise UnprocessableRequest("send {'kind', 'options': {name: value}, 'template'?}")
+    channel = await add_channel(
+        s.store, s.config, site.id, str(data.get("kind")), options, template
+    )
+    return JSONResponse(describe(s.config, channel), status_code=201)
+
+
+async def remove_app(request: Request) -> Response:
+    session = await signed_in(request)
+    s = services(request)
+    site = await owned_site(s, session, request.path_params["site"])
+    if not await remove_channel(s.store, s.config, site.id, request.path_params["channel"]):
+        raise NotFound(f"no channel {request.path_params['channel']!r} on this site")
+    return Response(status_code=204)
 
 
 # -- shapes ----------------------------------------------------------------------------
@@ -266,6 +334,7 @@ async def site_out(s: Services, site: Site) -> dict[str, Any]:
         "owner_emails": list(site.owner_emails),
         "settings": public_settings(site),
         "snippet": snippet(s.config, site.id),
+        "channels": await site_apps(s, site.id),
         "availability": public_availability(
             site,
             s.clock.now(),
@@ -282,13 +351,6 @@ async def _owned(s: Services, session: OwnerSession, thread_id: str) -> Any:
     }:
         raise NotFound(f"no thread {thread_id!r} in your inbox")
     return summary
-
-
-async def _owned_site(s: Services, session: OwnerSession, site_id: str) -> Site:
-    for site in await s.store.owner_sites(session.email):
-        if site.id == site_id:
-            return site
-    raise NotFound(f"no site {site_id!r} of yours")
 
 
 def _no_owner_removed(site: Site, wanted: Any) -> None:
@@ -344,6 +406,13 @@ routes = [
     Route("/inbox/api/threads/{thread}", private(get_thread), methods=["GET"]),
     Route("/inbox/api/threads/{thread}/messages", private(post_message), methods=["POST"]),
     Route("/inbox/api/threads/{thread}/status", private(set_status), methods=["POST"]),
+    Route("/inbox/api/threads/{thread}/attachments", private(upload_attachment), methods=["POST"]),
+    Route("/inbox/api/threads/{thread}/template", private(send_template), methods=["POST"]),
     Route("/inbox/api/threads/{thread}/read", private(mark_read), methods=["POST"]),
     Route("/inbox/api/sites/{site}/settings", private(update_site), methods=["POST"]),
+    Route("/inbox/api/sites/{site}/channels", private(add_app), methods=["POST"]),
+    Route(
+        "/inbox/api/sites/{site}/channels/{channel}/remove", private(remove_app), methods=["POST"]
+    ),
+    *answers.routes,
 ]

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from relay.errors import Forbidden, Unauthorized
-from relay.models import OwnerSession
+from relay.errors import Forbidden, NotFound, Unauthorized
+from relay.models import OwnerSession, Site
 from relay.store.inbox import SESSION_DAYS
 from relay.web.services import Services, services
 
@@ -80,3 +80,12 @@ def set_cookie(request: Request, response: Response, session_id: str) -> None:
 
 def clear_cookie(response: Response) -> None:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+
+
+async def owned_site(s: Services, session: OwnerSession, site_id: str) -> Site:
+    """A site the signed-in owner answers for; NotFound for any other (never "forbidden":
+    another business's site ids are not theirs to learn)."""
+    for site in await s.store.owner_sites(session.email):
+        if site.id == site_id:
+            return site
+    raise NotFound(f"no site {site_id!r} of yours")

@@ -25,6 +25,10 @@ ERRORS = {
     ]
 }
 THREAD = {"name": "thread", "in": "path", "required": True, "schema": _STR}
+SITE = {"name": "site", "in": "path", "required": True, "schema": _STR}
+ANSWER = {"name": "answer", "in": "path", "required": True, "schema": _STR}
+_OPT_STR = {"type": ["string", "null"]}
+_ARRAY_OF_STR = {"type": "array", "items": _STR}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -37,6 +41,21 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _ok(schema: dict[str, Any], text: str, status: str = "200") -> dict[str, Any]:
     return {status: {"description": text, "content": {"application/json": {"schema": schema}}}}
+
+
+# multipart/form-data with one part `file` (every upload route, the visitor's too).
+UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    },
+}
 
 
 def _post(summary: str, body: dict[str, Any] | None, answer: dict[str, Any], **extra: Any) -> Any:
@@ -150,7 +169,7 @@ PATHS: dict[str, Any] = {
             "summary": "A thread and a page of its messages after `since`",
             "security": SESSION,
             "parameters": [THREAD, {"name": "since", "in": "query", "schema": _INT}],
-            "responses": {**_ok(_ref("History"), "The thread."), **ERRORS},
+            "responses": {**_ok(_ref("InboxThread"), "The thread."), **ERRORS},
         }
     },
     "/inbox/api/threads/{thread}/messages": _post(
@@ -162,10 +181,29 @@ PATHS: dict[str, Any] = {
         },
         parameters=[THREAD],
     ),
+    "/inbox/api/threads/{thread}/attachments": _post(
+        "Upload a photo or file to send with a reply (as /v1/owner/threads/{thread}/attachments)",
+        None,
+        {
+            **_ok(_ref("Attachment"), "Kept: send its id in a reply's `attachments`.", "201"),
+            "415": {"description": "Not a kind of file the relay takes."},
+        },
+        parameters=[THREAD],
+        requestBody=UPLOAD,
+    ),
     "/inbox/api/threads/{thread}/status": _post(
         "Close or reopen (a visitor's new message reopens it)",
         _object(status={"enum": ["open", "closed"]}),
         _ok(_ref("ThreadSummary"), "The thread."),
+        parameters=[THREAD],
+    ),
+    "/inbox/api/threads/{thread}/template": _post(
+        "Send a chat's approved template (WhatsApp, outside the 24-hour window)",
+        _object(channel={**_STR, "description": "One of the thread's `channels`."}),
+        {
+            **_ok(_object(queued={"type": "boolean"}), "Queued for the app.", "202"),
+            "409": {"description": "The window is open: reply as usual."},
+        },
         parameters=[THREAD],
     ),
     "/inbox/api/threads/{thread}/read": _post(
@@ -175,11 +213,101 @@ PATHS: dict[str, Any] = {
         "Change a site: name, origins, owners, hours, texts, colour, language",
         _ref("SiteChanges"),
         _ok(_ref("InboxSite"), "Saved (nothing is saved if any field is refused)."),
-        parameters=[{"name": "site", "in": "path", "required": True, "schema": _STR}],
+        parameters=[SITE],
+    ),
+    "/inbox/api/sites/{site}/channels": _post(
+        "Connect a messaging-app account (as `porch channel add`; secrets never shown again)",
+        _object(
+            kind={"enum": ["telegram", "whatsapp", "messenger"]},
+            options={"type": "object", "additionalProperties": _STR},
+            template={"type": ["string", "null"]},
+        ),
+        {
+            **_ok(_ref("AppChannel"), "Connected.", "201"),
+            "409": {"description": "This account already answers for a site."},
+        },
+        parameters=[SITE],
+    ),
+    "/inbox/api/sites/{site}/channels/{channel}/remove": _post(
+        "Disconnect an account (its conversations stay)",
+        None,
+        NO_CONTENT,
+        parameters=[SITE, {"name": "channel", "in": "path", "required": True, "schema": _STR}],
+    ),
+    "/inbox/api/sites/{site}/answers": {
+        "get": {
+            "summary": "The site's automatic answers, oldest first",
+            "security": SESSION,
+            "parameters": [SITE],
+            "responses": {
+                **_ok(_object(answers={"type": "array", "items": _ref("Answer")}), "The list."),
+                **ERRORS,
+            },
+        },
+        **_post(
+            "Add an automatic answer (language: the site's when left out)",
+            _ref("AnswerFields"),
+            _ok(_ref("Answer"), "Added.", "201"),
+            parameters=[SITE],
+        ),
+    },
+    "/inbox/api/sites/{site}/answers/ask": _post(
+        "What the relay would send for a visitor's message (nothing is sent or stored)",
+        _object(text=_STR, language={"enum": ["en", "fr"]}),
+        _ok(_ref("AnswerFound"), "What it would do, and why."),
+        parameters=[SITE],
+    ),
+    "/inbox/api/sites/{site}/answers/{answer}": _post(
+        "Change an answer (fields left out keep their value)",
+        _ref("AnswerFields"),
+        _ok(_ref("Answer"), "Saved."),
+        parameters=[SITE, ANSWER],
+    ),
+    "/inbox/api/sites/{site}/answers/{answer}/remove": _post(
+        "Remove an answer (messages it was sent in stay)",
+        None,
+        NO_CONTENT,
+        parameters=[SITE, ANSWER],
     ),
 }
 
 SCHEMAS: dict[str, Any] = {
+    "Answer": _object(
+        id=_STR,
+        site=_STR,
+        language={"enum": ["en", "fr"]},
+        question=_STR,
+        alternatives={**_ARRAY_OF_STR, "description": "Other ways visitors ask it."},
+        answer=_STR,
+        created_at=_STR,
+        updated_at=_STR,
+    ),
+    "AnswerFields": {
+        **_object(
+            question={**_STR, "maxLength": 300},
+            answer={**_STR, "maxLength": 2000},
+            language={"enum": ["en", "fr"]},
+            alternatives={**_ARRAY_OF_STR, "maxItems": 20},
+        ),
+        "additionalProperties": False,
+        "description": "Checked as `porch answers import` checks a row: a refused one "
+        "(422) changes nothing.",
+    },
+    "AnswerFound": _object(
+        answered={"type": "boolean", "description": "An answer would be sent."},
+        question={**_OPT_STR, "description": "The question of the answer sent."},
+        answer={**_OPT_STR, "description": "The text sent."},
+        score={"type": "number", "description": "How sure, 0 to 1 (the best candidate's)."},
+        candidates={
+            "type": "array",
+            "items": _object(id=_STR, question=_STR, matched=_STR, score={"type": "number"}),
+        },
+        refused={
+            "enum": ["small_talk", "complaint", "personal", None],
+            "description": "Never answered: greetings and thanks, complaints, the "
+            "visitor's own order or visit.",
+        },
+    ),
     "Me": _object(
         email=_STR,
         name={"type": ["string", "null"]},
@@ -200,7 +328,58 @@ SCHEMAS: dict[str, Any] = {
         settings=_ref("SiteSettings"),
         snippet=_STR,
         availability=_ref("Availability"),
+        channels={"type": "array", "items": _ref("AppChannel")},
     ),
+    "AppChannel": _object(
+        id=_STR,
+        kind=_STR,
+        handle={**_STR, "description": "The bot's username, the number, the page."},
+        webhook_url=_STR,
+        template=_OPT_STR,
+        created_at=_STR,
+    ),
+    "InboxThread": {
+        "allOf": [
+            _ref("History"),
+            _object(
+                channels={
+                    "type": "array",
+                    "description": "The customer's chats on messaging apps, last written first.",
+                    "items": _object(
+                        id=_STR,
+                        kind=_STR,
+                        handle=_STR,
+                        name=_OPT_STR,
+                        last_written_at=_STR,
+                        window_closes_at={
+                            **_OPT_STR,
+                            "description": "After this, only a template (null: no window).",
+                        },
+                        window_open={"type": "boolean"},
+                        template=_OPT_STR,
+                    ),
+                },
+                deliveries={
+                    "type": "array",
+                    "description": "What became of the latest sends to the customer.",
+                    "items": _object(
+                        id=_INT,
+                        channel=_STR,
+                        kind={"enum": ["visitor_notify", "resume_link", "template"]},
+                        status={"enum": ["pending", "sending", "sent", "failed", "cancelled"]},
+                        receipt={
+                            **_OPT_STR,
+                            "description": "accepted, sent, delivered, read or failed.",
+                        },
+                        error=_OPT_STR,
+                        attempts=_INT,
+                        upto_seq={"type": ["integer", "null"]},
+                        updated_at=_STR,
+                    ),
+                },
+            ),
+        ]
+    },
     # Every setting an owner sees, defaults filled in; never a secret one.
     "SiteSettings": site_settings.json_schema(
         s for s in site_settings.SETTINGS if not (s.secret or s.column)

@@ -20,9 +20,11 @@ from relay.errors import NotFound
 from relay.web.widget import CONTENT_TYPES, Asset
 
 STATIC = Path(__file__).resolve().parent / "static"
+# img-src blob:: a photo chosen for a reply shows as a thumbnail before it has uploaded
+# (static/tray.js draws it from an object URL of the file itself).
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "img-src 'self' data: blob:; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
 HEADERS = {

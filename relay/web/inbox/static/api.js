@@ -1,7 +1,8 @@
-// The relay's inbox API: JSON in and out, the session cookie sent by the browser, the
-// CSRF token (from the session JSON) on every POST. A refusal throws an ApiError with
-// the relay's status, code, message and reason. Emits 'unauthorized' when a request
-// answers 401 while signed in (the session was revoked or signed out elsewhere).
+// The relay's inbox API: JSON in and out (files go up as multipart), the session
+// cookie sent by the browser, the CSRF token (from the session JSON) on every POST. A
+// refusal throws an ApiError with the relay's status, code, message and reason. Emits
+// 'unauthorized' when a request answers 401 while signed in (the session was revoked or
+// signed out elsewhere).
 
 const BASE = '/inbox/api';
 
@@ -35,15 +36,17 @@ export class Api extends EventTarget {
     }
     if (response.status === 204) return null;
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = new ApiError(response.status, data);
-      if (response.status === 401 && this.csrf) {
-        this.csrf = '';
-        this.dispatchEvent(new CustomEvent('unauthorized', { detail: error }));
-      }
-      throw error;
-    }
+    if (!response.ok) throw this.#refused(response.status, data);
     return data;
+  }
+
+  #refused(status, data) {
+    const error = new ApiError(status, data);
+    if (status === 401 && this.csrf) {
+      this.csrf = '';
+      this.dispatchEvent(new CustomEvent('unauthorized', { detail: error }));
+    }
+    return error;
   }
 
   get(path) {
@@ -89,6 +92,45 @@ export class Api extends EventTarget {
     return this.post(`/sites/${encodeURIComponent(site)}/settings`, changes);
   }
 
+  // -- messaging apps (a site's accounts, a closed reply window's template) ------------
+
+  addChannel(site, kind, options, template = null) {
+    return this.post(`/sites/${encodeURIComponent(site)}/channels`, { kind, options, template });
+  }
+
+  removeChannel(site, channel) {
+    return this.post(`/sites/${encodeURIComponent(site)}/channels/${encodeURIComponent(channel)}/remove`);
+  }
+
+  sendTemplate(thread, channel) {
+    return this.post(`/threads/${encodeURIComponent(thread)}/template`, { channel });
+  }
+
+  // -- automatic answers (answers.js) --------------------------------------------------
+
+  answers(site) {
+    return this.get(`/sites/${encodeURIComponent(site)}/answers`);
+  }
+
+  // `fields`: {question, answer, language, alternatives: [text, …]}.
+  addAnswer(site, fields) {
+    return this.post(`/sites/${encodeURIComponent(site)}/answers`, fields);
+  }
+
+  saveAnswer(site, id, fields) {
+    return this.post(`/sites/${encodeURIComponent(site)}/answers/${encodeURIComponent(id)}`, fields);
+  }
+
+  removeAnswer(site, id) {
+    return this.post(`/sites/${encodeURIComponent(site)}/answers/${encodeURIComponent(id)}/remove`);
+  }
+
+  // What the relay would send for `text` (nothing is sent): {answered, question, answer,
+  // score, candidates, refused}.
+  askAnswers(site, text, language) {
+    return this.post(`/sites/${encodeURIComponent(site)}/answers/ask`, { text, language });
+  }
+
   // -- threads -------------------------------------------------------------------------
 
   // `before`: the `next` of the previous answer, for the page after it.
@@ -104,8 +146,40 @@ export class Api extends EventTarget {
     return this.get(`/threads/${encodeURIComponent(id)}?since=${since}`);
   }
 
-  reply(thread, body, clientId) {
-    return this.post(`/threads/${encodeURIComponent(thread)}/messages`, { body, client_id: clientId });
+  // `attachments`: the ids of files uploaded for this reply (the body may then be empty).
+  reply(thread, body, clientId, attachments = []) {
+    const sent = { body, client_id: clientId };
+    if (attachments.length) sent.attachments = attachments;
+    return this.post(`/threads/${encodeURIComponent(thread)}/messages`, sent);
+  }
+
+  // One file for a reply in `thread` (multipart, one part "file") → {id, name, type,
+  // size, url}. By XMLHttpRequest: fetch cannot tell how much of a body has gone.
+  // `onProgress(sent, total)`; `signal` cancels, rejecting with an AbortError.
+  upload(thread, file, { onProgress, signal } = {}) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open('POST', `${BASE}/threads/${encodeURIComponent(thread)}/attachments`);
+      request.setRequestHeader('accept', 'application/json');
+      if (this.csrf) request.setRequestHeader('x-csrf-token', this.csrf);
+      request.upload.onprogress = (event) => onProgress?.(event.loaded, event.lengthComputable ? event.total : file.size);
+      request.onload = () => {
+        let data = {};
+        try {
+          data = JSON.parse(request.responseText);
+        } catch {
+          // not JSON (a proxy's error page): the status says enough
+        }
+        if (request.status === 201) resolve(data);
+        else reject(this.#refused(request.status, data));
+      };
+      request.onerror = () => reject(new ApiError(0, { message: 'network' }));
+      request.onabort = () => reject(new DOMException('the upload was cancelled', 'AbortError'));
+      signal?.addEventListener('abort', () => request.abort(), { once: true });
+      const form = new FormData();
+      form.append('file', file, file.name);
+      request.send(form);
+    });
   }
 
   setStatus(thread, status) {

@@ -1,7 +1,10 @@
 // The signed-in inbox: wires the model (threads.js), the live socket (live.js) and the
 // views (header, list, thread, settings) together. The open thread is in the address
 // (#t=<id>), so reload, back and links work.
+import { AnswerBook } from './answers.js';
+import { inFlight } from './apps.js';
 import { el } from './dom.js';
+import { summary } from './files.js';
 import { Header } from './header.js';
 import { Live } from './live.js';
 import { ThreadList } from './list.js';
@@ -17,6 +20,12 @@ const RETRY_MIN = 1000; // ms; first retry of the thread list when it cannot loa
 const RETRY_MAX = 30_000; // ms
 const TYPING_EVERY = 2000; // ms; at most one typing frame per thread this often
 const THREAD = /^#t=([^&]+)$/;
+// What became of a reply (queued, sent, delivered, read, failed) comes with the thread,
+// not over the socket: it is fetched again this long after a message in the open thread
+// (the reply has usually left by then), then while a send is still on its way.
+const DELIVERIES_AFTER = 2000; // ms
+const DELIVERIES_EVERY = 5000; // ms between looks while a send is queued or on its way
+const DELIVERIES_LOOKS = 6; // then the next message, the window's focus or a reload tells
 
 export class App {
   #api;
@@ -28,6 +37,7 @@ export class App {
   #navigated = false; // a thread was opened from inside the app: "back" may go back
   #everConnected = false;
   #here = true; // what the relay believes: a new socket counts as here until told
+  #deliveriesTimer = 0;
   selected = null;
 
   constructor(api, catalogue, me, onSignedOut) {
@@ -37,6 +47,7 @@ export class App {
     this.onSignedOut = onSignedOut;
     this.live = new Live();
     this.threads = new Threads(api, this.live);
+    this.answers = new AnswerBook(api); // each site's automatic answers, when first needed
   }
 
   get sites() {
@@ -58,6 +69,9 @@ export class App {
       if (!event.detail.first) this.#catchUp(); // status changes and reads are not replayed
     }, { signal });
     threads.addEventListener('change', () => this.#renderList(), { signal });
+    this.answers.addEventListener('change', (event) => {
+      if (this.threads.byId.get(this.selected)?.site === event.detail) this.#renderThread();
+    }, { signal });
     threads.addEventListener('history', (event) => event.detail === this.selected && this.#renderThread(), { signal });
     threads.addEventListener('gone', (event) => {
       if (event.detail !== this.selected) return;
@@ -72,12 +86,20 @@ export class App {
       this.#views.notifier.refresh();
       this.#tellPresence();
       this.#readIfAttending();
+      if (!document.hidden) this.#followDeliveries(0);
     }, { signal });
     addEventListener('focus', () => {
       this.#tellPresence();
       this.#readIfAttending();
+      this.#followDeliveries(0);
     }, { signal });
     addEventListener('blur', () => this.#tellPresence(), { signal });
+    // A file dropped beside the open thread (which takes it) must not replace the inbox.
+    addEventListener('dragover', (event) => {
+      if (event.defaultPrevented || !event.dataTransfer?.types.includes('Files')) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'none';
+    }, { signal });
     const tick = setInterval(() => this.#views.list.tick(), TICK_EVERY);
     signal.addEventListener('abort', () => clearInterval(tick));
     installShortcuts(this.#shortcutActions(), signal);
@@ -107,17 +129,29 @@ export class App {
     });
     const list = new ThreadList(text, { onFilter: (status) => this.#filter({ status }), onOlder: () => this.#older() });
     const thread = new ThreadView(text, {
-      onSend: (body) => this.threads.reply(this.selected, body),
+      onSend: (body, files) => {
+        this.threads.reply(this.selected, body, files);
+        this.#followDeliveries();
+      },
+      onUpload: (thread, file, options) => this.#api.upload(thread, file, options),
+      onRenewLinks: (seq) => this.threads.renewLinks(this.selected, seq),
+      announce: (message) => this.announce(message),
       onInput: () => this.#typing(),
       onToggleStatus: () => this.#toggleStatus(),
       onBack: () => this.#back(),
       onRetry: (clientId) => this.threads.retry(this.selected, clientId),
+      onTemplate: async (thread, channel) => {
+        await this.#api.sendTemplate(thread, channel);
+        this.#followDeliveries(0);
+      },
+      answersOf: (site, wanted) => this.answers.known(site, wanted),
+      onSaveAnswer: (seq) => this.#saveAsAnswer(seq),
     });
     const settings = new Settings(this.#api, text, {
       onMe: (me) => this.#meChanged(me),
       onSite: (site) => this.#siteChanged(site),
       onSignedOut: (notice) => this.signOut(notice),
-    });
+    }, this.answers);
     const help = shortcutsDialog(text);
     const notifier = new Notifier(header.notifyButton, (id) => this.open(id));
     header.setSites(this.#me.sites || [], this.threads.filters.site);
@@ -142,6 +176,7 @@ export class App {
       const old = previous.thread;
       if (old.id) old.drafts.set(old.id, old.input.value); // the reply being typed survives
       thread.drafts = old.drafts;
+      thread.trays = old.trays; // and its files, uploads still on their way included
     }
     this.#renderList();
     this.#connection();
@@ -232,7 +267,8 @@ export class App {
     const id = this.selected;
     const thread = this.threads.byId.get(id);
     if (!thread || !this.#views) return;
-    this.#views.thread.render({ thread, history: this.threads.history(id), siteName: this.sites.get(thread.site) || '', typing: this.threads.isTyping(id) });
+    const site = (this.#me.sites || []).find((one) => one.id === thread.site);
+    this.#views.thread.render({ thread, history: this.threads.history(id), siteName: this.sites.get(thread.site) || '', typing: this.threads.isTyping(id), site });
   }
 
   // -- live ---------------------------------------------------------------------------------
@@ -248,6 +284,7 @@ export class App {
   }
 
   async #onMessage(message) {
+    if (message.thread === this.selected) this.#followDeliveries();
     const reading = message.thread === this.selected && attending();
     let news = this.threads.addMessage(message, { reading });
     if (news === null) { // a thread new to this page: news, whatever its summary says
@@ -265,11 +302,12 @@ export class App {
     const thread = this.threads.byId.get(message.thread);
     const visitor = thread?.visitor || {};
     const name = visitor.name || visitor.email || text.t('visitor.anonymous');
-    this.announce(text.t('announce.message', { name, text: message.body.slice(0, 200) }));
+    const words = summary(message, text.t); // or its files: "📎 photo.png"
+    this.announce(text.t('announce.message', { name, text: words.slice(0, 200) }));
     // Hidden page, or busy in another thread: news. The list in view already shows it.
     if (document.hidden || (this.selected && message.thread !== this.selected)) {
       const site = this.sites.get(thread?.site || '');
-      notifier.show({ thread: message.thread, title: site ? text.t('notify.title', { name, site }) : name, body: message.body });
+      notifier.show({ thread: message.thread, title: site ? text.t('notify.title', { name, site }) : name, body: words });
     }
   }
 
@@ -281,6 +319,23 @@ export class App {
     } catch (error) {
       this.#loadFailed(error);
     }
+  }
+
+  // Fetch the open thread again in `delay` ms (one timer: a newer call replaces an
+  // older one) for its deliveries and chats (a customer writing reopens a reply window).
+  #followDeliveries(delay = DELIVERIES_AFTER, looks = DELIVERIES_LOOKS) {
+    clearTimeout(this.#deliveriesTimer);
+    const id = this.selected;
+    if (!id || !this.threads.history(id).loaded) return;
+    this.#deliveriesTimer = setTimeout(async () => {
+      if (this.selected !== id || this.#abort.signal.aborted) return;
+      try {
+        await this.threads.sync(id);
+      } catch (error) {
+        return console.warn('[porch] the conversation could not refresh:', error.message);
+      }
+      if (looks > 1 && this.selected === id && inFlight(this.threads.history(id).deliveries)) this.#followDeliveries(DELIVERIES_EVERY, looks - 1);
+    }, delay);
   }
 
   #connection() {
@@ -354,6 +409,20 @@ export class App {
     }
   }
 
+  // "Save as an answer" on a reply: the settings' answer form, prefilled with the
+  // visitor's message before it (the question) and the reply, in the visitor's language.
+  #saveAsAnswer(seq) {
+    const thread = this.threads.byId.get(this.selected);
+    if (!thread) return;
+    const messages = this.threads.history(thread.id).sorted();
+    const index = messages.findIndex((message) => message.seq === seq);
+    if (index < 0) return;
+    const asked = messages.slice(0, index).findLast((message) => message.author === 'visitor' && message.body);
+    const { settings } = this.#views;
+    settings.open(this.#me, 'site', thread.site);
+    settings.answers.startNew({ question: asked?.body || '', answer: messages[index].body, language: thread.visitor?.language });
+  }
+
   #currentSite() {
     return this.threads.filters.site || this.threads.byId.get(this.selected)?.site || '';
   }
@@ -395,6 +464,7 @@ export class App {
 
   stop() {
     this.#abort.abort();
+    clearTimeout(this.#deliveriesTimer);
     this.live.stop();
     const { settings, help } = this.#views;
     if (settings.dialog.open) settings.dialog.close();

@@ -2,7 +2,9 @@
 // newest activity first, and a button for the older ones when there are more. Items are
 // keyed by thread id and reused, so a thread moving to the top keeps its node (and
 // focus), and only changed text is rewritten.
+import { APPS } from './apps.js';
 import { el, Keyed, reconcile } from './dom.js';
+import { summary } from './files.js';
 import { renderMatch } from './text.js';
 import { STATUSES } from './threads.js';
 
@@ -109,8 +111,10 @@ export class ThreadList {
     }
     set(p.time, text.relative(new Date(at)));
     const last = thread.last_message;
-    const preview = !last ? '' : last.author === 'owner' ? t('preview.owner', { text: oneLine(last.body) })
-      : last.author === 'system' ? t('preview.system', { text: oneLine(last.body) }) : oneLine(last.body);
+    // A message made only of files stands as them: "📎 photo.png".
+    const words = last ? summary(last, t) : '';
+    const preview = !last ? '' : last.author === 'owner' ? t('preview.owner', { text: words })
+      : last.author === 'system' ? t('preview.system', { text: words }) : words;
     set(p.preview, preview);
     const unread = thread.unread || 0;
     p.badge.hidden = !unread;
@@ -120,7 +124,9 @@ export class ThreadList {
     }
     item.classList.toggle('unread', unread > 0);
     item.classList.toggle('closed', thread.status === 'closed');
-    const where = [siteName, pagePath(thread.page), thread.status === 'closed' ? t('thread.status.closed') : ''].filter(Boolean).join(' · ');
+    // The app the customer writes from, when their last message came from one.
+    const app = last?.author === 'visitor' && APPS.includes(last.via) ? t(`app.${last.via}`) : '';
+    const where = [siteName, app, pagePath(thread.page), thread.status === 'closed' ? t('thread.status.closed') : ''].filter(Boolean).join(' · ');
     set(p.where, where);
     p.where.hidden = !where;
     if (thread.match) {
@@ -137,10 +143,6 @@ export class ThreadList {
 
 function set(node, text) {
   if (node.textContent !== text) node.textContent = text;
-}
-
-function oneLine(text) {
-  return text.replace(/\s+/g, ' ').trim();
 }
 
 function initials(name) {

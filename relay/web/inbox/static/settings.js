@@ -1,6 +1,9 @@
 // The settings dialog: three tabs. Account (the owner's name, language, email
-// notifications, reply aliases), Website (site_form.js, one site at a time) and
-// Devices (sessions: revoke one, sign out everywhere).
+// notifications, reply aliases), Website (site_form.js, one site at a time, its automatic
+// answers: answers.js, and its messaging apps: apps_form.js) and Devices (sessions:
+// revoke one, sign out everywhere).
+import { AnswersSection } from './answers.js';
+import { AppsSection } from './apps_form.js';
 import { closeOnBackdrop, el, iconButton } from './dom.js';
 import { SiteForm } from './site_form.js';
 import { LANGUAGES, pickLanguage } from './text.js';
@@ -16,7 +19,7 @@ export class Settings {
   #tabs = {};
   #panels = {};
 
-  constructor(api, text, handlers) {
+  constructor(api, text, handlers, answerBook) {
     this.#api = api;
     this.#text = text;
     this.#handlers = handlers; // {onMe(me), onSite(site), onSignedOut()}
@@ -35,7 +38,9 @@ export class Settings {
     this.siteForm = new SiteForm(api, text, (site) => this.#siteSaved(site));
     this.sitePicker = el('select', { id: 'settings-site' });
     this.sitePickerField = el('div', { class: 'field' }, el('label', { for: 'settings-site' }, t('settings.which_site')), this.sitePicker);
-    this.#panels.site.append(this.sitePickerField, this.siteForm.root);
+    this.answers = new AnswersSection(api, text, answerBook);
+    this.apps = new AppsSection(api, text, () => this.#refreshSites());
+    this.#panels.site.append(this.sitePickerField, this.siteForm.root, this.answers.root, this.apps.root);
     this.sitePicker.addEventListener('change', () => this.#showSite(this.sitePicker.value));
     this.#devices();
     this.closeButton.addEventListener('click', () => this.dialog.close());
@@ -96,7 +101,20 @@ export class Settings {
 
   #showSite(id) {
     this.sitePicker.value = id;
-    this.siteForm.show(this.#me.sites.find((site) => site.id === id), this.#me.site_fields || []);
+    const site = this.#me.sites.find((s) => s.id === id);
+    this.siteForm.show(site, this.#me.site_fields || []);
+    this.answers.show(site);
+    this.apps.show(site);
+  }
+
+  // A messaging app connected or removed: the sites as the relay now has them (the
+  // site form keeps what is being typed in it).
+  async #refreshSites() {
+    const me = await this.#api.me();
+    this.#me = { ...this.#me, sites: me.sites };
+    for (const site of me.sites) this.#handlers.onSite(site);
+    const shown = me.sites.find((site) => site.id === this.sitePicker.value);
+    if (shown) this.apps.show(shown);
   }
 
   #siteSaved(site) {

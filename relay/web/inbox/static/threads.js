@@ -8,17 +8,27 @@
 const ACK_WITHIN = 8000; // ms; a socket send not acked by then goes again over HTTP
 const TYPING_SHOWN_FOR = 6000; // ms a visitor's "typing" stays without a new frame
 const HISTORY_PAGES = 50; // pages of 200 fetched at most per sync (10,000 messages)
+// Download links are renewed (renewLinks) at most this often per thread, however many
+// images fail at once or a file gone for good keeps failing.
+const RENEW_EVERY = 10_000; // ms
 
 export const STATUSES = ['open', 'closed', 'all'];
 
 class History {
   messages = new Map(); // seq -> Message
-  pending = new Map(); // client_id -> {client_id, body, created_at, failed?, error?}
+  pending = new Map(); // client_id -> {client_id, body, attachments, linkedAt, created_at, failed?, error?}
   loaded = false;
   lastSeq = 0;
+  // The customer's chats on messaging apps and what became of the latest sends to them
+  // (GET /inbox/api/threads/{id}: channels, deliveries), as of the last sync.
+  channels = [];
+  deliveries = [];
 
   add(message) {
     if (this.messages.has(message.seq)) return false;
+    // When its files' links were made (Date.now()), for renewing them before they expire.
+    // A reply keeps its upload's: the node drawn while it was sending stays as it is.
+    message.linkedAt = this.pending.get(message.client_id)?.linkedAt ?? Date.now();
     this.messages.set(message.seq, message);
     this.lastSeq = Math.max(this.lastSeq, message.seq);
     if (message.client_id) this.pending.delete(message.client_id);
@@ -49,6 +59,8 @@ export class Threads extends EventTarget {
   #statusAt = new Map(); // thread id -> #clock when its status was learnt
   #clock = 0;
   #older = null; // {request, answer}: the next page being fetched for that list
+  #renewing = new Map(); // thread id -> the request renewing its links
+  #renewedAt = new Map(); // thread id -> Date.now() of its last renewal
 
   constructor(api, live) {
     super();
@@ -126,11 +138,33 @@ export class Threads extends EventTarget {
       const data = await this.#api.thread(id, history.lastSeq);
       this.#put(data.thread, asked);
       for (const message of data.messages) history.add(message);
+      history.channels = data.channels || [];
+      history.deliveries = data.deliveries || [];
       if (!data.more) break;
     }
     history.loaded = true;
     this.#emit('history', id);
     this.#changed();
+  }
+
+  // Fresh download links (each works for an hour): the thread read again from the
+  // message `seq` on, each message's files swapped in. Resolves true when renewed.
+  renewLinks(id, seq) {
+    if (this.#renewing.has(id)) return this.#renewing.get(id);
+    if (Date.now() - (this.#renewedAt.get(id) ?? -Infinity) < RENEW_EVERY) return Promise.resolve(false);
+    this.#renewedAt.set(id, Date.now());
+    const renewing = this.#api.thread(id, Math.max(0, seq - 1)).then((data) => {
+      const history = this.history(id);
+      const linkedAt = Date.now();
+      for (const message of data.messages) {
+        const known = history.messages.get(message.seq);
+        if (known?.attachments?.length) Object.assign(known, { attachments: message.attachments, linkedAt });
+      }
+      this.#emit('history', id);
+      return true;
+    }).finally(() => this.#renewing.delete(id));
+    this.#renewing.set(id, renewing);
+    return renewing;
   }
 
   isTyping(id) {
@@ -227,8 +261,10 @@ export class Threads extends EventTarget {
 
   // A reply: shown at once as "sending", over the socket when it is up (acked there),
   // else over HTTP; a socket send with no ack in ACK_WITHIN goes again over HTTP.
-  reply(id, body) {
-    const item = { client_id: crypto.randomUUID(), body, created_at: new Date().toISOString() };
+  // `attachments`: the files uploaded for it ({id, name, type, size, url}). Its client_id
+  // is made once: however often it goes again, it is stored once.
+  reply(id, body, attachments = []) {
+    const item = { client_id: crypto.randomUUID(), body, attachments, linkedAt: Date.now(), created_at: new Date().toISOString() };
     this.history(id).pending.set(item.client_id, item);
     this.#emit('history', id);
     this.#deliver(id, item);
@@ -244,7 +280,9 @@ export class Threads extends EventTarget {
   }
 
   #deliver(id, item) {
-    if (this.#live.send({ type: 'send', thread: id, body: item.body, client_id: item.client_id })) {
+    const frame = { type: 'send', thread: id, body: item.body, client_id: item.client_id };
+    if (item.attachments.length) frame.attachments = item.attachments.map((file) => file.id);
+    if (this.#live.send(frame)) {
       this.#acks.set(item.client_id, setTimeout(() => this.#post(id, item), ACK_WITHIN));
     } else {
       this.#post(id, item);
@@ -254,7 +292,7 @@ export class Threads extends EventTarget {
   async #post(id, item) {
     this.#acks.delete(item.client_id);
     try {
-      const message = await this.#api.reply(id, item.body, item.client_id);
+      const message = await this.#api.reply(id, item.body, item.client_id, item.attachments.map((file) => file.id));
       this.addMessage(message, { reading: true });
     } catch (error) {
       if (!this.history(id).pending.has(item.client_id)) return; // stored meanwhile

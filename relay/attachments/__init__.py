@@ -1,0 +1,1 @@
+"""Photos and files: what a file is, images made safe, blobs, uploads and downloads."""

@@ -1,0 +1,49 @@
+"""`porch channel add|list|remove`: a site's accounts on messaging apps. Secrets are
+given as flags (or PORCH_* variables, see README), kept by the store, never printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from relay.channels.apps import OPTIONS
+from relay.channels.apps.accounts import add_channel, describe, remove_channel
+from relay.cli.common import load_config, with_store
+from relay.errors import CommandError, PorchError
+from relay.store import Store
+
+
+def run_channel_add(args: argparse.Namespace) -> None:
+    config = load_config(args)
+    options = {name: getattr(args, name) or "" for name in OPTIONS[args.kind]}
+
+    async def add(store: Store) -> dict[str, object]:
+        try:
+            channel = await add_channel(store, config, args.site, args.kind, options, args.template)
+        except PorchError as error:
+            raise CommandError(error.message) from None
+        return describe(config, channel)
+
+    print(json.dumps(with_store(config, add), indent=2))
+
+
+def run_channel_list(args: argparse.Namespace) -> None:
+    config = load_config(args)
+
+    async def listed(store: Store) -> list[dict[str, object]]:
+        if await store.get_site(args.site) is None:
+            raise CommandError(f"no site {args.site!r} (see `porch site list`)")
+        return [describe(config, channel) for channel in await store.app_channels(args.site)]
+
+    print(json.dumps(with_store(config, listed), indent=2))
+
+
+def run_channel_remove(args: argparse.Namespace) -> None:
+    config = load_config(args)
+
+    async def removed(store: Store) -> bool:
+        return await remove_channel(store, config, args.site, args.channel)
+
+    if not with_store(config, removed):
+        raise CommandError(f"site {args.site!r} has no channel {args.channel!r}")
+    print(f"Removed {args.channel}: its conversations stay in the inbox.")

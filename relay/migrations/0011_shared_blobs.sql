@@ -1,0 +1,3 @@
+-- Nothing on SQLite: one relay keeps the bytes of photos and files in the data dir's
+-- blobs/ (relay/attachments/blobs.py). PostgreSQL's 0011 gives several relays a shared
+-- place for them; this file keeps the two trees' versions the same.
