@@ -37,14 +37,18 @@ from relay.conversations.notify import NotificationPolicy
 from relay.conversations.presence import Presence, keep_shared
 from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
+from relay.push.channel import PushChannel
+from relay.push.sender import SEND_TIMEOUT as PUSH_SEND_TIMEOUT
 from relay.store import Listeners, open_store
 from relay.store.blobs import blobs_for
+from relay.store.contacts import PUSH
 from relay.tasks import background, spawn
 from relay.tokens import Tokens
 from relay.web import answers as answer_routes
 from relay.web import api, owner, privacy
 from relay.web import apps as app_routes
 from relay.web import attachments as attachment_routes
+from relay.web import push as push_routes
 from relay.web.inbox import api as inbox_api
 from relay.web.inbox.live import inbox_live
 from relay.web.inbox.page import InboxPage
@@ -90,7 +94,9 @@ def create_app(
         config.owner_notify_delay,
         config.visitor_notify_delay,
         clock,
-        frozenset({*PROVIDERS, *(["email"] if config.mail_enabled else [])}),
+        frozenset({*PROVIDERS, PUSH, *(["email"] if config.mail_enabled else [])}),
+        config.visitor_push_delay,
+        presence.online,
     )
     finder = Finder(store)
     answers = AutomaticAnswers(store, finder, presence.online)
@@ -111,6 +117,12 @@ def create_app(
         workers[email.name] = DeliveryWorker(store, email, send_timeout=SEND_TIMEOUT)
     for kind, messaging in apps.items():
         workers[kind] = DeliveryWorker(store, messaging, send_timeout=config.app_send_timeout)
+    # Push services are reached only at addresses relay/push/endpoints.py checked: no
+    # proxy from the environment in between, no redirect followed.
+    push_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    workers[PUSH] = DeliveryWorker(
+        store, PushChannel(store, config, push_http), send_timeout=PUSH_SEND_TIMEOUT
+    )
     shared = Services(
         config=config,
         store=store,
@@ -139,6 +151,7 @@ def create_app(
             stack.push_async_callback(store.close)
             stack.push_async_callback(shared.blobs.close)
             stack.push_async_callback(http.aclose)
+            stack.push_async_callback(push_http.aclose)
             if demo_setup is not None:
                 await stack.enter_async_context(demo.running(demo_setup))
             purge = privacy.purge_daily(store, shared.blobs)
@@ -164,6 +177,7 @@ def create_app(
         *app_routes.routes,
         *attachment_routes.routes,
         *answer_routes.routes,
+        *push_routes.routes,
         *owner.routes,
         *privacy.routes,
         *(route for channel in channels.values() for route in channel.routes()),

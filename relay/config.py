@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from relay.clock import Clock, parse_instant
 from relay.errors import ConfigError
+from relay.inputs import normalize_origin
 
 
 def setting(default: Any, help: str) -> Any:
@@ -84,6 +85,20 @@ class Config:
     app_send_timeout: int = setting(
         15, "Seconds one call to a messaging app's API may take before it is retried."
     )
+    push_endpoint_allow: tuple[str, ...] = setting(
+        (),
+        "Comma-separated origins pushes may go to although not public HTTPS addresses "
+        "(a private push service, tests).",
+    )
+    visitor_push_delay: int = setting(
+        60,
+        "Seconds an owner reply may stay unread before it is pushed to the visitor (0: at once).",
+    )
+    push_subject: str = setting(
+        "",
+        "Contact push services may reach (mailto: or https: URL); default mailto:MAIL_FROM, "
+        "else the https PUBLIC_URL.",
+    )
     clock_start: str = setting(
         "", "Start the clock of business hours at this ISO-8601 instant (tests, demos)."
     )
@@ -99,6 +114,24 @@ class Config:
     @property
     def mail_sender(self) -> str:
         return self.mail_from or f"notify@{self.reply_domain}"
+
+    @property
+    def push_allow(self) -> frozenset[str]:
+        """PUSH_ENDPOINT_ALLOW as normalised origins (what relay/push/endpoints.py compares)."""
+        return frozenset(normalize_origin(origin) for origin in self.push_endpoint_allow)
+
+    @property
+    def push_contact(self) -> str:
+        """The VAPID `sub` (RFC 8292 section 2.1): who a push service may write to about
+        our pushes. Without PUSH_SUBJECT: the address notifications come from, else the
+        relay's https URL, else notify@ its host (enough for the claim's syntax)."""
+        if self.push_subject:
+            return self.push_subject
+        if self.mail_from or self.reply_domain:
+            return f"mailto:{self.mail_sender}"
+        if self.base_url.startswith("https://"):
+            return self.base_url
+        return f"mailto:notify@{urlsplit(self.base_url).hostname or 'localhost'}"
 
     @property
     def database_path(self) -> Path:
@@ -142,6 +175,7 @@ class Config:
             "owner_notify_delay",
             "visitor_notify_delay",
             "app_send_timeout",
+            "visitor_push_delay",
         ):
             value = getattr(self, name)
             if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value > 2**31:
@@ -193,6 +227,13 @@ class Config:
                 raise ConfigError(
                     f"{env_var(name)}: expected an http(s) URL, got {getattr(self, name)!r}"
                 )
+        for origin in self.push_endpoint_allow:
+            try:
+                normalize_origin(origin)
+            except ValueError as error:
+                raise ConfigError(f"{env_var('push_endpoint_allow')}: {error}") from None
+        if self.push_subject:
+            _check_push_subject(self.push_subject)
         if self.clock_start:
             try:
                 parse_instant(self.clock_start)
@@ -207,7 +248,7 @@ class Config:
 
 
 # Settings where 0 means "off" or "any free port".
-ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay"}
+ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay", "visitor_push_delay"}
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -217,6 +258,19 @@ def _check_address(name: str, address: str, given: str, expected: str) -> None:
         Address(addr_spec=address)
     except (ValueError, IndexError):  # the stdlib's parser raises either
         raise ConfigError(f"{env_var(name)}: expected {expected}, got {given!r}") from None
+
+
+def _check_push_subject(subject: str) -> None:
+    """mailto:<plain address> or an https URL: what push services take as VAPID `sub`."""
+    if subject.startswith("mailto:"):
+        _check_address("push_subject", subject[7:], subject, "mailto:you@example.com or https://…")
+        return
+    parts = urlsplit(subject)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise ConfigError(
+            f"{env_var('push_subject')}: expected mailto:you@example.com or an https:// URL, "
+            f"got {subject!r}"
+        )
 
 
 def _check_server_url(name: str, url: str, schemes: tuple[str, ...]) -> None:

@@ -91,6 +91,38 @@ class OwnerSession:
 
 
 @dataclass(frozen=True)
+class PushSubscription:
+    """A device that takes Web Push (relay/push): what its browser's PushSubscription
+    gave (endpoint, p256dh, auth) and whose it is, a visitor's or an owner's. An
+    owner's device is told of every site the owner answers; `site_id` is the site it
+    was made from (the row goes with that site)."""
+
+    id: str  # "" when adding: the store makes one
+    site_id: str
+    endpoint: str  # a capability URL: shown to nobody
+    p256dh: str  # the device's P-256 public key, base64url
+    auth: str  # its 16-byte authentication secret, base64url
+    visitor_id: str | None = None
+    owner_email: str | None = None
+    session_id: str | None = None  # an owner's inbox session: signing out removes it
+    user_agent: str | None = None  # a short device label for the settings list
+    created_at: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.visitor_id is None) == (self.owner_email is None):
+            raise ValueError("a push subscription is a visitor's or an owner's: give one")
+
+    def to_json(self) -> dict[str, Any]:
+        """As a settings list shows it: never the endpoint or the keys."""
+        return {
+            "id": self.id,
+            "site": self.site_id,
+            "user_agent": self.user_agent,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
 class Attached:
     """A photo or file as a message carries it (relay/attachments keeps the bytes)."""
 

@@ -9,8 +9,26 @@ import subprocess
 
 import pytest
 
-from tests.apps_support import APP_SECRET, BOT_TOKEN, PHONE_ID, VERIFY, WA_TOKEN, Fakes, porch
-from tests.fakes.webhooks import meta_signed, telegram_headers, telegram_update, whatsapp_message
+from tests.apps_support import (
+    APP_SECRET,
+    BOT_TOKEN,
+    PAGE_ID,
+    PAGE_TOKEN,
+    PHONE_ID,
+    PSID,
+    VERIFY,
+    WA_TOKEN,
+    Fakes,
+    porch,
+)
+from tests.fakes.graph_api import SUBSCRIBE
+from tests.fakes.webhooks import (
+    messenger_message,
+    meta_signed,
+    telegram_headers,
+    telegram_update,
+    whatsapp_message,
+)
 from tests.support import RunningRelay, bearer, porch_command, relay_env, start_thread
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite", "postgres"], indirect=True)
@@ -129,3 +147,60 @@ async def test_a_code_delivered_again_after_a_crash_binds_and_notes_once(
     assert [m["author"] for m in history] == ["visitor", "system", "visitor"]
     assert history[-1]["body"] == "Me again"
     assert len(bot.wait_for_calls("sendMessage", 1)) == 1
+
+
+async def test_channel_secrets_can_come_from_the_environment(
+    app_relay: RunningRelay, fakes: Fakes
+) -> None:
+    """`porch channel add` reads each secret from PORCH_CHANNEL_<NAME> when its flag is
+    not given (so it stays out of the process list and shell history); a flag wins."""
+    bot, graph = fakes
+    graph.add_page(PAGE_ID, PAGE_TOKEN)
+    # Nothing given either way: refused, naming both ways, before the app is asked.
+    missing = run_porch(app_relay, "channel", "add", "alpha", "telegram")
+    assert missing.returncode != 0
+    assert "--bot-token (or PORCH_CHANNEL_BOT_TOKEN)" in missing.stderr
+    assert bot.calls() == []
+
+    from_env = {"PORCH_CHANNEL_BOT_TOKEN": BOT_TOKEN}
+    telegram = run_porch(app_relay, "channel", "add", "alpha", "telegram", env=from_env)
+    assert telegram.returncode == 0, telegram.stderr
+    assert BOT_TOKEN not in telegram.stdout
+    webhook = bot.webhook(BOT_TOKEN)
+    assert webhook is not None and webhook.url == json.loads(telegram.stdout)["webhook_url"]
+
+    secrets = {
+        "PORCH_CHANNEL_PAGE_TOKEN": PAGE_TOKEN,
+        "PORCH_CHANNEL_APP_SECRET": "not-this-one",  # the flag below wins
+        "PORCH_CHANNEL_VERIFY_TOKEN": VERIFY,
+    }
+    flags = ["--page-id", PAGE_ID, "--app-secret", APP_SECRET]
+    added = run_porch(app_relay, "channel", "add", "alpha", "messenger", *flags, env=secrets)
+    assert added.returncode == 0, added.stderr
+    messenger = json.loads(added.stdout)
+    assert PAGE_TOKEN not in added.stdout and VERIFY not in added.stdout
+    path = f"/v1/channels/{messenger['id']}/webhook"
+    async with app_relay.client(origin=None) as client:
+        hello = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "7"}
+        assert (await client.get(path, params=hello)).text == "7"  # the variable's
+        raw, headers = meta_signed(APP_SECRET, messenger_message(PAGE_ID, PSID, "Hi", "m.1"))
+        assert (await client.post(path, content=raw, headers=headers)).status_code == 200
+        raw, headers = meta_signed("not-this-one", messenger_message(PAGE_ID, PSID, "?", "m.2"))
+        assert (await client.post(path, content=raw, headers=headers)).status_code == 403
+    [subscribed] = [c for c in graph.calls(SUBSCRIBE) if c.http_method == "POST"]
+    assert subscribed.token == PAGE_TOKEN  # the variable's, checked with Meta
+
+
+def run_porch(
+    relay: RunningRelay, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`porch ARGS…` as tests.apps_support runs it (no PORCH_* of the test's own), with
+    `env` added."""
+    full = {
+        **relay_env(relay),
+        "PORCH_TELEGRAM_API_URL": relay.config.telegram_api_url,
+        "PORCH_META_API_URL": relay.config.meta_api_url,
+        "PORCH_PUBLIC_URL": relay.url,
+        **(env or {}),
+    }
+    return subprocess.run([*porch_command(), *args], env=full, capture_output=True, text=True)

@@ -295,6 +295,35 @@ async def test_server_errors_are_retried_then_delivered_once(
     assert "Telegram answered 500" in telegram["error"] and "Meta answered 500" in whatsapp["error"]
 
 
+async def test_a_send_that_keeps_failing_shows_why_while_it_retries(
+    app_relay: RunningRelay, fakes: Fakes
+) -> None:
+    """Retries wait half a minute, doubling up to an hour, for about a day before the
+    delivery fails: meanwhile the inbox reads the last try's reason, not just "queued"
+    (apps.js shows it as "Retrying on Telegram: …")."""
+    bot, graph = fakes
+    await customers_write(app_relay, fakes, "Telegram here", "WhatsApp here")
+    bot.fail_next(SEND, BOT_SERVER_ERROR, times=100)
+    graph.fail_next(WHATSAPP_SEND, SERVER_ERROR, times=100)
+    async with inbox(app_relay) as page:
+        on_telegram = await thread_of(page, "Telegram here")
+        on_whatsapp = await thread_of(page, "WhatsApp here")
+        await owner_replies(page, on_telegram, "Are you there?")
+        await owner_replies(page, on_whatsapp, "Are you there too?")
+        telegram = await delivery_where(page, on_telegram, is_retrying, "a retry due")
+        whatsapp = await delivery_where(page, on_whatsapp, is_retrying, "a retry due")
+    assert (telegram["channel"], telegram["kind"]) == ("telegram", "visitor_notify")
+    assert telegram["error"].startswith("Telegram answered 500")
+    assert (whatsapp["channel"], whatsapp["kind"]) == ("whatsapp", "visitor_notify")
+    assert whatsapp["error"].startswith("Meta answered 500")
+    assert [c.status for c in bot.calls(SEND)] == [500]  # the next try is half a minute off
+    assert sent_texts(bot) == []
+
+
+def is_retrying(delivery: dict[str, Any]) -> bool:
+    return delivery["status"] == "pending" and delivery["attempts"] >= 1
+
+
 async def test_a_hung_send_times_out_and_is_retried_once(
     make_relay: Callable[..., RunningRelay], fakes: Fakes
 ) -> None:

@@ -8,7 +8,8 @@ Each package sits in a layer and imports only from its own layer or those below:
     store       relay/store/         the database: engines and the statements of each concern
     core        relay/conversations/ the one write path, who is told, live fan-out;
                 relay/answers/       the owner's answers, found for what visitors write
-    channels    relay/channels/      email (and the next ones): inbound, deliveries
+    channels    relay/channels/      email and the messaging apps: inbound, deliveries;
+                relay/push/          Web Push, a channel that only delivers
     web         relay/web/           the HTTP and socket edges: visitor API, owner API, inbox
     entry       relay/app.py, relay/cli/, relay/demo/, relay/__main__.py
 
@@ -33,6 +34,7 @@ PACKAGE_LAYERS = {
     "migrations": "store",
     "conversations": "core",
     "answers": "core",
+    "push": "channels",
     "channels": "channels",
     "web": "web",
     "cli": "entry",

@@ -3,7 +3,8 @@
 // own module (panel.js, privacy.js, attention.js, composer.js) that connects and
 // disconnects with the <porch-chat> element, so the element can be removed and put back.
 // Photos and files (files.js) are a part loaded as the panel first opens; the owner's
-// answers (answers.js), one loaded as a visitor first types or an automatic answer shows.
+// answers (answers.js), one loaded as a visitor first types or an automatic answer shows;
+// notifications of replies (push.js), one loaded once there is a conversation.
 import { Attention } from './attention.js';
 import { Composer } from './composer.js';
 import { Conversation } from './conversation.js';
@@ -39,6 +40,8 @@ class Chat {
   #synced = false;
   #attaching = null; // a promise of the attachments part
   #answering = null; // a promise of the answers part
+  // A promise of the notifications part.
+  #pushing = null;
 
   constructor({ element, relay, site, base, options, resume }) {
     this.element = element;
@@ -209,6 +212,11 @@ class Chat {
     this.#answering ||= import('./answers.js').then(({ Answers }) => this.#add(new Answers(this)), () => { this.#answering = null; });
   }
 
+  // "Notify me here when they answer" (push.js): offered once there is a conversation.
+  push() {
+    this.#pushing ||= import('./push.js').then(({ Push }) => this.#add(new Push(this)), () => { this.#pushing = null; });
+  }
+
   // A part loaded after the chat: it connects (and draws) as those before it did.
   #add(part) {
     this.#parts.push(part);
@@ -245,6 +253,8 @@ class Chat {
       siteName: this.site.name, online: c.online, onRetry: (id) => c.retry(id), parts: this.#parts,
     });
     if (messages.some((m) => m.answer)) this.answers();
+    // Web Push in this browser (only on secure pages): push.js checks the rest.
+    if (c.hasThread && window.PushManager) this.push();
     view.contact.hidden = !(c.hasThread && !c.contact);
     view.footer.hidden = view.menuButton.hidden = !c.hasThread;
     if (!c.hasThread) this.#privacy.forgotten();

@@ -8,6 +8,9 @@ person would check:
 - how much of the message that answer explains (a message with much besides — a name,
   a date, an order — asks something else too);
 - how far ahead of the next answer it is (two close answers: unsure, so silent).
+
+The owner's synonyms (the site's `synonyms` setting) make the words of one group one term
+on both sides, so "celiac" in a message meets "gluten-free" in an answer.
 """
 
 from __future__ import annotations
@@ -46,26 +49,68 @@ class Scored:
         }
 
 
-class Collection:
-    """What scoring needs of a site's answers in one language: word rarity, and the
-    words typos are corrected to. Built once per change of the answers (answers.py)."""
+class Synonyms:
+    """A site's groups of words that mean the same, as terms: each word or phrase of a
+    group becomes the group's one term (a token no text can contain)."""
 
-    def __init__(self, answers: Sequence[Answer], language: str) -> None:
+    def __init__(self, lines: Sequence[str], language: str) -> None:
+        self.phrases: dict[tuple[str, ...], str] = {}  # an entry's terms: its group's term
+        self.members: dict[str, list[str]] = {}  # a group's term: the terms of its entries
+        for number, line in enumerate(lines):
+            for entry in line.split(","):
+                found = tuple(terms(entry, language))
+                if found and found not in self.phrases:  # in two groups: the first one's
+                    self.phrases[found] = f"~{number}"
+                    self.members.setdefault(f"~{number}", []).extend(found)
+        self.longest = max(map(len, self.phrases), default=0)
+
+    def apply(self, found: Sequence[str]) -> list[str]:
+        """`found` (a text's terms, in order) with each entry of a group, the longest
+        first, replaced by its group's term."""
+        out, at = [], 0
+        while at < len(found):
+            for size in range(min(self.longest, len(found) - at), 0, -1):
+                group = self.phrases.get(tuple(found[at : at + size]))
+                if group:
+                    out.append(group)
+                    at += size
+                    break
+            else:
+                out.append(found[at])
+                at += 1
+        return out
+
+    def expand(self, query: Iterable[str]) -> list[str]:
+        """The words the full-text index knows: a group's term becomes all its entries'."""
+        return [term for each in query for term in self.members.get(each, (each,))]
+
+
+class Collection:
+    """What scoring needs of a site's answers in one language: word rarity, the words
+    typos are corrected to, the owner's synonyms. Built once per change (finder.py)."""
+
+    def __init__(
+        self, answers: Sequence[Answer], language: str, synonyms: Sequence[str] = ()
+    ) -> None:
         self.language = language
         self.size = len(answers)
+        self.synonyms = Synonyms(synonyms, language)
         found: Counter[str] = Counter()
-        vocabulary: set[str] = set()
+        vocabulary = {w for line in synonyms for w in words(line, language)}
         # Each answer's ways of asking and its own words, as terms: made once, not per query.
         self.ways: dict[str, list[tuple[str, frozenset[str]]]] = {}
         self.said: dict[str, frozenset[str]] = {}
         for answer in answers:
             texts = [answer.question, *answer.alternatives, answer.answer]
-            found.update({t for text in texts for t in terms(text, language)})
+            found.update({t for text in texts for t in self.terms(text)})
             vocabulary.update(w for text in texts for w in words(text, language))
-            self.ways[answer.id] = [(way, frozenset(terms(way, language))) for way in texts[:-1]]
-            self.said[answer.id] = frozenset(terms(answer.answer, language))
+            self.ways[answer.id] = [(way, frozenset(self.terms(way))) for way in texts[:-1]]
+            self.said[answer.id] = frozenset(self.terms(answer.answer))
         self.frequency = found
         self.speller = Speller(vocabulary)
+
+    def terms(self, text: str) -> list[str]:
+        return self.synonyms.apply(terms(text, self.language))
 
     def idf(self, term: str) -> float:
         return math.log(1 + (self.size + 1) / (self.frequency.get(term, 0) + 0.5))
@@ -76,7 +121,7 @@ class Collection:
         found = []
         for word in words(text[:MAX_QUERY_CHARS], self.language)[:MAX_QUERY_WORDS]:
             found.append(stem(self.speller.correct(word) or word, self.language))
-        return list(dict.fromkeys(found))
+        return list(dict.fromkeys(self.synonyms.apply(found)))
 
     def weight(self, items: Iterable[str]) -> float:
         return sum(self.idf(term) for term in items)

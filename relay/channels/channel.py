@@ -50,6 +50,16 @@ class Skipped:
 SendResult = Sent | Retry | Failed | Skipped
 
 
+class Outbound(Protocol):
+    """What a DeliveryWorker sends through: a channel, or Web Push (relay/push), which
+    only delivers."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, delivery: OutboxItem) -> SendResult: ...
+
+
 class Channel(Protocol):
     name: Via
 

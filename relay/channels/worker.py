@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from relay.channels.backoff import equal_jitter
-from relay.channels.channel import Channel, Failed, Retry, Sent
+from relay.channels.channel import Failed, Outbound, Retry, Sent
 from relay.errors import StoreUnavailable
 from relay.store import Store
 from relay.store.outbox_rows import OutboxItem, later
@@ -30,7 +30,7 @@ STORE_RETRY = 1.0  # seconds between tries while the database is unavailable
 
 
 class DeliveryWorker:
-    def __init__(self, store: Store, channel: Channel, *, send_timeout: float) -> None:
+    def __init__(self, store: Store, channel: Outbound, *, send_timeout: float) -> None:
         self.store = store
         self.channel = channel
         # Several relays share a PostgreSQL outbox: a delivery another relay is sending

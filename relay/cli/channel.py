@@ -1,21 +1,46 @@
 """`porch channel add|list|remove`: a site's accounts on messaging apps. Secrets are
-given as flags (or PORCH_* variables, see README), kept by the store, never printed."""
+given as flags or, out of the process list and shell history, as PORCH_CHANNEL_<NAME>
+variables (PORCH_CHANNEL_BOT_TOKEN…; a flag wins); kept by the store, never printed."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from relay.channels.apps import OPTIONS
+from relay.channels.apps import OPTIONS, SECRETS
 from relay.channels.apps.accounts import add_channel, describe, remove_channel
 from relay.cli.common import load_config, with_store
 from relay.errors import CommandError, PorchError
 from relay.store import Store
 
 
+def secret_variable(name: str) -> str:
+    """The environment variable `porch channel add` reads a secret option from."""
+    return f"PORCH_CHANNEL_{name.upper()}"
+
+
+def channel_options(kind: str, args: argparse.Namespace) -> dict[str, str]:
+    """The app's options from the flags, a secret from its variable when not flagged;
+    CommandError naming both ways for any missing."""
+    options: dict[str, str] = {}
+    missing: list[str] = []
+    for name in OPTIONS[kind]:
+        value = getattr(args, name, None) or ""
+        if not value.strip() and name in SECRETS:
+            value = os.environ.get(secret_variable(name), "")
+        if not value.strip():
+            flag = f"--{name.replace('_', '-')}"
+            missing.append(f"{flag} (or {secret_variable(name)})" if name in SECRETS else flag)
+        options[name] = value
+    if missing:
+        raise CommandError(f"{kind} needs {', '.join(missing)}")
+    return options
+
+
 def run_channel_add(args: argparse.Namespace) -> None:
     config = load_config(args)
-    options = {name: getattr(args, name) or "" for name in OPTIONS[args.kind]}
+    options = channel_options(args.kind, args)
 
     async def add(store: Store) -> dict[str, object]:
         try:

@@ -129,6 +129,8 @@ def run_demo(args: argparse.Namespace) -> None:
                 day: [["07:00", "19:00"]] for day in ("tue", "wed", "thu", "fri", "sat", "sun")
             },
             "reply_time_minutes": 30,
+            # The customers' words for what the FAQ says otherwise ("celiac?" is answered).
+            "synonyms": ["coeliac, celiac, gluten-free", "car park, parking, park"],
         },
     )
     with_store(config, lambda store: store.add_site(site, replace=True))
@@ -305,7 +307,13 @@ def run_owner_login(args: argparse.Namespace) -> None:
 
 def run_owner_logout(args: argparse.Namespace) -> None:
     email = args.email.strip().lower()
-    revoked = with_store(load_config(args), lambda store: store.revoke_sessions(email))
+
+    async def sign_out(store: Store) -> list[str]:
+        revoked = await store.revoke_sessions(email)
+        await store.remove_owner_push_subscriptions(email)  # and its phones are told no more
+        return revoked
+
+    revoked = with_store(load_config(args), sign_out)
     print(f"{len(revoked)} inbox session(s) of {email} signed out")
 
 

@@ -43,6 +43,7 @@ from relay.cli.commands import (
     run_visitor_delete,
     run_visitor_export,
 )
+from relay.cli.push import run_push_keys
 from relay.config import FIELDS, env_var, flag
 from relay.errors import CommandError, ConfigError
 from relay.sites import settings as site_settings
@@ -191,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     answers_ask.add_argument("site", help="The site's id.")
     answers_ask.add_argument("text", help="What a visitor writes.")
     answers_ask.add_argument("--language", choices=LANGUAGES, help="Default: the site's.")
+
+    push = commands.add_parser(
+        "push",
+        help="Web Push: notifications on owners' and visitors' devices.",
+        description="Web Push: notifications on owners' and visitors' devices.",
+    )
+    push_commands = push.add_subparsers(title="commands", metavar="COMMAND")
+    command(
+        "keys",
+        run_push_keys,
+        "Print the installation's VAPID public key (base64url), making the key pair on "
+        "first use: the applicationServerKey browsers subscribe with.",
+        parent=push_commands,
+    )
 
     owner = commands.add_parser(
         "owner", help="Owner credentials.", description="Owner credentials."

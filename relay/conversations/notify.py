@@ -12,20 +12,32 @@ every site they answer for; or nothing. A visitor hears of an owner's reply they
 not seen, on a contact they left: the chat on a messaging app they last wrote from, at
 once (unless they wrote on the site since), else their email address (capped while
 unconfirmed). An automatic reply to a message from a chat goes back to that chat.
+
+Devices that took Web Push (relay/push) are told too, before email: an owner's phone
+at once (then at most once per thread per owner_delay, the rest gathered; nothing while
+an owner of the site is at the inbox), a visitor's after visitor_push_delay. Each is
+sent only if still unread then, and so is the email after it: an owner who opened the
+thread from the notification gets no email about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from relay.clock import Clock
+from relay.clock import Clock, parse_instant
 from relay.models import Author, Message, NotifyMode
 from relay.store.contacts import (
+    PUSH,
     Contact,
+    last_push,
     last_written_on_site,
     owner_contacts,
+    owner_devices,
     site_zone,
     visitor_contacts,
+    visitor_devices,
 )
 from relay.store.digest import DIGEST_MODES, queue_digest
 from relay.store.engine import StoreEvent
@@ -47,6 +59,8 @@ class NotificationPolicy:
     visitor_delay: int  # seconds an owner reply may stay unseen before it is sent
     clock: Clock = field(default_factory=Clock)  # digests go out at hours of this clock
     channels: frozenset[str] = frozenset({"email"})  # the channels that can deliver
+    visitor_push_delay: int = 60  # seconds an owner reply may stay unseen before a push
+    at_inbox: Callable[[str], bool] = lambda site: False  # an owner of it is looking now
 
     def after_message(self, db: Db, message: Message, site: str) -> list[StoreEvent]:
         """Queue what `message` calls for; the events that wake the channels' workers."""
@@ -83,6 +97,23 @@ class NotificationPolicy:
                     self.owner_delay,
                 )
             )
+        return events + self._to_owner_devices(db, message, site)
+
+    def _to_owner_devices(self, db: Db, message: Message, site: str) -> list[StoreEvent]:
+        """Each device of the site's owners, unless one of them is at the inbox (it is
+        seen there): at once, or at the end of owner_delay after this device was last
+        told of the thread (what comes meanwhile is gathered into that one push)."""
+        if PUSH not in self.channels or self.at_inbox(site):
+            return []
+        events: list[StoreEvent] = []
+        for device in owner_devices(db, site):
+            last = last_push(db, DeliveryKind.OWNER, message.thread, device.address)
+            delay = self.owner_delay - _seconds_since(last) if last else 0.0
+            events.append(
+                queue_delivery(
+                    db, PUSH, DeliveryKind.OWNER, message.thread, device.address, max(0.0, delay)
+                )
+            )
         return events
 
     def _to_visitor(self, db: Db, message: Message, contacts: list[Contact]) -> list[StoreEvent]:
@@ -90,6 +121,18 @@ class NotificationPolicy:
         if chats and chats[0].since >= last_written_on_site(db, message.thread):
             return self._to_chat(db, message, chats)
         events: list[StoreEvent] = []
+        if PUSH in self.channels:
+            for device in visitor_devices(db, message.thread):
+                events.append(
+                    queue_delivery(
+                        db,
+                        PUSH,
+                        DeliveryKind.VISITOR,
+                        message.thread,
+                        device.address,
+                        self.visitor_push_delay,
+                    )
+                )
         for contact in self._deliverable(db, contacts):
             if contact.since:
                 continue
@@ -123,3 +166,7 @@ class NotificationPolicy:
             for contact in contacts
             if contact.channel in self.channels and not is_suppressed(db, contact.address)
         ]
+
+
+def _seconds_since(instant: str) -> float:
+    return (datetime.now(UTC) - parse_instant(instant)).total_seconds()

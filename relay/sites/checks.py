@@ -25,6 +25,10 @@ MAX_REPLY_MINUTES = 7 * 24 * 60  # a week: beyond that, the promise means little
 MAX_RETENTION_DAYS = 100 * 366  # a century: "keep" is 0, not a big number
 MAX_FILE_MB = 25  # an email carries ~25 MB at most: a file the owner could not forward
 MAX_MESSAGE_MB = 100  # every file of one message together (a message has at most 10)
+MAX_SYNONYM_GROUPS = 200  # lines of the synonyms setting
+MAX_SYNONYMS = 20  # words of one line
+MAX_SYNONYM_CHARS = 40  # a word or a short phrase
+SYNONYM = re.compile(r"[^\W_]+(?:[ '’-][^\W_]+)*")  # words, with spaces, hyphens, apostrophes
 
 
 class BadValue(ValueError):
@@ -101,6 +105,26 @@ def closed_days(value: Any) -> list[str]:
         except ValueError:
             raise bad("dates like 2026-12-25", day) from None
     return sorted(set(days))
+
+
+def synonyms(value: Any) -> list[str]:
+    """Groups of words that mean the same, one per line: "coeliac, celiac, gluten-free"."""
+    lines = _strings(value, "a list of lines like ['coeliac, gluten-free']", allow_empty=True)
+    if len(lines) > MAX_SYNONYM_GROUPS:
+        raise BadValue(f"expected at most {MAX_SYNONYM_GROUPS} lines, got {len(lines)}")
+    groups = []
+    for line in lines:
+        items = [" ".join(item.split()) for item in clean_text(line).split(",")]
+        items = list(dict.fromkeys(item for item in items if item))
+        if not items:
+            continue  # a blank line
+        if not 2 <= len(items) <= MAX_SYNONYMS:
+            raise bad(f"2 to {MAX_SYNONYMS} words separated by commas on a line", line)
+        for item in items:
+            if len(item) > MAX_SYNONYM_CHARS or not SYNONYM.fullmatch(item):
+                raise bad(f"words (at most {MAX_SYNONYM_CHARS} characters each)", item)
+        groups.append(", ".join(items))
+    return groups
 
 
 def text(value: Any) -> str:

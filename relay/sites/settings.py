@@ -36,7 +36,7 @@ LANGUAGE_NAMES = {"en": "English", "fr": "French"}  # for the CLI's help, in Eng
 
 # What site_form.js knows how to draw, and its fieldsets, in order.
 CONTROLS = ("text", "lines", "select", "color", "paragraph", "timezone", "hours", "minutes")
-SECTIONS = ("site", "look", "hours")
+SECTIONS = ("site", "look", "hours", "answers")
 
 
 @dataclass(frozen=True)
@@ -244,6 +244,15 @@ FILE_TYPES: Setting[list[str]] = Setting(
     {"type": "array", "items": {"enum": list(FAMILIES)}, "minItems": 1}, public=True,
     flag=Flag("--file-type", "TYPE", repeatable=True),
 )  # fmt: skip
+SYNONYMS: Setting[list[str]] = Setting(
+    "synonyms", [], checks.synonyms,
+    "Words your customers use for the same thing, for automatic answers and suggestions: "
+    "one group per line, separated by commas, like 'coeliac, gluten-free'.",
+    {"type": "array", "items": {"type": "string"}, "maxItems": checks.MAX_SYNONYM_GROUPS},
+    form=Form("lines", "answers", "site.synonyms", hint="site.synonyms_hint"),
+    flag=Flag("--synonyms", "'WORD, WORD'", repeatable=True, read=_none_clears,
+              usage="One group each time; 'none' clears."),
+)  # fmt: skip
 REPLY_ALIASES: Setting[list[str]] = Setting(
     "reply_aliases", [], checks.aliases,
     "Other addresses the owners may reply from (owners now set theirs in the inbox).",
@@ -273,6 +282,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     MAX_FILE_MB,
     MAX_MESSAGE_MB,
     FILE_TYPES,
+    SYNONYMS,
     REPLY_ALIASES,
     IDENTITY_SECRET,
 )  # fmt: skip; the order of the form, the CLI's help and the README

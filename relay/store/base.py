@@ -23,6 +23,7 @@ from relay.store.inbox import InboxStore
 from relay.store.mail import MailStore
 from relay.store.messages import thread_by_id
 from relay.store.privacy import PrivacyStore
+from relay.store.push import PushStore
 from relay.store.rows import Db, message_from_row, site_from_row, thread_from_row
 
 
@@ -35,6 +36,7 @@ class Store(
     DigestStore,
     ContinuityStore,
     PrivacyStore,
+    PushStore,
     InboxStore,
     InboundStore,
 ):

@@ -411,20 +411,28 @@ def find_chat(db: Db, channel_id: str, address: str) -> Chat | None:
 
 
 def _unsent_replies(db: Db, chat: Chat, channel: AppChannel) -> list[Message]:
-    """The owner's replies, and the relay's notes on this app, the chat has not had."""
-    sent = db.execute(
+    """The owner's replies no chat of the thread has had (one that reached the customer
+    on WhatsApp is not sent again when they move to Messenger; one that failed there
+    is), and the relay's notes on this app this chat has not had."""
+    sent_here = db.execute(
         "SELECT MAX(upto_seq) FROM outbox WHERE channel = ? AND thread_id = ? AND recipient = ?",
         (channel.kind, chat.thread, chat.recipient),
+    ).fetchone()[0]
+    sent_to_a_chat = db.execute(  # the thread's chats as recipients (chat_recipient's form)
+        "SELECT MAX(upto_seq) FROM outbox WHERE thread_id = ? AND recipient IN"
+        " (SELECT channel_id || ':' || address FROM chats WHERE thread_id = ?)",
+        (chat.thread, chat.thread),
     ).fetchone()[0]
     return [
         message_from_row(row)
         for row in db.execute(
             "SELECT * FROM messages WHERE thread_id = ? AND seq > ?"
-            " AND (author = ? OR (author = ? AND via = ?)) ORDER BY seq",
+            " AND ((author = ? AND seq > ?) OR (author = ? AND via = ?)) ORDER BY seq",
             (
                 chat.thread,
-                max(sent or 0, chat.from_seq),
+                max(sent_here or 0, chat.from_seq),
                 Author.OWNER.value,
+                sent_to_a_chat or 0,
                 Author.SYSTEM.value,
                 channel.kind,
             ),

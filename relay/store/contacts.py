@@ -16,6 +16,7 @@ from relay.store.outbox_rows import DeliveryQueued
 from relay.store.rows import Db
 
 EMAIL = "email"
+PUSH = "push"  # a device taking Web Push (relay/push): its address is the subscription's id
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,40 @@ def visitor_contacts(db: Db, thread: str) -> list[Contact]:
         )
     ]
     return chats + _visitor_email(db, thread)
+
+
+def owner_devices(db: Db, site: str) -> list[Contact]:
+    """The push devices of whoever owns the site now (wherever they subscribed)."""
+    return [
+        Contact(PUSH, row[0], row[1], confirmed=True)
+        for row in db.execute(
+            "SELECT id, owner_email FROM push_subscriptions WHERE owner_email IN"
+            " (SELECT lower(value) FROM sites s, json_each(s.owner_emails) WHERE s.id = ?)",
+            (site,),
+        )
+    ]
+
+
+def visitor_devices(db: Db, thread: str) -> list[Contact]:
+    """The push devices of the thread's visitor."""
+    return [
+        Contact(PUSH, row[0], row[1], confirmed=True)
+        for row in db.execute(
+            "SELECT p.id, p.visitor_id FROM push_subscriptions p"
+            " JOIN threads t ON t.visitor_id = p.visitor_id WHERE t.id = ?",
+            (thread,),
+        )
+    ]
+
+
+def last_push(db: Db, kind: str, thread: str, device: str) -> str | None:
+    """When this device was last pushed news of the thread, if ever."""
+    row = db.execute(
+        "SELECT MAX(updated_at) FROM outbox WHERE channel = ? AND kind = ? AND thread_id = ?"
+        " AND recipient = ? AND status = 'sent'",
+        (PUSH, kind, thread, device),
+    ).fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
 def last_written_on_site(db: Db, thread: str) -> str:

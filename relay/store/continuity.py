@@ -147,7 +147,8 @@ class ContinuityStore(Engine):
         does every way back in by email: resume links sent carry the old epoch, emails
         not yet sent (links, replies with a link) are cancelled (one being sent now is
         not tried again if it fails), and the address left for replies is forgotten:
-        whoever held a token may have typed it."""
+        whoever held a token may have typed it. So are the devices that took pushes
+        (they tell of the conversation, wherever they are)."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             epoch = db.execute(
@@ -166,6 +167,7 @@ class ContinuityStore(Engine):
                 "UPDATE visitors SET email = NULL, email_verified_at = NULL WHERE id = ?",
                 (thread.visitor,),
             )
+            db.execute("DELETE FROM push_subscriptions WHERE visitor_id = ?", (thread.visitor,))
             return epoch, [SignedOut(thread.site, thread.id, epoch)]
 
         return await self.write(op)

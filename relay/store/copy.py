@@ -46,6 +46,8 @@ TABLES = (
     "owners",
     "owner_sessions",
     "login_uses",
+    "installation_secrets",  # the VAPID key: devices subscribed with it keep working
+    "push_subscriptions",
 )
 
 

@@ -77,13 +77,27 @@ class PrivacyStore(Engine):
                         (visitor_id,),
                     )
                 ],
+                # Where they take notifications: never the endpoint or keys, which are
+                # what lets anyone push to the device.
+                "devices": [
+                    {
+                        "id": row["id"],
+                        "created_at": row["created_at"],
+                        "user_agent": row["user_agent"],
+                    }
+                    for row in db.execute(
+                        "SELECT id, created_at, user_agent FROM push_subscriptions"
+                        " WHERE visitor_id = ? ORDER BY created_at, id",
+                        (visitor_id,),
+                    )
+                ],
             }
 
         return await self._read(query)
 
     async def delete_visitor(self, visitor_id: str) -> int:
-        """Erase a visitor: their threads, messages, queued emails and reply addresses go
-        with them. Returns the number of threads erased."""
+        """Erase a visitor: their threads, messages, queued emails, reply addresses and
+        push subscriptions go with them. Returns the number of threads erased."""
 
         def op(db: Db) -> tuple[int, list[StoreEvent]]:
             return _erase(db, [visitor_id])
@@ -152,7 +166,8 @@ def _erase(db: Db, visitor_ids: list[str]) -> tuple[int, list[StoreEvent]]:
         for thread in threads:
             db.execute("UPDATE inbound SET thread_id = NULL WHERE thread_id = ?", (thread["id"],))
             events.append(ThreadDeleted(thread["site_id"], thread["id"]))
-        # Foreign keys cascade: threads, messages, outbox rows, reply tags.
+        # Foreign keys cascade: threads, messages, outbox rows, reply tags, the
+        # devices they took pushes on (push_subscriptions).
         db.execute("DELETE FROM visitors WHERE id = ?", (visitor_id,))
         # What protects the addresses they gave stays: the caps on mail to unconfirmed
         # ones (a day), and suppressions (an unsubscribe is the address owner's wish,

@@ -55,6 +55,8 @@ async def site_config(request: Request) -> Response:
     # The messaging apps a visitor may continue in (relay.web.apps): no secret, no handle.
     channels = [{"id": c.id, "kind": c.kind} for c in await s.store.app_channels(site.id)]
     config = {**public_config(site, availability), "channels": channels}
+    # What the widget subscribes a device with (relay/web/push.py): the installation's.
+    config["push_key"] = (await s.push_key()).public_key
     return JSONResponse(config, headers={"cache-control": CONFIG_CACHE})
 
 

@@ -130,6 +130,37 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/sites/{site}/push-worker": {
+                "get": {
+                    "summary": "Whether a page's origin serves /porch-sw.js (Web Push)",
+                    "description": "The relay GETs {origin}/porch-sw.js (no redirect "
+                    "followed, 3 s): served is true for a 2xx whose content-type is "
+                    "JavaScript. Kept 10 minutes when served, 1 minute when not. Nothing "
+                    "else of the site's answer is returned. 422 for an origin that is not "
+                    "one of the site's.",
+                    "parameters": [
+                        SITE_ID,
+                        {
+                            "name": "origin",
+                            "in": "query",
+                            "required": True,
+                            "description": "The page's origin, one of the site's.",
+                            "schema": {"type": "string", "format": "uri"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"served": {"type": "boolean"}},
+                                "required": ["served"],
+                            },
+                            "Whether the widget may offer notifications on that origin.",
+                        ),
+                        **ERRORS,
+                    },
+                }
+            },
             "/v1/sites/{site}/identify": {
                 "post": {
                     "summary": "A signed-in user: {id, hash, name?} with hash = hex "
@@ -198,6 +229,27 @@ def document() -> dict[str, Any]:
                         **ERRORS,
                     },
                 }
+            },
+            "/v1/thread/push": {
+                "post": {
+                    "summary": "Notify this device when the owner replies (Web Push)",
+                    "description": "Body {endpoint, keys: {p256dh, auth}}: a PushSubscription's "
+                    "JSON, made with the config's push_key. 422 (reason push_endpoint or "
+                    "push_keys) for an endpoint that is not https on a public address, or keys "
+                    "that are not a P-256 point and a 16-byte secret; nothing is kept then.",
+                    "security": VISITOR,
+                    "responses": {"201": {"description": "Kept: {id}"}, **ERRORS},
+                },
+                "delete": {
+                    "summary": "Stop notifying this visitor's devices",
+                    "description": "Body {endpoint}: that device, if it is this visitor's; no "
+                    "body: all of theirs.",
+                    "security": VISITOR,
+                    "responses": {
+                        "204": {"description": "Forgotten (or was not there)."},
+                        **ERRORS,
+                    },
+                },
             },
             "/v1/thread/continue": {
                 "post": {
@@ -283,6 +335,14 @@ def document() -> dict[str, Any]:
                     "parameters": [TOKEN],
                     "responses": {"200": {"description": "HTML page"}, **ERRORS},
                 },
+            },
+            "/porch-sw.js": {
+                "get": {
+                    "summary": "The service worker a site imports for visitors' notifications",
+                    "description": "The site serves /porch-sw.js with one line: "
+                    "importScripts('https://RELAY/porch-sw.js').",
+                    "responses": {"200": {"description": "JavaScript"}},
+                }
             },
             "/widget.js": {
                 "get": {
@@ -492,6 +552,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties"
             ],
             "availability": _ref("Availability"),
+            "push_key": {
+                "type": "string",
+                "description": "The installation's VAPID public key (base64url): the "
+                "applicationServerKey a device subscribes with for POST /v1/thread/push.",
+            },
         },
     },
     "Availability": {

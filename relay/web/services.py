@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from relay.conversations.files import Files
 from relay.conversations.presence import Presence
 from relay.limits import RateLimiter
 from relay.models import Attached
+from relay.push.vapid import VapidKey, installation_key
 from relay.store import Store
 from relay.tokens import Tokens
 
@@ -39,6 +41,8 @@ class Limits:
     logins_by_email: RateLimiter
     suggestions_by_ip: RateLimiter
     uploads_by_visitor: RateLimiter
+    push_by_visitor: RateLimiter
+    push_checks_by_ip: RateLimiter
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -56,6 +60,12 @@ class Limits:
             # Suggestions while typing: the widget asks at most every 300 ms of typing.
             suggestions_by_ip=RateLimiter(config.suggestions_per_minute, MINUTE),
             uploads_by_visitor=RateLimiter(config.visitor_uploads_per_minute, MINUTE),
+            # Subscribing a device looks its push service's name up: a browser does it
+            # once, again when its subscription changes; a handful an hour is plenty.
+            push_by_visitor=RateLimiter(10, HOUR),
+            # Whether a site serves its push worker: the widget asks once per page view
+            # where it would offer notifications, and the answer is kept (relay/web/push.py).
+            push_checks_by_ip=RateLimiter(60, MINUTE),
         )
 
 
@@ -78,12 +88,23 @@ class Services:
     answers: Finder  # the owner's answers for what visitors write
     # site → (when it goes stale, on the monotonic clock; its typical reply seconds)
     reply_times: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    vapid: VapidKey | None = None  # the installation's push key, once read (push_key)
+    # origin → (fresh until, on the monotonic clock; whether it serves /porch-sw.js):
+    # relay/web/push.py keeps it, one entry per registered origin asked about.
+    push_workers: dict[str, tuple[float, asyncio.Future[bool]]] = field(default_factory=dict)
 
     def link(self, attached: Attached) -> str:
         """An attachment's download link (relay/web/attachments.py serves it): signed,
         it works for ATTACHMENT_MAX_AGE; each read of a thread makes new ones."""
         token = self.tokens.attachment_token(attached.id)
         return f"{self.config.base_url}/v1/attachments/{token}/{quote(attached.name)}"
+
+    async def push_key(self) -> VapidKey:
+        """The installation's VAPID key pair (relay/push/vapid.py): read, or made, on
+        first need and kept; it never changes, and every relay of the database has it."""
+        if self.vapid is None:
+            self.vapid = await installation_key(self.store)
+        return self.vapid
 
 
 def services(connection: HTTPConnection) -> Services:

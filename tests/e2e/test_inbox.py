@@ -496,6 +496,7 @@ def test_settings_reach_the_widget_and_errors_name_the_field(
         dialog.get_by_label("Saturday").fill("09:00-13:00")
         dialog.get_by_label("Closed days").fill("2026-12-25\n2027-01-01")
         dialog.get_by_label("Expected reply time (minutes)").fill("30")
+        dialog.get_by_label("Synonyms").fill("coeliac, celiac ,gluten-free\n\ncar park, parking")
         dialog.get_by_role("button", name="Save").click()
         expect(dialog.get_by_text("Saved.")).to_be_visible()
         expect(monday).to_have_value("09:00-12:00, 14:00-18:30")
@@ -506,6 +507,7 @@ def test_settings_reach_the_widget_and_errors_name_the_field(
         assert settings["hours"]["sun"] == []
         assert settings["closed_days"] == ["2026-12-25", "2027-01-01"]
         assert settings["reply_time_minutes"] == 30
+        assert settings["synonyms"] == ["coeliac, celiac, gluten-free", "car park, parking"]
         assert settings["greetings"]["fr"] == "Bienvenue chez Alpha !"
         screenshot(inbox, "inbox-settings")
         assert_accessible(inbox)  # the settings dialog, its form and tabs

@@ -1,7 +1,8 @@
 """Messaging apps in the owner's inbox, in real Chromium against a real relay and a fake
 Graph API: connecting a WhatsApp number from the settings, a WhatsApp customer's
-thread (the app's badge, the customer's chat, what became of each reply), and the
-24-hour window's notice with its approved template."""
+thread (the app's badge, the customer's chat, what became of each reply, and why one
+is being retried), the 24-hour window's notice with its approved template, and
+Messenger's, which has no template: past its 7 days, wait for the customer."""
 
 from __future__ import annotations
 
@@ -14,17 +15,34 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.apps_support import APP_SECRET, PHONE_ID, VERIFY, WA_NUMBER, WA_TOKEN, Fakes, porch
+from tests.apps_support import (
+    APP_SECRET,
+    PAGE_ID,
+    PAGE_TOKEN,
+    PHONE_ID,
+    PSID,
+    VERIFY,
+    WA_NUMBER,
+    WA_TOKEN,
+    Fakes,
+    add_messenger,
+    porch,
+)
 from tests.e2e.conftest import Stage, running_stage, screenshot
 from tests.e2e.test_inbox import OWNER_EMAIL, PHONE, SESSION, assert_accessible, device
 from tests.fakes import webhooks
-from tests.fakes.graph_api import WHATSAPP_SEND
-from tests.fakes.webhooks import meta_signed, whatsapp_message
+from tests.fakes.graph_api import MESSENGER_SEND, SERVER_ERROR, WHATSAPP_SEND
+from tests.fakes.webhooks import messenger_message, meta_signed, whatsapp_message
 
 CUSTOMER = "33700000000"  # the customer's wa_id
 TEMPLATE = "hello_again"
 CHAT = f"WhatsApp · Ada Lovelace · {WA_NUMBER}"  # the thread header's line for the chat
 WINDOW_NOTICE = "WhatsApp only lets you reply within 24 hours of the customer's last message."
+MESSENGER_WAIT = (
+    "Messenger takes replies only within 7 days of the customer's last message, and that"
+    " time has passed: nothing can reach them there until they write again."
+)
+MESSENGER_WAIT_FR = "Messenger n’accepte de réponses que dans les 7 jours"
 WEBHOOK_OK = 200
 ACCEPTED = 202
 
@@ -255,3 +273,59 @@ def assert_no_sideways_scroll(page: Page) -> None:
           .map((node) => node.className || node.tagName)"""
     )
     assert wide == [], wide
+
+
+def test_a_reply_that_keeps_failing_says_why_while_it_is_retried(
+    browser: Browser, app_stage: Stage, fakes: Fakes
+) -> None:
+    """Meta keeps answering 500: the delivery waits for its next try (half a minute,
+    then longer, for about a day), and the inbox says why instead of "Queued"."""
+    stage = app_stage
+    _, graph = fakes
+    graph.fail_next(WHATSAPP_SEND, SERVER_ERROR, times=100)
+    channel = add_whatsapp(stage)
+    with device(browser) as inbox:
+        open_inbox(inbox, stage)
+        customer_writes(channel["webhook_url"], "Is the oven fixed?", "wamid.in4")
+        open_thread(inbox, "Is the oven fixed?")
+        reply(inbox, "Not yet.")
+        deliveries = inbox.locator(".deliveries")
+        expect(deliveries).to_have_text(
+            f"Retrying on WhatsApp: Meta answered 500: {SERVER_ERROR.message}", timeout=15_000
+        )
+        expect(deliveries.locator(".failed")).to_have_count(0)  # not given up on
+        assert [c.status for c in graph.calls(WHATSAPP_SEND)] == [500]
+
+
+def test_messenger_past_seven_days_says_to_wait_for_the_customer(
+    browser: Browser, tmp_path: Path, fakes: Fakes
+) -> None:
+    _, graph = fakes
+    graph.add_page(PAGE_ID, PAGE_TOKEN)
+    # The relay's clock runs 8 days ahead: what the customer writes now is a week old.
+    ahead = (datetime.now(UTC) + timedelta(days=8)).isoformat()
+    with (
+        running_stage(tmp_path, meta_api_url=graph.url, clock_start=ahead) as stage,
+        device(browser) as inbox,
+    ):
+        channel = add_messenger(stage.relay)
+        post_webhook(
+            channel["webhook_url"], messenger_message(PAGE_ID, PSID, "Still open?", "m.in1")
+        )
+        open_inbox(inbox, stage)
+        open_thread(inbox, "Still open?")
+        notice = inbox.locator(".window-notice")
+        expect(notice).to_contain_text(MESSENGER_WAIT)
+        expect(notice.locator("p").first).not_to_contain_text("template")
+        expect(notice.get_by_role("button", name="Send template")).to_be_hidden()
+
+        reply(inbox, "Yes, until six.")
+        failed = inbox.locator(".deliveries .delivery.failed")
+        expect(failed).to_contain_text("Failed on Messenger: outside Messenger's reply window")
+        expect(failed).to_contain_text("until they write again")
+        assert not graph.calls(MESSENGER_SEND)
+        assert_accessible(inbox)
+
+        set_french(stage)
+        inbox.reload()
+        expect(notice).to_contain_text(MESSENGER_WAIT_FR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -14,6 +15,10 @@ LAUNCHER = "porch-chat .launcher"
 PANEL = "porch-chat .panel"
 INPUT = "porch-chat textarea"
 STORED_VISITOR = "porch-chat .message.visitor:not(.pending)"
+# After the first message, the widget asks the relay whether the site serves the push
+# worker (widget/push.js): tests that cut the network wait for the answer first, else
+# the request fails as it goes and Chromium logs that on the console.
+PUSH_CHECK = re.compile(r"/v1/sites/alpha/push-worker\?")
 OWNER = "porch-chat .message.owner"
 
 
@@ -78,7 +83,8 @@ def test_messages_typed_offline_arrive_once(
     stage: Stage, context: BrowserContext, page: Page
 ) -> None:
     page.goto(stage.url("/"))
-    open_and_send(page, "first, online")
+    with page.expect_response(PUSH_CHECK):  # not in flight as the network goes
+        open_and_send(page, "first, online")
     expect(page.locator(STORED_VISITOR)).to_have_count(1)
     context.set_offline(True)
     open_and_send(page, "second, offline")
@@ -144,7 +150,11 @@ def test_strict_csp_page_has_no_violations(stage: Stage, page: Page) -> None:
         "e.violatedDirective + ' ' + e.blockedURI));"
     )
     page.goto(stage.url("/strict"))
-    open_and_send(page, "Under a strict policy")
+    # The policy lets the widget reach the relay only: the notifications offer asks it,
+    # not the page's origin, whether the site serves the push worker.
+    with page.expect_response(PUSH_CHECK) as checked:
+        open_and_send(page, "Under a strict policy")
+    assert checked.value.json() == {"served": False}
     expect(page.locator(STORED_VISITOR)).to_have_count(1)
     stage.owner_reply(only_thread(stage), "Still works")
     expect(page.locator(OWNER).last).to_contain_text("Still works")

@@ -28,7 +28,14 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.conftest import Stage, screenshot
-from tests.e2e.test_widget import LAUNCHER, PANEL, STORED_VISITOR, only_thread, open_and_send
+from tests.e2e.test_widget import (
+    LAUNCHER,
+    PANEL,
+    PUSH_CHECK,
+    STORED_VISITOR,
+    only_thread,
+    open_and_send,
+)
 from tests.support import CHROMIUM, CHROMIUM_ARGS
 from tests.test_attachments import PDF
 
@@ -273,7 +280,8 @@ def test_a_file_attached_offline_is_sent_once_back_online(
 ) -> None:
     uploads = uploads_of(page)
     page.goto(stage.url("/"))
-    open_and_send(page, "Online first")
+    with page.expect_response(PUSH_CHECK):  # not in flight as the network goes
+        open_and_send(page, "Online first")
     expect(page.locator(STORED_VISITOR)).to_have_count(1)
     expect(page.locator(TRAY)).to_have_count(1)  # the photos and files part is here
     context.set_offline(True)
@@ -302,7 +310,8 @@ def test_a_reload_while_offline_keeps_the_file_and_sends_it_once(
     worker = ServiceWorker(page, stage)
     uploads = uploads_of(page)
     page.goto(stage.url("/"))
-    open_and_send(page, "Online first")
+    with page.expect_response(PUSH_CHECK):  # not in flight as the network goes
+        open_and_send(page, "Online first")
     expect(page.locator(STORED_VISITOR)).to_have_count(1)
     expect(page.locator(TRAY)).to_have_count(1)
     worker.offline(context, True)

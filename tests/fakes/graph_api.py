@@ -14,6 +14,11 @@ messaging_product, type, file) for an image or document message naming its id.
 Messenger: a customer's attachment is a CDN URL (`add_cdn_file`); the page sends a file
 as multipart form data with `filedata`. Uploads are recorded with their bytes in
 `GraphCall.files`.
+
+Messenger's windows ("Send a Message", "Message Tags"): a RESPONSE or UPDATE goes within
+24 hours of the person's last message; MESSAGE_TAG with tag HUMAN_AGENT within 7 days;
+otherwise (#10) with error_subcode 2018278. The fake checks them for a person it was
+told of (`customer_wrote`); one it was not told of counts as having just written.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -50,6 +56,8 @@ WHATSAPP_MAX_TEXT = 4096
 MESSENGER_MAX_TEXT = 2000
 MESSAGING_TYPES = {"RESPONSE", "UPDATE", "MESSAGE_TAG"}
 MESSAGE_TAGS = {"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT"}
+STANDARD_WINDOW = timedelta(hours=24)  # RESPONSE and UPDATE
+HUMAN_AGENT_WINDOW = timedelta(days=7)  # MESSAGE_TAG + HUMAN_AGENT
 PHONE_NUMBER_FIELDS = ("verified_name", "display_phone_number", "quality_rating", "id")
 # WhatsApp's supported media: images JPEG and PNG up to 5 MB, documents up to 100 MB.
 WHATSAPP_IMAGES = {"image/jpeg", "image/png"}
@@ -189,6 +197,7 @@ class FakeGraphApi(LoopbackServer):
         self._accounts: dict[str, Account] = {}
         self._media: dict[str, Media] = {}
         self._cdn: dict[str, CdnFile] = {}
+        self._wrote: dict[tuple[str, str], datetime] = {}  # (page, PSID): last message
         self._lock = threading.Lock()
         routes = [
             Route("/whatsapp-media/{media}", self._media_download, methods=["GET"]),
@@ -242,6 +251,11 @@ class FakeGraphApi(LoopbackServer):
         with self._lock:
             self._cdn[name] = CdnFile(content, mime, chunked)
         return f"{self.origin}/messenger-cdn/{name}"
+
+    def customer_wrote(self, page_id: str, psid: str, at: datetime) -> None:
+        """The person last wrote to the page at `at`: Messenger's windows count from it."""
+        with self._lock:
+            self._wrote[(page_id, psid)] = at
 
     def revoke(self, token: str) -> None:
         """From now on `token` is refused (190), as after a password change or a reset."""
@@ -316,7 +330,7 @@ class FakeGraphApi(LoopbackServer):
         if account.kind == "whatsapp":
             response = _send_whatsapp(call.body, lambda media: self._uploaded(call.node, media))
         else:
-            response = _send_messenger(call.body, call.files)
+            response = _send_messenger(call.body, call.files, self._since(call.node, call.body))
         if response.status_code == 200:
             with self._lock:
                 self.sent.append(call)
@@ -451,6 +465,14 @@ class FakeGraphApi(LoopbackServer):
             media = self._media.get(str(media_id))
         return media.mime_type if media and media.phone_number_id == phone_number_id else None
 
+    def _since(self, page_id: str, body: dict[str, Any]) -> timedelta:
+        """How long ago the send's recipient last wrote to the page (zero: not told)."""
+        recipient = body.get("recipient")
+        psid = recipient.get("id") if isinstance(recipient, dict) else None
+        with self._lock:
+            wrote = self._wrote.get((page_id, str(psid)))
+        return datetime.now(UTC) - wrote if wrote is not None else timedelta(0)
+
     def _page_of(self, token: str | None) -> Account | None:
         """/me as a page token sees it: its page."""
         with self._lock:
@@ -539,7 +561,10 @@ def _send_whatsapp(body: dict[str, Any], uploaded: Callable[[Any], str | None]) 
     )
 
 
-def _send_messenger(body: dict[str, Any], files: dict[str, Upload]) -> JSONResponse:
+def _send_messenger(
+    body: dict[str, Any], files: dict[str, Upload], since: timedelta
+) -> JSONResponse:
+    """A Send API call; `since`: how long ago the recipient last wrote to the page."""
     recipient = body.get("recipient")
     psid = recipient.get("id") if isinstance(recipient, dict) else None
     if not isinstance(psid, str) or not psid:
@@ -551,8 +576,15 @@ def _send_messenger(body: dict[str, Any], files: dict[str, Upload]) -> JSONRespo
                 "Param messaging_type must be one of " + "{RESPONSE, UPDATE, MESSAGE_TAG}"
             )
         )
-    if messaging_type == "MESSAGE_TAG" and body.get("tag") not in MESSAGE_TAGS:
+    tag = body.get("tag")
+    if messaging_type == "MESSAGE_TAG" and tag not in MESSAGE_TAGS:
         return _error(invalid_parameter("Param tag must be a valid message tag"))
+    if messaging_type != "MESSAGE_TAG" and tag is not None:
+        return _error(invalid_parameter("Param tag is only for messaging_type MESSAGE_TAG"))
+    # Other tags are policy (what the message may say), not time: not checked here.
+    window = HUMAN_AGENT_WINDOW if tag == "HUMAN_AGENT" else STANDARD_WINDOW
+    if (messaging_type != "MESSAGE_TAG" or tag == "HUMAN_AGENT") and since > window:
+        return _error(MESSENGER_OUTSIDE_WINDOW)
     message = body.get("message")
     attachment = message.get("attachment") if isinstance(message, dict) else None
     if attachment is not None:

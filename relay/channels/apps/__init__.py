@@ -30,3 +30,6 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "whatsapp": ("phone_number_id", "access_token", "app_secret", "verify_token"),
     "messenger": ("page_id", "page_token", "app_secret", "verify_token"),
 }
+# Those options that are secrets: never shown again once given, and readable by `porch
+# channel add` from PORCH_CHANNEL_<NAME> (so they stay out of the process list).
+SECRETS = frozenset({"bot_token", "access_token", "app_secret", "verify_token", "page_token"})

@@ -54,11 +54,13 @@ async def add_channel(
     cleaned = {name: str(options[name]).strip() for name in OPTIONS[kind]}
     if any(len(value) > MAX_OPTION_CHARS or not value.isprintable() for value in cleaned.values()):
         raise UnprocessableRequest("each option is one line of printable text")
-    if template is not None and (kind != "whatsapp" or len(template) > MAX_TEMPLATE_CHARS):
-        raise UnprocessableRequest("a template is a WhatsApp template's name")
+    provider = PROVIDERS[kind](config)
+    if template is not None and not provider.templates:
+        raise UnprocessableRequest(f"{provider.label} has no approved templates to name")
+    if template is not None and len(template) > MAX_TEMPLATE_CHARS:
+        raise UnprocessableRequest(f"a template's name is at most {MAX_TEMPLATE_CHARS} characters")
     if await store.get_site(site) is None:
         raise NotFound(f"no site {site!r}")
-    provider = PROVIDERS[kind](config)
     taken = await store.app_channel_of_account(kind, provider.account_of(cleaned))
     if taken is not None:  # checked before the app is told of a new webhook
         raise Conflict(

@@ -13,7 +13,8 @@ that cannot be had is a note in the thread, never a silent loss.
 Outbound: an owner's reply to a customer who last wrote from this app is queued on it
 (relay.conversations.notify); send() writes each new reply to the chat, its text (long
 ones in pieces) then each of its files, and records each piece the app took, so a retry
-never sends it twice.
+never sends it twice. Past the app's reply window it fails at once, with why; an app
+that takes a person's reply for longer (Messenger: 7 days) gets only the owner's then.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from relay.catalogue import text
 from relay.channels.accept import Accept, Inbound, Outcome, Received, Verdict
 from relay.channels.apps import media
 from relay.channels.apps.provider import (
+    DAY,
     MB,
     Incoming,
     Media,
@@ -277,17 +279,26 @@ class MessagingApp:
             return Skipped()
         if delivery.kind == DeliveryKind.TEMPLATE:
             return await self._send_template(job)
-        closed = self._window_closed(job.chat.last_inbound_at)
+        since = (self.clock.now() - parse_instant(job.chat.last_inbound_at)).total_seconds()
+        late = self.provider.window is not None and since > self.provider.window
+        closed = self._window_closed(since)
         if closed:
             return Failed(closed)
+        if late and not any(reply.author == Author.OWNER for reply in job.replies):
+            return Failed(self._people_only(since))
         upto = None
         skip = job.pieces_sent
         for reply in job.replies:
+            if late and reply.author != Author.OWNER:
+                # The relay's own note (an automatic answer, a notice) is no person's
+                # reply: the app's late tag is not for it. Passed over, not sent.
+                upto, skip = reply.seq, 0
+                continue
             pieces = self._pieces(reply)
             try:
                 last_id = None
                 for done, piece in enumerate(pieces[skip:], start=skip + 1):
-                    last_id = await self._send_piece(job, piece)
+                    last_id = await self._send_piece(job, piece, late)
                     if done < len(pieces):  # a retry must not send this piece again
                         await self.store.chat_pieces(delivery, reply.seq, done)
             except ProviderError as error:
@@ -304,16 +315,18 @@ class MessagingApp:
         then each file."""
         return [*split_text(reply.body, self.provider.text_limit), *reply.attachments]
 
-    async def _send_piece(self, job: ChatDelivery, piece: Piece) -> str | None:
-        address = job.chat.address
+    async def _send_piece(self, job: ChatDelivery, piece: Piece, late: bool) -> str | None:
+        address, channel = job.chat.address, job.channel
         if isinstance(piece, str):
             return await self._within(
-                self.provider.send_text(self.http, job.channel, address, piece)
+                self.provider.send_text(self.http, channel, address, piece, late=late)
             )
         file = await self._outgoing(piece)
         if file is None:
             return None
-        return await self._within(self.provider.send_file(self.http, job.channel, address, file))
+        return await self._within(
+            self.provider.send_file(self.http, channel, address, file, late=late)
+        )
 
     async def _outgoing(self, attached: Attached) -> Outgoing | None:
         """The file's blob, None when it is no longer kept (its conversation erased or
@@ -351,17 +364,41 @@ class MessagingApp:
             reason = f"{self.provider.label} did not answer in time ({seconds} s)"
             raise ProviderError(reason, retry=True) from None
 
-    def _window_closed(self, last_inbound_at: str) -> str | None:
-        window = self.provider.window
-        if window is None:
+    def _window_closed(self, since: float) -> str | None:
+        """Why nothing may go `since` seconds after the customer's last message, on the
+        relay's clock (the app would refuse it); None while something may."""
+        provider = self.provider
+        window = provider.human_window or provider.window
+        if window is None or since <= window:
             return None
-        since = (self.clock.now() - parse_instant(last_inbound_at)).total_seconds()
-        if since <= window:
-            return None
+        label, hours = provider.label, since / 3600
+        if provider.templates:
+            return (
+                f"outside {label}'s 24-hour window: the customer last wrote {hours:.0f} hours"
+                " ago; only an approved template may be sent"
+            )
         return (
-            f"outside {self.provider.label}'s 24-hour window: the customer last wrote"
-            f" {since / 3600:.0f} hours ago; only an approved template may be sent"
+            f"outside {label}'s reply window: it takes replies for {_days(window)} after the"
+            f" customer's last message, and they last wrote {_ago(since)} ago; nothing can"
+            " reach them there until they write again"
         )
+
+    def _people_only(self, since: float) -> str:
+        label, window = self.provider.label, self.provider.window or 0.0
+        return (
+            f"the customer last wrote {_ago(since)} ago: after {window / 3600:.0f} hours"
+            f" {label} takes only a person's reply, not the relay's automatic ones"
+        )
+
+
+def _days(seconds: float) -> str:
+    days = round(seconds / DAY)
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def _ago(seconds: float) -> str:
+    """How long ago, in the unit a person would say it."""
+    return f"{seconds / 3600:.0f} hours" if seconds < 2 * DAY else _days(seconds)
 
 
 def _files(event: Incoming) -> str:

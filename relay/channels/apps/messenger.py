@@ -2,10 +2,14 @@
 
 Webhooks are verified like WhatsApp's (relay.channels.apps.meta). A message's `mid`
 identifies it; our own replies come back as echoes, which are ignored. Replies go
-through POST /{page-id}/messages within 24 hours of the customer's last message, a file
-as multipart `filedata`. A customer's image or file comes with its URL. An
-m.me/PAGE?ref=CODE link delivers the code as a referral (an existing conversation) or
-with the Get Started postback (a new one).
+through POST /{page-id}/messages within 24 hours of the customer's last message
+(messaging_type RESPONSE), a file as multipart `filedata`. For 7 days after it, a
+person's reply still goes, tagged as Meta's "Message Tags" documents for human support
+(MESSAGE_TAG, HUMAN_AGENT); the relay's own notes do not (the tag is for people only);
+after that, nothing goes until the customer writes again. There are no templates. A
+customer's image or file comes with its URL. An m.me/PAGE?ref=CODE link delivers the
+code as a referral (an existing conversation) or with the Get Started postback (a new
+one).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import httpx
 from relay.channels.apps import meta
 from relay.channels.apps.provider import (
     MB,
+    WEEK,
     Account,
     Download,
     Event,
@@ -50,12 +55,16 @@ MAX_NAME_CHARS = 200
 # (an internal service, a cloud's metadata): only these, or PORCH_META_API_URL's origin
 # (a proxy, or the fake in tests), are fetched.
 CDN_DOMAINS = ("fbcdn.net", "fbsbx.com", "facebook.com")
+# A reply within 24 hours; a person's reply within 7 days, with Meta's human-support tag.
+RESPONSE = {"messaging_type": "RESPONSE"}
+HUMAN_AGENT = {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
 
 
 class Messenger(meta.MetaApp):
     kind: Via = Via.MESSENGER
     label = "Messenger"
     text_limit = 2000
+    human_window: float | None = WEEK
 
     def parse(self, channel: AppChannel, payload: dict[str, Any]) -> list[Event]:
         if payload.get("object") != "page":
@@ -71,36 +80,59 @@ class Messenger(meta.MetaApp):
         return events
 
     async def send_text(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, text: str
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        text: str,
+        *,
+        late: bool = False,
     ) -> str | None:
-        sent = await meta.graph(
-            http,
-            "POST",
-            f"{self.base}/{quote(channel.account)}/messages",
-            channel.secrets["page_token"],
-            {"recipient": {"id": address}, "messaging_type": "RESPONSE", "message": {"text": text}},
-        )
+        body = {"recipient": {"id": address}, **_typed(late), "message": {"text": text}}
+        sent = await self._send(http, channel, body, late)
         return str(sent["message_id"]) if sent.get("message_id") else None
 
     async def send_file(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, file: Outgoing
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        file: Outgoing,
+        *,
+        late: bool = False,
     ) -> str | None:
         kind = "image" if file.photo(PHOTO_LIMIT) else "file"
         message = {"attachment": {"type": kind, "payload": {"is_reusable": False}}}
+        body = {"recipient": json.dumps({"id": address}), **_typed(late)}
         with file.path.open("rb") as content:
-            sent = await meta.graph(
-                http,
-                "POST",
-                f"{self.base}/{quote(channel.account)}/messages",
-                channel.secrets["page_token"],
-                {
-                    "recipient": json.dumps({"id": address}),
-                    "messaging_type": "RESPONSE",
-                    "message": json.dumps(message),
-                },
-                files={"filedata": (file.name, content, file.type)},
+            upload: meta.Upload = {"filedata": (file.name, content, file.type)}
+            sent = await self._send(
+                http, channel, {**body, "message": json.dumps(message)}, late, upload
             )
         return str(sent["message_id"]) if sent.get("message_id") else None
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        body: dict[str, Any],
+        late: bool,
+        files: meta.Upload | None = None,
+    ) -> dict[str, Any]:
+        """One Send API call; a late one that Meta refuses says what it took."""
+        url = f"{self.base}/{quote(channel.account)}/messages"
+        token = channel.secrets["page_token"]
+        try:
+            return await meta.graph(http, "POST", url, token, body, files=files)
+        except ProviderError as error:
+            if not late or error.retry:
+                raise
+            raise ProviderError(
+                "sent after 24 hours as a person's reply (Meta's HUMAN_AGENT tag, which"
+                f" the page's Meta app must be allowed): {error.reason}",
+                retry=False,
+                window_closed=error.window_closed,
+            ) from None
 
     async def locate(self, http: httpx.AsyncClient, channel: AppChannel, media: Media) -> Download:
         try:
@@ -144,6 +176,10 @@ class Messenger(meta.MetaApp):
             f"{self.base}/{quote(channel.account)}/subscribed_apps",
             channel.secrets["page_token"],
         )
+
+
+def _typed(late: bool) -> dict[str, str]:
+    return HUMAN_AGENT if late else RESPONSE
 
 
 def _event(item: dict[str, Any]) -> Event | None:

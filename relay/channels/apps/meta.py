@@ -17,7 +17,8 @@ from relay.store.chats import AppChannel
 
 # Graph error codes that say: try again later (rate limits, temporary trouble).
 RETRY_CODES = frozenset({1, 2, 4, 17, 32, 613, 80007, 130429, 131000, 131016, 131048, 131056})
-# ... and that say the customer-service window is closed.
+# ... and that say the customer-service window is closed (WhatsApp's code; Messenger's
+# error_subcode, under code 10).
 WINDOW_CODES = frozenset({131047, 2018278})
 TOKEN_CODES = frozenset({102, 190})
 # Messenger saves attachments "up to 25MB in size"; WhatsApp's documents may be larger,
@@ -32,6 +33,8 @@ class MetaApp:
     base URL, and the 24-hour customer-service window."""
 
     window: float | None = DAY
+    human_window: float | None = None
+    templates = False
     download_limit = DOWNLOAD_LIMIT
 
     def __init__(self, config: Config) -> None:
@@ -97,15 +100,16 @@ async def graph(
         return data
     found = data.get("error", {}) if isinstance(data, dict) else {}
     code = found.get("code") if isinstance(found, dict) else None
+    subcode = found.get("error_subcode") if isinstance(found, dict) else None
     message = found.get("message") if isinstance(found, dict) else None
     reason = f"Meta answered {response.status_code}" + (f": {message}" if message else "")
     if code in TOKEN_CODES or response.status_code == 401:
         raise ProviderError(
             f"the access token was refused (revoked or expired?): {reason}", retry=False
         )
-    if code in WINDOW_CODES:
+    if code in WINDOW_CODES or subcode in WINDOW_CODES:
         raise ProviderError(
-            f"outside the 24-hour window since the customer's last message: {reason}",
+            f"outside the reply window since the customer's last message: {reason}",
             retry=False,
             window_closed=True,
         )

@@ -18,6 +18,7 @@ from relay.models import Via
 from relay.store.chats import AppChannel
 
 DAY = 24 * 3600.0
+WEEK = 7 * DAY
 MB = 1_000_000  # as a site's max_file_mb counts
 # What every app shows as a photo (re-encoded JPEG and PNG); other images go as files.
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
@@ -128,6 +129,10 @@ class Provider(Protocol):
     label: str  # the app's name, as people write it
     text_limit: int  # the longest text one message may carry
     window: float | None  # seconds after the customer's last message a reply may go
+    # Seconds after it a person's reply may still go, sent `late` (Messenger's HUMAN_AGENT
+    # tag: 7 days); None: nothing goes after `window`.
+    human_window: float | None
+    templates: bool  # an approved template may go outside the window (WhatsApp)
     download_limit: int  # the largest file the relay fetches from the app, in bytes
 
     def verify(self, channel: AppChannel, headers: Headers, raw: bytes) -> bool:
@@ -143,13 +148,26 @@ class Provider(Protocol):
         ...
 
     async def send_text(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, text: str
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        text: str,
+        *,
+        late: bool = False,
     ) -> str | None:
-        """Send one text; the app's id for it. ProviderError when refused."""
+        """Send one text; the app's id for it. ProviderError when refused. `late`: past
+        `window`, within `human_window`: sent as a person's reply (only then given)."""
         ...
 
     async def send_file(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, file: Outgoing
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        file: Outgoing,
+        *,
+        late: bool = False,
     ) -> str | None:
         """Send one photo or file (uploaded from its blob); the app's id for it."""
         ...

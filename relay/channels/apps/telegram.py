@@ -86,6 +86,8 @@ class Telegram:
     label = "Telegram"
     text_limit = 4096
     window: float | None = None  # a bot may write to a chat that wrote to it, at any time
+    human_window: float | None = None
+    templates = False
     download_limit = DOWNLOAD_LIMIT
 
     def __init__(self, config: Config) -> None:
@@ -135,7 +137,13 @@ class Telegram:
         raise no_templates(self.label)  # no reply window: never needed
 
     async def send_text(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, text: str
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        text: str,
+        *,
+        late: bool = False,  # never: no window
     ) -> str | None:
         result = await self._call(
             http, channel.secrets["bot_token"], "sendMessage", {"chat_id": address, "text": text}
@@ -143,7 +151,13 @@ class Telegram:
         return str(result.get("message_id")) if isinstance(result, dict) else None
 
     async def send_file(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, file: Outgoing
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        file: Outgoing,
+        *,
+        late: bool = False,
     ) -> str | None:
         method, field = (
             ("sendPhoto", "photo") if file.photo(PHOTO_LIMIT) else ("sendDocument", "document")

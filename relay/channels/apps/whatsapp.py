@@ -53,6 +53,7 @@ class WhatsApp(meta.MetaApp):
     kind: Via = Via.WHATSAPP
     label = "WhatsApp"
     text_limit = 4096
+    templates = True
 
     def parse(self, channel: AppChannel, payload: dict[str, Any]) -> list[Event]:
         if payload.get("object") != "whatsapp_business_account":
@@ -72,7 +73,13 @@ class WhatsApp(meta.MetaApp):
         return events
 
     async def send_text(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, text: str
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        text: str,
+        *,
+        late: bool = False,  # never: past the window only a template goes
     ) -> str | None:
         return await self._send(
             http,
@@ -81,7 +88,13 @@ class WhatsApp(meta.MetaApp):
         )
 
     async def send_file(
-        self, http: httpx.AsyncClient, channel: AppChannel, address: str, file: Outgoing
+        self,
+        http: httpx.AsyncClient,
+        channel: AppChannel,
+        address: str,
+        file: Outgoing,
+        *,
+        late: bool = False,
     ) -> str | None:
         with file.path.open("rb") as content:
             uploaded = await meta.graph(

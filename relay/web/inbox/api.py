@@ -36,8 +36,8 @@ from relay.sites.availability import public_availability
 from relay.sites.settings import apply_changes, form_fields, public_settings
 from relay.web.api import typical_reply
 from relay.web.attachments import upload
-from relay.web.inbox import answers
-from relay.web.inbox.apps import chat_of, site_apps, thread_apps, window_open
+from relay.web.inbox import answers, push
+from relay.web.inbox.apps import chat_of, no_template, site_apps, thread_apps, window_open
 from relay.web.inbox.auth import (
     check_same_origin,
     clear_cookie,
@@ -103,6 +103,7 @@ async def log_out(request: Request) -> Response:
     data = parse_json_object(raw) if raw else {}
     everywhere = data.get("everywhere") is True
     revoked = await s.store.revoke_sessions(session.email, None if everywhere else session.id)
+    await push.forget_devices(s, session.email, None if everywhere else revoked)
     s.presence.end_sessions(revoked)
     response = Response(status_code=204)
     clear_cookie(response)
@@ -115,6 +116,7 @@ async def revoke_session(request: Request) -> Response:
     revoked = await s.store.revoke_sessions(session.email, request.path_params["id"])
     if not revoked:
         raise NotFound(f"no session {request.path_params['id']!r} of yours is signed in")
+    await push.forget_devices(s, session.email, revoked)
     s.presence.end_sessions(revoked)
     return Response(status_code=204)
 
@@ -224,10 +226,7 @@ async def send_template(request: Request) -> Response:
         raise NotFound("'channel' must be the id of one of this conversation's chats")
     chat, channel = found
     if not channel.template:
-        raise UnprocessableRequest(
-            "this channel has no approved template: set one with"
-            f" `porch channel add {channel.site} {channel.kind} … --template NAME`"
-        )
+        raise UnprocessableRequest(no_template(s, chat, channel))
     if window_open(s, chat, channel):
         raise Conflict("the customer wrote within the app's reply window: reply as usual")
     await s.store.queue_template(chat, channel.kind)
@@ -267,6 +266,7 @@ async def update_site(request: Request) -> Response:
     _no_owner_removed(site, data.get("owner_emails"))
     saved = await s.store.add_site(apply_changes(site, data), replace=True)
     s.conversations.site_changed(saved.id)  # hours and away texts apply at once
+    s.answers.changed(saved.id)  # and synonyms
     return JSONResponse(await site_out(s, saved))
 
 
@@ -415,4 +415,5 @@ routes = [
         "/inbox/api/sites/{site}/channels/{channel}/remove", private(remove_app), methods=["POST"]
     ),
     *answers.routes,
+    *push.routes,
 ]

@@ -16,8 +16,10 @@ from relay.web.services import Services
 
 
 def window_closes_at(s: Services, chat: Chat, channel: AppChannel) -> str | None:
-    """When the app stops taking free-form replies to this chat; None: it never does."""
-    window = PROVIDERS[channel.kind](s.config).window
+    """When the app stops taking the owner's free-form replies to this chat (a person's:
+    Messenger's 7 days, not its 24 hours); None: it never does."""
+    provider = PROVIDERS[channel.kind](s.config)
+    window = provider.human_window or provider.window
     if window is None:
         return None
     closes = parse_instant(chat.last_inbound_at) + timedelta(seconds=window)
@@ -41,6 +43,7 @@ async def thread_apps(s: Services, thread: str) -> dict[str, Any]:
             "window_closes_at": window_closes_at(s, chat, channel),
             "window_open": window_open(s, chat, channel),
             "template": channel.template,
+            "templates": PROVIDERS[channel.kind](s.config).templates,
         }
         for chat, channel in await s.store.thread_chats(thread)
     ]
@@ -56,3 +59,19 @@ async def chat_of(s: Services, thread: str, channel_id: Any) -> tuple[Chat, AppC
         if channel.id == channel_id:
             return chat, channel
     return None
+
+
+def no_template(s: Services, chat: Chat, channel: AppChannel) -> str:
+    """Why no template can go to this chat: what the owner can do instead."""
+    provider = PROVIDERS[channel.kind](s.config)
+    if provider.templates:
+        return (
+            "this channel has no approved template: set one with"
+            f" `porch channel add {channel.site} {channel.kind} … --template NAME`"
+        )
+    if window_open(s, chat, channel):
+        return f"{provider.label} has no templates, and this chat takes replies now: reply as usual"
+    return (
+        f"{provider.label} has no templates, and takes no reply this long after the customer's"
+        " last message: reply once they write again"
+    )

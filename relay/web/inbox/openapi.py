@@ -82,6 +82,12 @@ PATHS: dict[str, Any] = {
             "responses": {**PAGE, "404": ERRORS["404"]},
         }
     },
+    "/inbox/sw.js": {
+        "get": {
+            "summary": "The inbox's service worker (scope /inbox/: the shell offline, pushes)",
+            "responses": PAGE,
+        }
+    },
     "/inbox/api/login": {
         "post": {
             "summary": "Email a sign-in link (same answer whether or not the address owns a site)",
@@ -268,6 +274,43 @@ PATHS: dict[str, Any] = {
         None,
         NO_CONTENT,
         parameters=[SITE, ANSWER],
+    ),
+    "/inbox/api/push": {
+        "get": {
+            "summary": "The key to subscribe with (applicationServerKey), and your devices "
+            "that take notifications",
+            "security": SESSION,
+            "responses": {
+                **_ok(
+                    _object(
+                        key={**_STR, "description": "VAPID public key, base64url."},
+                        devices={
+                            "type": "array",
+                            "items": _object(
+                                id=_STR,
+                                label={**_OPT_STR, "description": "The browser's User-Agent."},
+                                created_at=_STR,
+                                this_session={"type": "boolean"},
+                            ),
+                        },
+                    ),
+                    "The key and the devices.",
+                ),
+                **ERRORS,
+            },
+        },
+        **_post(
+            "Notify this device (a browser's PushSubscription.toJSON()); signing its session "
+            "out removes it. 422: an endpoint that is not https on a public address, or bad keys",
+            _object(endpoint=_STR, keys=_object(p256dh=_STR, auth=_STR)),
+            _ok(_object(id=_STR), "Kept.", "201"),
+        ),
+    },
+    "/inbox/api/push/{id}/remove": _post(
+        "Stop notifying one of your devices",
+        None,
+        NO_CONTENT,
+        parameters=[{"name": "id", "in": "path", "required": True, "schema": _STR}],
     ),
 }
 

@@ -92,6 +92,22 @@ export class Api extends EventTarget {
     return this.post(`/sites/${encodeURIComponent(site)}/settings`, changes);
   }
 
+  // -- the owner's devices that take pushes (push_devices.js) --------------------------
+
+  // {key: the relay's VAPID public key, devices: [{id, label, created_at, this_session}]}
+  pushDevices() {
+    return this.get('/push');
+  }
+
+  // `subscription`: what PushSubscription.toJSON() gives → {id}.
+  addPushDevice({ endpoint, keys }) {
+    return this.post('/push', { endpoint, keys });
+  }
+
+  removePushDevice(id) {
+    return this.post(`/push/${encodeURIComponent(id)}/remove`);
+  }
+
   // -- messaging apps (a site's accounts, a closed reply window's template) ------------
 
   addChannel(site, kind, options, template = null) {

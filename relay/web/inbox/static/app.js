@@ -62,6 +62,8 @@ export class App {
     live.addEventListener('signedout', () => this.signOut('signin.signed_out'), { signal });
     live.addEventListener('frame', (event) => this.#onFrame(event.detail), { signal });
     live.addEventListener('status', () => this.#connection(), { signal });
+    addEventListener('offline', () => this.#connection(), { signal });
+    addEventListener('online', () => this.#connection(), { signal });
     live.addEventListener('ready', (event) => {
       this.#everConnected = true;
       this.#here = true;

@@ -1,7 +1,8 @@
 // Messaging apps in the open thread: which app a message came from, the customer's
 // chats (in the thread's header), what became of the latest send on each channel
 // (under the owner's last reply), and, once the app's reply window has closed, a notice
-// that offers the approved template instead of a reply that would fail.
+// that offers the approved template instead of a reply that would fail (or, for an app
+// without templates, says to wait for the customer).
 import { el, icon } from './dom.js';
 
 export const APPS = ['telegram', 'whatsapp', 'messenger'];
@@ -10,6 +11,7 @@ export const APPS = ['telegram', 'whatsapp', 'messenger'];
 const REPLY_KINDS = new Set(['visitor_notify', 'template']);
 const IN_FLIGHT = new Set(['pending', 'sending']);
 const RECEIPTS_SHOWN = new Set(['delivered', 'read']); // else "sent" says it all
+const DAY = 24 * 3600 * 1000;
 
 // "on WhatsApp" next to the author of a message written there; "by email" for email.
 export function viaBadge(via, t) {
@@ -58,6 +60,9 @@ function deliveryState({ channel, status, receipt, error }, t) {
     return { failed: true, text: error ? t('delivery.failed', { on, reason: error }) : t('delivery.failed_plain', { on }) };
   }
   if (status === 'sent') return { failed: false, text: t(`delivery.${RECEIPTS_SHOWN.has(receipt) ? receipt : 'sent'}`, { on }) };
+  // A send still in flight with an error has failed before and is being tried again:
+  // say why, rather than "Queued" for the hours its retries may take.
+  if (IN_FLIGHT.has(status) && error) return { failed: false, text: t('delivery.retrying', { on, reason: error }) };
   if (IN_FLIGHT.has(status)) return { failed: false, text: t(`delivery.${status}`, { on }) };
   return null; // cancelled
 }
@@ -98,7 +103,7 @@ export class WindowNotice {
     const chat = channels[0];
     const closed = Boolean(chat && !chat.window_open);
     this.root.hidden = !closed;
-    const shown = closed ? JSON.stringify([thread.id, chat.id, chat.template]) : '';
+    const shown = closed ? JSON.stringify([thread.id, chat.id, chat.template, chat.templates]) : '';
     if (shown === this.#shown) return;
     this.#shown = shown;
     this.sent.textContent = this.error.textContent = '';
@@ -107,8 +112,18 @@ export class WindowNotice {
     if (!closed) return;
     const t = this.#text.t;
     const app = t(`app.${chat.kind}`);
-    this.message.textContent = chat.template ? t('window.closed', { app }) : t('window.no_template', { app, site: thread.site, kind: chat.kind });
+    this.message.textContent = this.#says(chat, thread, app);
     this.button.hidden = !chat.template;
+  }
+
+  #says(chat, thread, app) {
+    const t = this.#text.t;
+    if (chat.template) return t('window.closed', { app });
+    if (chat.templates) return t('window.no_template', { app, site: thread.site, kind: chat.kind });
+    // An app with no templates (Messenger): nothing reaches the chat until the customer
+    // writes again. Its window, in days, is from their last message to its close.
+    const days = Math.round((Date.parse(chat.window_closes_at) - Date.parse(chat.last_written_at)) / DAY);
+    return t('window.wait', { app, days });
   }
 
   async #send() {

@@ -49,9 +49,11 @@ export class Header {
     this.sitePicker.parentElement.hidden = sites.length < 2;
   }
 
-  // Say so while the live connection is down (after it was up once).
+  // Say so while the live connection is down (after it was up once), and "Offline"
+  // while the browser knows the network is gone.
   setConnected(connected, everConnected) {
-    const text = connected || !everConnected ? '' : this.text.t('header.reconnecting');
+    const state = !navigator.onLine ? 'header.offline' : connected || !everConnected ? '' : 'header.reconnecting';
+    const text = state && this.text.t(state);
     if (this.connection.textContent !== text) this.connection.textContent = text;
     this.connection.classList.toggle('visible', Boolean(text));
   }

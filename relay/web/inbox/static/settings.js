@@ -1,10 +1,11 @@
 // The settings dialog: three tabs. Account (the owner's name, language, email
 // notifications, reply aliases), Website (site_form.js, one site at a time, its automatic
-// answers: answers.js, and its messaging apps: apps_form.js) and Devices (sessions:
-// revoke one, sign out everywhere).
+// answers: answers.js, and its messaging apps: apps_form.js) and Devices (pushes to
+// this device: push_devices.js; sessions: revoke one, sign out everywhere).
 import { AnswersSection } from './answers.js';
 import { AppsSection } from './apps_form.js';
 import { closeOnBackdrop, el, iconButton } from './dom.js';
+import { PushSection } from './push_devices.js';
 import { SiteForm } from './site_form.js';
 import { LANGUAGES, pickLanguage } from './text.js';
 
@@ -56,6 +57,7 @@ export class Settings {
     this.#me = me;
     this.#fillAccount();
     this.#fillDevices();
+    this.push.load();
     const sites = me.sites || [];
     this.sitePicker.replaceChildren(...sites.map((s) => el('option', { value: s.id }, s.name || s.id)));
     this.sitePickerField.hidden = sites.length < 2;
@@ -218,7 +220,9 @@ export class Settings {
       const button = event.target.closest('[data-session]');
       if (button) this.#revoke(button.dataset.session, button);
     });
+    this.push = new PushSection(this.#api, this.#text, describeDevice);
     this.#panels.devices.append(
+      this.push.root,
       el('h3', { id: 'devices-title' }, t('devices.title')),
       el('p', { class: 'muted' }, t('devices.intro')),
       this.sessionList, this.devicesError,
@@ -254,6 +258,7 @@ export class Settings {
       }
       this.#me = { ...this.#me, sessions: this.#me.sessions.filter((session) => session.id !== id) };
       this.#fillDevices();
+      this.push.load(); // that session's devices went with it
       this.sessionList.querySelector('button')?.focus();
     } catch (error) {
       button.disabled = false;
