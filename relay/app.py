@@ -38,6 +38,7 @@ from relay.conversations.presence import Presence, keep_shared
 from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
 from relay.push.channel import PushChannel
+from relay.push.sender import PUSHES_AT_ONCE
 from relay.push.sender import SEND_TIMEOUT as PUSH_SEND_TIMEOUT
 from relay.store import Listeners, open_store
 from relay.store.blobs import blobs_for
@@ -121,7 +122,10 @@ def create_app(
     # proxy from the environment in between, no redirect followed.
     push_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
     workers[PUSH] = DeliveryWorker(
-        store, PushChannel(store, config, push_http), send_timeout=PUSH_SEND_TIMEOUT
+        store,
+        PushChannel(store, config, push_http),
+        send_timeout=PUSH_SEND_TIMEOUT,
+        concurrency=PUSHES_AT_ONCE,
     )
     shared = Services(
         config=config,

@@ -18,13 +18,13 @@ from tests.apps_support import (
     CHAT,
     PAGE_ID,
     PAGE_TOKEN,
+    PHONE_ID,
     PSID,
     WA_USER,
     Fakes,
     add_messenger,
     add_telegram,
     add_whatsapp,
-    delivery_where,
     meta_writes,
     owner_replies,
     secret_token,
@@ -40,6 +40,7 @@ from tests.fakes.webhooks import (
     messenger_postback_referral,
     messenger_referral,
     telegram_update,
+    whatsapp_status,
 )
 from tests.support import RunningRelay, bearer, start_thread
 from tests.test_inbox_api import inbox
@@ -113,7 +114,7 @@ async def test_whatsapp_link_prefills_the_code_and_binds_the_chat(
         ]
         assert len(await page.threads()) == 2  # the other number started its own thread
         await owner_replies(page, thread, "Yes, until noon.")
-        await delivery_where(page, thread, lambda d: d["status"] == "sent", "the reply sent")
+        await until_sent(page, thread, "whatsapp", 2)  # the note's, then the reply's
     # The chat got the note, then the reply; the other number got nothing of this thread.
     assert whatsapp_texts(graph) == [linked_note("WhatsApp"), "Yes, until noon."]
     assert {c.body["to"] for c in graph.sent if c.body} == {WA_USER}
@@ -149,7 +150,7 @@ async def test_messenger_link_binds_a_new_and_an_existing_conversation(
             assert [c["kind"] for c in view["channels"]] == ["messenger"]
             assert view["messages"][1]["body"] == linked_note("Messenger")
             await owner_replies(page, thread, f"Reply to {psid}")
-            await delivery_where(page, thread, lambda d: d["status"] == "sent", "a reply sent")
+            await until_sent(page, thread, "messenger", 2)  # the note's, then the reply's
         first_view = await thread_view(page, first["thread"]["id"])
         assert first_view["messages"][-2]["body"] == "From Messenger"
         assert len(await page.threads()) == 2  # no thread of their own: both continue
@@ -217,3 +218,41 @@ async def until_sent(page: Any, thread: str, channel: str, n: int) -> None:
         return True if len(sent) >= n else None
 
     await until(look, f"{n} sends on {channel}")
+
+
+async def test_a_reply_whatsapp_failed_to_deliver_goes_on_messenger(
+    app_relay: RunningRelay, fakes: Fakes
+) -> None:
+    """A reply that reached one app is not sent again on another; one the app took and
+    then reported failed (a status webhook) is: the customer never had it."""
+    _, graph = fakes
+    graph.add_page(PAGE_ID, PAGE_TOKEN)
+    whatsapp, messenger = add_whatsapp(app_relay), add_messenger(app_relay)
+    async with app_relay.client() as client:
+        started = await start_thread(client, "From the widget")
+        token, thread = started["token"], started["thread"]["id"]
+        codes = {
+            kind: (await continue_in(client, token, channel))["code"]
+            for kind, channel in (("wa", whatsapp), ("ms", messenger))
+        }
+    async with app_relay.client(origin=None) as client:
+        await meta_writes(
+            client, messenger, messenger_postback_referral(PAGE_ID, PSID, codes["ms"])
+        )
+        await meta_writes(client, whatsapp, wa_text(PREFILL.format(code=codes["wa"]), "w.1"))
+        await meta_writes(client, whatsapp, wa_text("Hello from WhatsApp", "wamid.2"))
+    async with inbox(app_relay) as page:
+        await owner_replies(page, thread, "Reply one")
+        await until_sent(page, thread, "whatsapp", 2)
+        answer = graph.calls(WHATSAPP_SEND)[-1].answer
+        assert answer is not None
+        wamid = answer["messages"][0]["id"]
+        async with app_relay.client(origin=None) as client:
+            await meta_writes(client, whatsapp, whatsapp_status(PHONE_ID, wamid, "failed", WA_USER))
+            await meta_writes(
+                client, messenger, messenger_message(PAGE_ID, PSID, "Now here", "m.3")
+            )
+        await owner_replies(page, thread, "Reply two")
+        await until_sent(page, thread, "messenger", 2)
+    texts = messenger_texts(graph, PSID)
+    assert "Reply one" in texts and "Reply two" in texts

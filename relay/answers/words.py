@@ -95,7 +95,9 @@ class Speller:
         self.vocabulary = frozenset(vocabulary)
         self._by_deletion: dict[str, set[str]] = {}
         for word in self.vocabulary:
-            if len(word) >= MIN_CORRECTED:
+            # Only query words of MIN..MAX letters are corrected, to one at most two
+            # edits away: longer words could never be found, and would cost the most.
+            if MIN_CORRECTED <= len(word) <= MAX_CORRECTED + 2:
                 for form in _deletions(word, _most_edits(word)):
                     self._by_deletion.setdefault(form, set()).add(word)
 

@@ -30,9 +30,16 @@ STORE_RETRY = 1.0  # seconds between tries while the database is unavailable
 
 
 class DeliveryWorker:
-    def __init__(self, store: Store, channel: Outbound, *, send_timeout: float) -> None:
+    def __init__(
+        self, store: Store, channel: Outbound, *, send_timeout: float, concurrency: int = 1
+    ) -> None:
         self.store = store
         self.channel = channel
+        # Deliveries at once. One for channels whose deliveries to a person must keep
+        # their order (an email, a chat); more where each goes to its own endpoint (a
+        # device's push service), so one that hangs holds nobody else's up.
+        self.concurrency = concurrency
+        self._sending: dict[int, asyncio.Task[None]] = {}
         # Several relays share a PostgreSQL outbox: a delivery another relay is sending
         # now is not interrupted; one claimed longer ago than any send takes was.
         self.lease = 2 * send_timeout if store.shared else 0.0
@@ -49,23 +56,45 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         await self.store.requeue_interrupted(self.channel.name, claimed_before=later(-self.lease))
-        while True:
-            if self.lease:  # a relay that died mid-send: its claims outlive their lease
-                await self.store.requeue_interrupted(
-                    self.channel.name, claimed_before=later(-self.lease)
-                )
-            due = await self.store.due_deliveries(self.channel.name)
-            for item in due:
-                try:
-                    await self.deliver(item)
-                except Exception as error:  # one bad delivery must not stop all the others
-                    log.exception("delivery %s to %s failed", item.id, item.recipient)
-                    await self.store.delivery_failed(item, f"{type(error).__name__}: {error}")
-            if due:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), await self._idle_for())
-            self.wake.clear()
+        try:
+            while True:
+                if self.lease:  # a relay that died mid-send: its claims outlive their lease
+                    await self.store.requeue_interrupted(
+                        self.channel.name, claimed_before=later(-self.lease)
+                    )
+                due = await self.store.due_deliveries(self.channel.name)
+                due = [item for item in due if item.id not in self._sending]
+                if self.concurrency == 1:
+                    for item in due:
+                        await self._deliver_safely(item)
+                else:
+                    for item in due[: self.concurrency - len(self._sending)]:
+                        self._start(item)
+                if due and len(self._sending) < self.concurrency:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), await self._idle_for())
+                self.wake.clear()
+        finally:  # the relay stops: what was on its way is sent again after the restart
+            for task in self._sending.values():
+                task.cancel()
+
+    def _start(self, item: OutboxItem) -> None:
+        task = asyncio.create_task(self._deliver_safely(item))
+        self._sending[item.id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._sending.pop(item.id, None)
+            self.wake.set()  # a place is free, and rows may be waiting for it
+
+        task.add_done_callback(done)
+
+    async def _deliver_safely(self, item: OutboxItem) -> None:
+        try:
+            await self.deliver(item)
+        except Exception as error:  # one bad delivery must not stop all the others
+            log.exception("delivery %s to %s failed", item.id, item.recipient)
+            await self.store.delivery_failed(item, f"{type(error).__name__}: {error}")
 
     async def _idle_for(self) -> float:
         # While claims may be waiting out their lease, look again once it is over.
@@ -92,6 +121,6 @@ class DeliveryWorker:
             return
         ceiling = min(RETRY_CAP, self.retry_base * 2**item.attempts)
         delay = equal_jitter(ceiling)
-        delay = max(delay, after)  # never sooner than the provider asked
+        delay = max(delay, min(after, RETRY_CAP))  # never sooner than asked, within reason
         log.info("delivery %s to %s: %s; retry in %.0f s", item.id, item.recipient, error, delay)
         await self.store.delivery_retry(item, error, delay)

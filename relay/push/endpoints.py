@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import SplitResult, urlsplit
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import httpx
 
 from relay.errors import UnprocessableRequest
 from relay.inputs import normalize_origin
@@ -26,6 +30,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_ENDPOINT_CHARS = 2048
 # A name that takes longer to resolve is treated as not resolving (retried at send time).
 RESOLVE_TIMEOUT = 5.0  # seconds
+# Lookups of names a visitor or an owner gave run on threads of their own: a name on a
+# DNS server that never answers ties up one of these until the system resolver gives
+# up, never the threads the relay's file work runs on.
+RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="push-dns")
 REASON = "push_endpoint"  # the error's `reason`, for clients to pick their own wording
 
 
@@ -83,6 +91,7 @@ def non_public_kind(address: IPAddress) -> str | None:
         ("a multicast address", address.is_multicast),
         ("a private address", address.is_private),
         ("a reserved address", address.is_reserved),
+        ("a site-local address", getattr(address, "is_site_local", False)),  # fec0::/10
         ("not globally reachable", not address.is_global),
     ):
         if test:
@@ -94,7 +103,7 @@ async def _look_up(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     try:
         found = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT
+            loop.run_in_executor(RESOLVER, _getaddrinfo, host, port), RESOLVE_TIMEOUT
         )
     except (OSError, TimeoutError) as error:
         raise EndpointUnresolved(
@@ -106,6 +115,10 @@ async def _look_up(host: str, port: int) -> list[IPAddress]:
     if not addresses:
         raise EndpointUnresolved(f"the push endpoint's host {host!r} has no address", reason=REASON)
     return list(dict.fromkeys(addresses))
+
+
+def _getaddrinfo(host: str, port: int) -> list[Any]:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 def _parse(url: str, allow: frozenset[str]) -> SplitResult:
@@ -143,3 +156,42 @@ def _origin(parts: SplitResult) -> str:
 
 def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
+
+
+async def pinned(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    addresses: list[IPAddress],
+    headers: dict[str, str],
+    body: bytes | None,
+    limit: int,
+) -> tuple[int, httpx.Headers, bytes]:
+    """`method` `url` at the first of `addresses` (as resolve() vetted them) that takes a
+    connection, naming the URL's host (Host header, TLS server name and certificate
+    check) as if it had resolved it itself; no redirect followed. The status, headers
+    and at most `limit` bytes of the answer. The caller bounds the time it takes."""
+    parts = urlsplit(url)
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    for index, address in enumerate(addresses):
+        host = f"[{address}]" if address.version == 6 else str(address)
+        netloc = f"{host.replace('%', '%25')}:{parts.port}" if parts.port else host
+        try:
+            async with client.stream(
+                method,
+                urlunsplit(parts._replace(netloc=netloc)),
+                content=body,
+                headers={**headers, "Host": parts.netloc},
+                extensions=extensions,
+                follow_redirects=False,
+            ) as response:
+                answer = b""
+                async for chunk in response.aiter_raw():
+                    answer += chunk
+                    if len(answer) >= limit:
+                        break
+                return response.status_code, response.headers, answer[:limit]
+        except httpx.ConnectError:
+            if index == len(addresses) - 1:
+                raise
+    raise AssertionError("resolve() returns at least one address")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import http_ece
 import httpx
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from relay.errors import UnprocessableRequest
 from relay.models import PushSubscription
-from relay.push.endpoints import EndpointUnresolved, IPAddress, resolve
+from relay.push.endpoints import EndpointUnresolved, pinned, resolve
 from relay.push.vapid import VapidKey, decode_b64url, encode_b64url
 
 # aes128gcm in one record of RECORD_SIZE bytes (RFC 8188 section 2, RFC 8291 section 4).
@@ -39,6 +38,9 @@ TEXT_FIELD = "body"
 # One push may take this long in all (connect, send, the answer): the delivery queue
 # must not wait on a push service that hangs.
 SEND_TIMEOUT = 10.0  # seconds
+# Pushes sent at once by a relay: each goes to its own device's push service, so one
+# that hangs (a visitor may subscribe at any public host) holds up no other.
+PUSHES_AT_ONCE = 16
 URGENCIES = ("very-low", "low", "normal", "high")  # RFC 8030 section 5.3
 TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 section 5.4: base64url, <= 32
 # What is read of a push service's answer (for a refusal's reason): they are small.
@@ -146,12 +148,6 @@ async def send(
     if ttl < 0:
         raise ValueError(f"ttl: expected seconds, got {ttl}")
     try:
-        addresses = await resolve(sub.endpoint, allow)
-    except EndpointUnresolved as error:
-        return Outcome(Result.RETRY, error.message)
-    except UnprocessableRequest as error:
-        return Outcome(Result.REFUSED, error.message)
-    try:
         body = encrypt(payload_of(message), sub.p256dh, sub.auth)
     except ValueError as error:
         return Outcome(Result.REFUSED, str(error))
@@ -165,10 +161,15 @@ async def send(
     if topic is not None:
         headers["Topic"] = topic
     try:
-        async with asyncio.timeout(SEND_TIMEOUT):
-            status, answer_headers, answer = await _post(
-                client, sub.endpoint, addresses, headers, body
+        async with asyncio.timeout(SEND_TIMEOUT):  # the name's lookup included
+            addresses = await resolve(sub.endpoint, allow)
+            status, answer_headers, answer = await pinned(
+                client, "POST", sub.endpoint, addresses, headers, body, ANSWER_BYTES
             )
+    except EndpointUnresolved as error:
+        return Outcome(Result.RETRY, error.message)
+    except UnprocessableRequest as error:
+        return Outcome(Result.REFUSED, error.message)
     except (httpx.TransportError, TimeoutError) as error:
         return Outcome(Result.RETRY, _error_reason(error))
     except httpx.InvalidURL as error:  # an address httpx cannot write (an IPv6 zone)
@@ -192,44 +193,6 @@ def judge(status: int, headers: httpx.Headers, answer: bytes) -> Outcome:
     if 300 <= status < 400:
         reason += " (a redirect: not followed)"
     return Outcome(Result.REFUSED, reason, status)
-
-
-async def _post(
-    client: httpx.AsyncClient,
-    endpoint: str,
-    addresses: list[IPAddress],
-    headers: dict[str, str],
-    body: bytes,
-) -> tuple[int, httpx.Headers, bytes]:
-    """POST to the first of `addresses` that takes a connection, naming the endpoint's
-    host (Host header, TLS server name and certificate check) as if it had resolved
-    it itself."""
-    parts = urlsplit(endpoint)
-    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    for index, address in enumerate(addresses):
-        host = f"[{address}]" if address.version == 6 else str(address)
-        netloc = f"{host.replace('%', '%25')}:{parts.port}" if parts.port else host
-        pinned = urlunsplit(parts._replace(netloc=netloc))
-        try:
-            async with client.stream(
-                "POST",
-                pinned,
-                content=body,
-                headers={**headers, "Host": parts.netloc},
-                extensions=extensions,
-                follow_redirects=False,
-                timeout=SEND_TIMEOUT,
-            ) as response:
-                answer = b""
-                async for chunk in response.aiter_raw():
-                    answer += chunk
-                    if len(answer) >= ANSWER_BYTES:
-                        break
-                return response.status_code, response.headers, answer[:ANSWER_BYTES]
-        except httpx.ConnectError:
-            if index == len(addresses) - 1:
-                raise
-    raise AssertionError("resolve() returns at least one address")
 
 
 def _json(message: dict[str, Any]) -> bytes:

@@ -391,7 +391,7 @@ class ChatStore(Engine):
         rows = await self._read(
             lambda db: db.execute(
                 "SELECT id, channel, kind, status, receipt, last_error AS error, attempts,"
-                " upto_seq, updated_at FROM outbox WHERE thread_id = ?"
+                " upto_seq, updated_at FROM outbox WHERE thread_id = ? AND channel <> 'push'"
                 f" AND kind NOT IN ({', '.join('?' for _ in to_owners)})"
                 " ORDER BY id DESC LIMIT ?",
                 (thread, *to_owners, limit),
@@ -419,8 +419,8 @@ def _unsent_replies(db: Db, chat: Chat, channel: AppChannel) -> list[Message]:
         (channel.kind, chat.thread, chat.recipient),
     ).fetchone()[0]
     sent_to_a_chat = db.execute(  # the thread's chats as recipients (chat_recipient's form)
-        "SELECT MAX(upto_seq) FROM outbox WHERE thread_id = ? AND recipient IN"
-        " (SELECT channel_id || ':' || address FROM chats WHERE thread_id = ?)",
+        "SELECT MAX(upto_seq) FROM outbox WHERE thread_id = ? AND COALESCE(receipt, '') <> 'failed'"
+        " AND recipient IN (SELECT channel_id || ':' || address FROM chats WHERE thread_id = ?)",
         (chat.thread, chat.thread),
     ).fetchone()[0]
     return [

@@ -83,10 +83,11 @@ def visitor_devices(db: Db, thread: str) -> list[Contact]:
 
 
 def last_push(db: Db, kind: str, thread: str, device: str) -> str | None:
-    """When this device was last pushed news of the thread, if ever."""
+    """When this device was last pushed news of the thread (or a push of it was
+    claimed: one on its way counts, so what comes meanwhile waits for the window)."""
     row = db.execute(
         "SELECT MAX(updated_at) FROM outbox WHERE channel = ? AND kind = ? AND thread_id = ?"
-        " AND recipient = ? AND status = 'sent'",
+        " AND recipient = ? AND status IN ('sent', 'sending')",
         (PUSH, kind, thread, device),
     ).fetchone()
     return str(row[0]) if row and row[0] else None

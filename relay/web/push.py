@@ -40,7 +40,7 @@ from relay.errors import UnprocessableRequest
 from relay.inputs import normalize_origin, parse_json_object, read_body, read_json
 from relay.limits import enforce
 from relay.models import PushSubscription, Site
-from relay.push.endpoints import REASON, check_endpoint, check_resolved
+from relay.push.endpoints import REASON, check_endpoint, check_resolved, pinned, resolve
 from relay.push.sender import check_keys
 from relay.web.api import visitor_site, visitor_thread
 from relay.web.services import client_ip, services
@@ -148,7 +148,7 @@ async def push_worker(request: Request) -> Response:
         (s.limits.push_checks_by_ip, client_ip(request), "push worker checks from this address")
     )
     origin = registered_origin(request.query_params.get("origin"), site)
-    served = await worker_served(s.push_workers, origin)
+    served = await worker_served(s.push_workers, origin, s.config.push_allow)
     return JSONResponse({"served": served}, headers={"cache-control": CHECK_CACHE})
 
 
@@ -171,12 +171,14 @@ def registered_origin(value: str | None, site: Site) -> str:
     return origin
 
 
-async def worker_served(cache: dict[str, tuple[float, asyncio.Future[bool]]], origin: str) -> bool:
+async def worker_served(
+    cache: dict[str, tuple[float, asyncio.Future[bool]]], origin: str, allow: frozenset[str]
+) -> bool:
     """Whether `origin` serves /porch-sw.js, from `cache` while fresh; asks made while
     the site is being asked share that one request."""
     cached = cache.get(origin)
     if cached is None or cached[0] <= time.monotonic():
-        asking = asyncio.ensure_future(fetch_served(origin))
+        asking = asyncio.ensure_future(fetch_served(origin, allow))
         cached = cache[origin] = (math.inf, asking)  # fresh until answered
         asking.add_done_callback(functools.partial(keep_answer, cache, origin))
     # Shielded: a visitor who leaves does not cancel what the others wait for.
@@ -194,30 +196,26 @@ def keep_answer(
     cache[origin] = (time.monotonic() + (SERVED_TTL if asked.result() else NOT_SERVED_TTL), asked)
 
 
-async def fetch_served(origin: str) -> bool:
+async def fetch_served(origin: str, allow: frozenset[str]) -> bool:
     """GET {origin}/porch-sw.js: served if a 2xx says it is JavaScript (what a browser
-    registers; a site that answers every path with its home page says text/html) and
-    its body comes in time. A redirect is not followed: browsers refuse one for a
-    worker's script."""
+    registers; a site that answers every path with its home page says text/html). A
+    redirect is not followed: browsers refuse one for a worker's script. Only on public
+    https addresses, as push endpoints (an owner sets the origins: the relay must not
+    become their probe of its own network), unless PORCH_PUSH_ENDPOINT_ALLOW lists it."""
+    url = f"{origin}/{WORKER}"
     try:
         async with (
             asyncio.timeout(CHECK_TIMEOUT),
-            httpx.AsyncClient(
-                trust_env=False, follow_redirects=False, timeout=CHECK_TIMEOUT
-            ) as client,
-            client.stream("GET", f"{origin}/{WORKER}", headers=CHECK_HEADERS) as response,
+            httpx.AsyncClient(trust_env=False, follow_redirects=False) as client,
         ):
-            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if not response.is_success or kind not in JAVASCRIPT:
-                return False
-            read = 0
-            async for chunk in response.aiter_raw():
-                read += len(chunk)
-                if read >= MAX_WORKER_BYTES:
-                    break
-            return True
-    except (httpx.HTTPError, TimeoutError):
+            addresses = await resolve(url, allow)
+            status, headers, _ = await pinned(
+                client, "GET", url, addresses, CHECK_HEADERS, None, MAX_WORKER_BYTES
+            )
+    except (UnprocessableRequest, httpx.HTTPError, TimeoutError):
         return False
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    return 200 <= status < 300 and kind in JAVASCRIPT
 
 
 routes = [

@@ -93,6 +93,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         visitor_messages_per_minute=UNLIMITED,
         ip_messages_per_minute=UNLIMITED,
         threads_per_ip_per_hour=UNLIMITED,
+        push_endpoint_allow=(origin,),  # the site is on loopback: checked only if allowed
     )
     seed_sites(config, [replace(ALPHA, origins=(origin,))])
     site = Site(start_relay(config), origin)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import http_ece
-import uvicorn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,7 +39,6 @@ from starlette.routing import Route
 
 from relay.push.vapid import decode_b64url, encode_b64url
 from tests.fakes.server import WAIT_TIMEOUT, CallLog, Hang, LoopbackServer, Script
-from tests.support import STARTUP_TIMEOUT, _Server, free_socket
 
 BODY_LIMIT = 4096  # bytes; RFC 8030 section 7.2: a push service may refuse more (413)
 MAX_TOKEN_LIFETIME = 24 * 3600  # RFC 8292 section 2: exp no more than 24 hours ahead
@@ -161,26 +159,10 @@ class FakePushService(LoopbackServer):
     def origin(self) -> str:
         return f"https://{self.tls.host}:{self.port}" if self.tls else super().origin
 
-    def start(self) -> None:
+    def options(self) -> dict[str, Any]:
         if self.tls is None:
-            return super().start()
-        sock = free_socket()
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            lifespan="off",
-            ssl_certfile=str(self.tls.certfile),
-            ssl_keyfile=str(self.tls.keyfile),
-        )
-        self._server = _Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        if not self._server.ready.wait(STARTUP_TIMEOUT) or not self._server.started:
-            self._server.should_exit = True
-            raise RuntimeError(f"FakePushService failed to start within {STARTUP_TIMEOUT} s")
+            return {}
+        return {"ssl_certfile": str(self.tls.certfile), "ssl_keyfile": str(self.tls.keyfile)}
 
     # -- what a test sets up -----------------------------------------------------------
 

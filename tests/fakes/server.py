@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import uvicorn
 from starlette.datastructures import UploadFile
@@ -139,6 +139,10 @@ class LoopbackServer:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def options(self) -> dict[str, Any]:
+        """More uvicorn.Config options (a fake serving https gives its certificate)."""
+        return {}
+
     def start(self) -> None:
         sock = free_socket()
         self.port = sock.getsockname()[1]
@@ -147,6 +151,7 @@ class LoopbackServer:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
+            **self.options(),
         )
         self._server = _Server(config)
         self._thread = threading.Thread(

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from relay.errors import UnprocessableRequest
+from relay.inputs import normalize_origin
 from relay.push.endpoints import (
     MAX_ENDPOINT_CHARS,
     EndpointUnresolved,
@@ -116,3 +117,18 @@ def test_public_addresses_are_told_apart() -> None:
         assert non_public_kind(ipaddress.ip_address(public)) is None
     for other in ("2002:7f00:1::", "64:ff9b::7f00:1", "2001:db8::1", "255.255.255.255"):
         assert non_public_kind(ipaddress.ip_address(other)) is not None
+
+
+async def test_site_local_ipv6_is_not_public() -> None:
+    # fec0::/10 (site-local, deprecated by RFC 3879) is still routed on some networks.
+    with pytest.raises(UnprocessableRequest):
+        await resolve("https://[fec0::1]/push/x", frozenset())
+
+
+async def test_an_allowed_ipv6_origin_admits_no_other_address() -> None:
+    # Without its brackets, http://[2001:db8::1]:8080 would read as the address
+    # 2001:db8::1:8080 on port 80.
+    allow = frozenset({normalize_origin("http://[2001:db8::1]:8080")})
+    assert allow == {"http://[2001:db8::1]:8080"}
+    with pytest.raises(UnprocessableRequest):
+        await resolve("http://[2001:db8::1:8080]/x", allow)

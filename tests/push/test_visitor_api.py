@@ -477,8 +477,9 @@ def fake_site() -> Iterator[FakeSite]:
 
 @pytest.fixture
 def site_relay(make_relay: Callable[..., RunningRelay], fake_site: FakeSite) -> RunningRelay:
-    """A relay whose site alpha has the fake site's origin among its own."""
-    relay = make_relay()
+    """A relay whose site alpha has the fake site's origin among its own (on loopback:
+    allowed, as PORCH_PUSH_ENDPOINT_ALLOW lets a private address through)."""
+    relay = make_relay(push_endpoint_allow=(fake_site.origin,))
 
     async def register() -> None:
         alpha = await relay.services.store.get_site("alpha")
@@ -609,3 +610,23 @@ async def test_checks_are_rate_limited_per_address(
         refused = await ask(client, fake_site.origin)
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
     assert fake_site.asked == ["/porch-sw.js"]
+
+
+async def test_a_site_origin_on_a_private_address_is_not_fetched(
+    make_relay: Callable[..., RunningRelay], fake_site: FakeSite
+) -> None:
+    """An owner sets the site's origins: one on the relay's own network (not allowed)
+    gets "not served" without a request, so the check is nobody's probe of it."""
+    relay = make_relay()
+
+    async def register() -> None:
+        alpha = await relay.services.store.get_site("alpha")
+        site = replace(alpha, origins=(*alpha.origins, fake_site.origin))
+        await relay.services.store.add_site(site, replace=True)
+
+    await relay.call(register())
+    fake_site.answer = "js"
+    async with relay.client() as client:
+        response = await ask(client, fake_site.origin)
+    assert response.json() == {"served": False}
+    assert fake_site.asked == []
