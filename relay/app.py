@@ -37,6 +37,7 @@ from relay.conversations.notify import NotificationPolicy
 from relay.conversations.presence import Presence, keep_shared
 from relay.demo import setup as demo
 from relay.errors import ConfigError, PorchError
+from relay.outbound import tls_context
 from relay.push.channel import PushChannel
 from relay.push.sender import PUSHES_AT_ONCE
 from relay.push.sender import SEND_TIMEOUT as PUSH_SEND_TIMEOUT
@@ -108,7 +109,8 @@ def create_app(
     files = Files(store, blobs)
     accept = Accept(store, conversations, files)
     email = EmailChannel(store, tokens, config, accept)
-    http = httpx.AsyncClient(timeout=config.app_send_timeout)  # one pool for every app's API
+    # One pool for every app's API.
+    http = httpx.AsyncClient(timeout=config.app_send_timeout, verify=tls_context())
     apps = {
         kind: MessagingApp(make(config), store, conversations, accept, config, clock, http)
         for kind, make in PROVIDERS.items()
@@ -120,7 +122,7 @@ def create_app(
         workers[kind] = DeliveryWorker(store, messaging, send_timeout=config.app_send_timeout)
     # Push services are reached only at addresses relay/push/endpoints.py checked: no
     # proxy from the environment in between, no redirect followed.
-    push_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    push_http = httpx.AsyncClient(trust_env=False, follow_redirects=False, verify=tls_context())
     workers[PUSH] = DeliveryWorker(
         store,
         PushChannel(store, config, push_http),

@@ -40,6 +40,7 @@ from relay.errors import UnprocessableRequest
 from relay.inputs import normalize_origin, parse_json_object, read_body, read_json
 from relay.limits import enforce
 from relay.models import PushSubscription, Site
+from relay.outbound import tls_context
 from relay.push.endpoints import REASON, check_endpoint, check_resolved, pinned, resolve
 from relay.push.sender import check_keys
 from relay.web.api import visitor_site, visitor_thread
@@ -206,7 +207,9 @@ async def fetch_served(origin: str, allow: frozenset[str]) -> bool:
     try:
         async with (
             asyncio.timeout(CHECK_TIMEOUT),
-            httpx.AsyncClient(trust_env=False, follow_redirects=False) as client,
+            httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, verify=tls_context()
+            ) as client,
         ):
             addresses = await resolve(url, allow)
             status, headers, _ = await pinned(

@@ -7,6 +7,7 @@ Files are read once at start-up, versioned by content hash, and kept compressed
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -36,6 +37,18 @@ LAUNCHER_KEYS = ("launcher.openGeneric",)
 NOT_FOR_WIDGET = ("inbox.", "server.")  # what the embed needs before the catalogue
 
 
+# Compressed already: sent as they are.
+PACKED_TYPES = frozenset({"image/png"})
+
+
+@functools.lru_cache(maxsize=512)
+def _compressed(body: bytes) -> tuple[bytes, bytes]:
+    """Brotli and gzip at their best, once per content in a process: the best brotli
+    costs ~20 ms a file, and a process that starts several relays (tests) or restarts
+    its app would pay it for every file each time."""
+    return brotli.compress(body, quality=11), gzip.compress(body, compresslevel=9, mtime=0)
+
+
 @dataclass(frozen=True)
 class Asset:
     body: bytes
@@ -46,12 +59,13 @@ class Asset:
 
     @classmethod
     def of(cls, body: bytes, content_type: str) -> Asset:
+        packed = (b"", b"") if content_type in PACKED_TYPES else _compressed(body)
         return cls(
             body=body,
             content_type=content_type,
             etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
-            brotli=brotli.compress(body, quality=11),
-            gzip=gzip.compress(body, compresslevel=9, mtime=0),
+            brotli=packed[0],
+            gzip=packed[1],
         )
 
     def response(self, request: Request, cache: str, *, cors: bool = False) -> Response:
@@ -67,9 +81,9 @@ class Asset:
             return Response(status_code=304, headers=headers)
         accepted = _encodings(request.headers.get("accept-encoding", ""))
         body = self.body
-        if "br" in accepted:
+        if "br" in accepted and self.brotli:
             body, headers["content-encoding"] = self.brotli, "br"
-        elif "gzip" in accepted:
+        elif "gzip" in accepted and self.gzip:
             body, headers["content-encoding"] = self.gzip, "gzip"
         return Response(body, media_type=self.content_type, headers=headers)
 
