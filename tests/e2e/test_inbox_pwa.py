@@ -363,7 +363,7 @@ def test_a_push_shows_one_notification_per_thread_and_nothing_else(
         context.close()
 
 
-def wait_shown(page: Page, wanted: list[dict[str, str]], within: int = 5000) -> None:
+def wait_shown(page: Page, wanted: list[dict[str, str]], within: int = 15000) -> None:
     """Wait until the worker's notifications are exactly `wanted` (the page asks the
     worker's registration until then: nothing announces a notification shown)."""
     left = page.evaluate(
