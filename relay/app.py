@@ -21,12 +21,13 @@ from starlette.staticfiles import StaticFiles
 from relay.answers.automatic import AutomaticAnswers
 from relay.answers.finder import Finder
 from relay.channels.accept import Accept
-from relay.channels.apps import PROVIDERS
 from relay.channels.apps.channel import MessagingApp
+from relay.channels.apps.providers import PROVIDERS
 from relay.channels.apps.webhook import Webhook
 from relay.channels.channel import Channel
-from relay.channels.email import SEND_TIMEOUT, EmailChannel
+from relay.channels.email import EmailChannel
 from relay.channels.email.imap import Mailbox
+from relay.channels.email.outbox import SEND_TIMEOUT
 from relay.channels.worker import DeliveryWorker
 from relay.config import Config
 from relay.conversations import Conversations
@@ -160,7 +161,7 @@ def create_app(
             stack.push_async_callback(push_http.aclose)
             if demo_setup is not None:
                 await stack.enter_async_context(demo.running(demo_setup))
-            purge = privacy.purge_daily(store, shared.blobs)
+            purge = privacy.purge_daily(store, shared.blobs, config.reply_tag_days)
             await stack.enter_async_context(background(purge, "purge"))
             if store.shared:
                 await stack.enter_async_context(

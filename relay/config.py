@@ -7,6 +7,7 @@ The README's settings table is checked against SETTINGS by tests/test_config.py.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -41,6 +42,11 @@ class Config:
     max_body_chars: int = setting(4000, "Longest message body accepted, in characters.")
     max_request_bytes: int = setting(65536, "Largest HTTP request body accepted, in bytes.")
     ws_max_frame_bytes: int = setting(65536, "Largest WebSocket frame accepted, in bytes.")
+    ws_frames_per_minute: int = setting(
+        300,
+        "Frames one live socket may send per minute (messages, typing, reads, pings); past "
+        "it the socket is closed with 4429.",
+    )
     visitor_messages_per_minute: int = setting(20, "Messages one visitor may send per minute.")
     ip_messages_per_minute: int = setting(60, "Messages one IP address may send per minute.")
     threads_per_ip_per_hour: int = setting(10, "New conversations one IP may start per hour.")
@@ -69,6 +75,21 @@ class Config:
     )
     visitor_notify_delay: int = setting(
         300, "Seconds an owner reply may stay unseen before it is emailed to the visitor."
+    )
+    reply_tag_days: int = setting(
+        90,
+        "Days a conversation may go without a message before its reply addresses stop "
+        "working (0: never).",
+    )
+    dns_servers: tuple[str, ...] = setting(
+        (),
+        "Nameservers (IP or IP:port, comma-separated) for checking who sent inbound mail "
+        "(DKIM, SPF, DMARC); default: the system's.",
+    )
+    trusted_authserv_ids: tuple[str, ...] = setting(
+        (),
+        "authserv-ids of the servers whose Authentication-Results headers are believed "
+        "(your mailbox's or inbound provider's), comma-separated.",
     )
     inbound_secret: str = setting("", "HMAC key for POST /v1/inbound/raw (edge mail workers).")
     inbound_basic_auth: str = setting(
@@ -167,6 +188,7 @@ class Config:
             "max_body_chars",
             "max_request_bytes",
             "ws_max_frame_bytes",
+            "ws_frames_per_minute",
             "visitor_messages_per_minute",
             "ip_messages_per_minute",
             "threads_per_ip_per_hour",
@@ -176,6 +198,7 @@ class Config:
             "visitor_notify_delay",
             "app_send_timeout",
             "visitor_push_delay",
+            "reply_tag_days",
         ):
             value = getattr(self, name)
             if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value > 2**31:
@@ -232,6 +255,8 @@ class Config:
                 normalize_origin(origin)
             except ValueError as error:
                 raise ConfigError(f"{env_var('push_endpoint_allow')}: {error}") from None
+        for server in self.dns_servers:
+            _check_nameserver(server)
         if self.push_subject:
             _check_push_subject(self.push_subject)
         if self.clock_start:
@@ -247,8 +272,32 @@ class Config:
                 )
 
 
+def _check_nameserver(server: str) -> None:
+    """An IP address, optionally with a port: "9.9.9.9", "127.0.0.1:5353", "[::1]:53"."""
+    host, port = server, "53"
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest.removeprefix(":") or port
+    elif server.count(":") == 1:
+        host, port = server.split(":")
+    try:
+        ipaddress.ip_address(host)
+        if not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise ConfigError(
+            f"{env_var('dns_servers')}: expected IP or IP:port, got {server!r}"
+        ) from None
+
+
 # Settings where 0 means "off" or "any free port".
-ZERO_ALLOWED = {"port", "owner_notify_delay", "visitor_notify_delay", "visitor_push_delay"}
+ZERO_ALLOWED = {
+    "port",
+    "owner_notify_delay",
+    "visitor_notify_delay",
+    "visitor_push_delay",
+    "reply_tag_days",
+}
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 

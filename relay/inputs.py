@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from starlette.requests import HTTPConnection, Request
-
 from relay.errors import InvalidRequest, InvalidToken, TooLarge, UnprocessableRequest
+
+if TYPE_CHECKING:  # annotations only: the CLI reads settings without loading Starlette
+    from starlette.requests import HTTPConnection, Request
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # A whole number as clients send it: ASCII digits only (str.isdigit() also takes "²",

@@ -383,4 +383,16 @@ class PresenceChanged(_Framed):
         return {"type": "presence", "online": self.online}
 
 
-Event = MessageAdded | ReadMoved | Typing | SignedOut | ThreadDeleted | StatusChanged
+@dataclass(frozen=True)
+class HeldChanged(_Framed):
+    """To owners only: an emailed reply was held in this thread, or an owner released or
+    discarded one (relay/channels/email/held.py)."""
+
+    site: str
+    thread: str
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"type": "held", "thread": self.thread}
+
+
+Event = MessageAdded | ReadMoved | Typing | SignedOut | ThreadDeleted | StatusChanged | HeldChanged

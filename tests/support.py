@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterable
@@ -23,6 +24,7 @@ from relay.conversations.notify import NotificationPolicy
 from relay.models import Site
 from relay.store import Store, open_store
 from relay.tokens import Tokens, new_secret_key
+from tests.fakes.dns_server import FakeDns
 
 T = TypeVar("T")
 # Debian's Chromium; without the networking flags it keeps calling Google's hosts,
@@ -109,13 +111,25 @@ def run_sync(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return results[0]
 
 
+# Servers under test listen below Linux's ephemeral range (32768-60999), which every
+# outgoing connection draws its local port from: a port picked there, released and bound
+# again by a child process a moment later (free_port) could meanwhile be some client's,
+# and the server fail with "address already in use".
+SERVER_PORTS = range(10_000, 32_768)
+
+
 def free_socket() -> socket.socket:
     # Named TCP (not proto 0): asyncio sets TCP_NODELAY only then, and without it each
     # keep-alive response written in two parts waits ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
+    while True:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", random.choice(SERVER_PORTS)))
+        except OSError:  # taken: by another test process, or a server of this one
+            sock.close()
+            continue
+        return sock
 
 
 class _Server(uvicorn.Server):
@@ -182,10 +196,25 @@ class RunningRelay:
         self.thread.join(timeout=10)
 
 
+_QUIET_DNS: FakeDns | None = None
+
+
+def quiet_dns() -> str:
+    """A DNS server that knows no name ("127.0.0.1:PORT"), one per test process: relays
+    under test check the senders of mail against it, never against the machine's
+    resolver (which may be slow, or absent). Tests about those checks start their own."""
+    global _QUIET_DNS
+    if _QUIET_DNS is None:
+        _QUIET_DNS = FakeDns()
+        _QUIET_DNS.start()
+    return _QUIET_DNS.address
+
+
 def start_relay(config: Config) -> RunningRelay:
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = Config.load({}, **{**config.__dict__, "port": port})
+    dns = config.dns_servers or (quiet_dns(),)
+    config = Config.load({}, **{**config.__dict__, "port": port, "dns_servers": dns})
     server = _Server(
         uvicorn.Config(
             create_app(config),
@@ -276,7 +305,12 @@ def porch_env(data_dir: Path, **settings: str) -> dict[str, str]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORCH_")}
     env.update(
-        {"PORCH_SECRET_KEYS": SECRET, "PORCH_DATA_DIR": str(data_dir), "PORCH_LOG_LEVEL": "warning"}
+        {
+            "PORCH_SECRET_KEYS": SECRET,
+            "PORCH_DATA_DIR": str(data_dir),
+            "PORCH_LOG_LEVEL": "warning",
+            "PORCH_DNS_SERVERS": quiet_dns(),
+        }
     )
     env.update({f"PORCH_{k.upper()}": v for k, v in settings.items()})
     return env

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from relay.config import Config
 from relay.store import backup as backup_module
 from relay.store.backup import backup
-from relay.web.live import FRAMES_PER_MINUTE
 from tests.support import (
     ALPHA,
     ALPHA_ORIGIN,
@@ -38,6 +38,7 @@ from tests.support import (
     start_thread,
 )
 
+FRAMES_PER_MINUTE = Config.ws_frames_per_minute  # a live socket's frames a minute, by default
 VISITORS = 5
 ACKED_BEFORE_BACKUP = 300  # the copy starts well into steady traffic
 SUMMARY = re.compile(r"^Copied .+ to .+: (\d+) threads, (\d+) messages, [\d.]+ [KMG]?B")

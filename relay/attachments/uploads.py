@@ -13,12 +13,12 @@ from typing import IO, TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
 
 from relay.errors import InvalidRequest, TooLarge
 
 if TYPE_CHECKING:  # a TypedDict the library declares for type checkers only
     from python_multipart.multipart import MultipartCallbacks
+    from starlette.requests import Request  # annotations only: `porch mail inspect`
 
 # What multipart wraps around the file: boundaries, part headers, a field or two.
 OVERHEAD = 16 * 1024

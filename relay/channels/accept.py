@@ -53,6 +53,8 @@ class Verdict(enum.StrEnum):
     NO_TAG = "no_tag"
     UNKNOWN_TAG = "unknown_tag"
     REVOKED_TAG = "revoked_tag"
+    EXPIRED_TAG = "expired_tag"  # its conversation had no message for REPLY_TAG_DAYS
+    HELD = "held"  # the sender could not be verified: kept until an owner decides
     FORGED = "forged"  # the thread's proof does not match, or the sender may not write
     RATE_LIMITED = "rate_limited"
     UNREADABLE = "unreadable"
@@ -113,11 +115,14 @@ class Accept:
     async def seen(self, channel: Via, external_id: str) -> bool:
         return await self.store.inbound_seen(channel.value, external_id)
 
-    async def record(self, channel: Via, external_id: str, outcome: Outcome) -> None:
-        """Remember a final outcome; a temporary one is processed again when redelivered."""
+    async def record(
+        self, channel: Via, external_id: str, outcome: Outcome, **details: Any
+    ) -> None:
+        """Remember a final outcome; a temporary one is processed again when redelivered.
+        `details`: what the channel knows of the delivery (store.record_inbound)."""
         if not outcome.temporary:
             await self.store.record_inbound(
-                channel.value, external_id, outcome.verdict.value, outcome.thread
+                channel.value, external_id, outcome.verdict.value, outcome.thread, **details
             )
 
     async def post(self, inbound: Inbound) -> Outcome:
@@ -128,7 +133,7 @@ class Accept:
                 await asyncio.to_thread(received.path.unlink, missing_ok=True)
 
     async def _post(self, inbound: Inbound) -> Outcome:
-        if not await self._may_write(inbound):
+        if not await self.may_write(inbound):
             return Outcome(Verdict.FORGED, inbound.thread)
         if not inbound.body and not inbound.files:
             return Outcome(Verdict.EMPTY, inbound.thread)
@@ -187,7 +192,7 @@ class Accept:
             return self.per_chat.hit(inbound.sender) > 0
         return self.per_thread.hit(inbound.thread) > 0 or self.per_sender.hit(inbound.sender) > 0
 
-    async def _may_write(self, inbound: Inbound) -> bool:
+    async def may_write(self, inbound: Inbound) -> bool:
         """A visitor: the sender is a confirmed contact of the thread's visitor on this
         channel (a chat bound to the thread, an address they confirmed). An owner: the
         contact written to is still an owner of the thread's site, and the sender is that

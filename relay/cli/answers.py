@@ -6,14 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from relay.answers.finder import Finder
-from relay.answers.library import BadFile, read_csv, terms_of, write_csv
 from relay.cli.common import load_config, with_store
 from relay.errors import CommandError
-from relay.models import Site
 from relay.sites.settings import LANGUAGE
-from relay.store import Store
+
+# The answers' code (stemmers, matching) loads only for these commands: see common.py.
+if TYPE_CHECKING:
+    from relay.models import Site
+    from relay.store import Store
 
 
 async def _site(store: Store, site_id: str) -> Site:
@@ -24,6 +26,8 @@ async def _site(store: Store, site_id: str) -> Site:
 
 
 def run_answers_import(args: argparse.Namespace) -> None:
+    from relay.answers.library import BadFile, read_csv, terms_of
+
     config = load_config(args)
     try:
         text = Path(args.file).read_text(encoding="utf-8")
@@ -47,6 +51,8 @@ def run_answers_import(args: argparse.Namespace) -> None:
 
 
 def run_answers_export(args: argparse.Namespace) -> None:
+    from relay.answers.library import write_csv
+
     config = load_config(args)
 
     async def exported(store: Store) -> str:
@@ -67,6 +73,8 @@ def run_answers_list(args: argparse.Namespace) -> None:
 
 
 def run_answers_ask(args: argparse.Namespace) -> None:
+    from relay.answers.finder import Finder
+
     config = load_config(args)
 
     async def asked(store: Store) -> dict[str, object]:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING
 
 from relay.channels.apps import OPTIONS, SECRETS
-from relay.channels.apps.accounts import add_channel, describe, remove_channel
 from relay.cli.common import load_config, with_store
 from relay.errors import CommandError, PorchError
-from relay.store import Store
+
+# The apps' code (httpx, each provider) loads only for these commands: see common.py.
+if TYPE_CHECKING:
+    from relay.store import Store
 
 
 def secret_variable(name: str) -> str:
@@ -39,6 +42,8 @@ def channel_options(kind: str, args: argparse.Namespace) -> dict[str, str]:
 
 
 def run_channel_add(args: argparse.Namespace) -> None:
+    from relay.channels.apps.accounts import add_channel, describe
+
     config = load_config(args)
     options = channel_options(args.kind, args)
 
@@ -53,6 +58,8 @@ def run_channel_add(args: argparse.Namespace) -> None:
 
 
 def run_channel_list(args: argparse.Namespace) -> None:
+    from relay.channels.apps.accounts import describe
+
     config = load_config(args)
 
     async def listed(store: Store) -> list[dict[str, object]]:
@@ -64,6 +71,8 @@ def run_channel_list(args: argparse.Namespace) -> None:
 
 
 def run_channel_remove(args: argparse.Namespace) -> None:
+    from relay.channels.apps.accounts import remove_channel
+
     config = load_config(args)
 
     async def removed(store: Store) -> bool:

@@ -1,26 +1,18 @@
-"""What each `porch` command does (the parser in relay/cli.py maps names to these)."""
+"""What each `porch` command does (the parser in relay/cli/main.py maps names to these).
+
+What only some commands need is imported inside them, so that the others start fast
+(relay/cli/common.py says which)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
 import json
-import logging
-import shlex
-import sqlite3
+import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
-import httpx
-
-from relay.assets import asset_dir
-from relay.attachments.blobs import LocalBlobs
-from relay.channels.email.smtp_forwarder import RelayForwarder
-from relay.channels.email.smtp_ingress import start_smtp_ingress
 from relay.cli.common import (
     DEMO_NOTIFY_DELAY,
     DEMO_OWNER,
@@ -28,46 +20,44 @@ from relay.cli.common import (
     DEMO_SITE,
     LOG_FORMAT,
     SITE_ID,
-    demo_origins,
-    demo_secret,
-    free_port,
     free_site_id,
     load_config,
     require_secret,
-    serve,
     with_store,
 )
 from relay.config import FIELDS, Config, env_var, flag
-from relay.demo import setup as demo
-from relay.demo.mailbox import DemoMailbox
 from relay.errors import CommandError, ConfigError
-from relay.models import Site
 from relay.sites import settings as site_settings
-from relay.sites.availability import opening, site_zone
 from relay.sites.checks import BadValue
-from relay.store import Store
-from relay.store.backup import backup
-from relay.store.blobs import blobs_for
-from relay.store.copy import CopyError, copy_sqlite_to_postgres
-from relay.store.migrate import apply_migrations, apply_pg_migrations
-from relay.store.postgres import shown_url
-from relay.tokens import Tokens, new_secret_key
-from relay.web.widget import snippet
+
+if TYPE_CHECKING:
+    from relay.models import Site
+    from relay.store import Store
 
 # -- commands -----------------------------------------------------------------------
 
 
 def run_keygen(args: argparse.Namespace) -> None:
+    from relay.tokens import new_secret_key
+
     print(new_secret_key())
 
 
 def run_serve(args: argparse.Namespace) -> None:
+    from relay.cli.serving import serve
+
     config = load_config(args, demo_key=False)  # a real relay needs a real key
     require_secret(config)
     serve(config)
 
 
 def run_smtp(args: argparse.Namespace) -> None:
+    import asyncio
+    import logging
+
+    from relay.channels.email.smtp_forwarder import RelayForwarder
+    from relay.channels.email.smtp_ingress import start_smtp_ingress
+
     config = load_config(args, demo_key=False)
     for name in ("smtp_port", "inbound_secret", "reply_domain"):
         if not getattr(config, name):
@@ -98,6 +88,13 @@ def run_smtp(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    from relay.assets import asset_dir
+    from relay.cli.serving import demo_origins, demo_secret, free_port, serve
+    from relay.demo import setup as demo
+    from relay.demo.mailbox import DemoMailbox
+    from relay.models import Site
+    from relay.tokens import Tokens
+
     config = load_config(args)
     if not config.secret_keys:
         config = dataclasses.replace(config, secret_keys=(demo_secret(config.data_dir),))
@@ -153,6 +150,8 @@ def run_demo(args: argparse.Namespace) -> None:
 
 def demo_flags(config: Config) -> str:
     """The flags other `porch` commands need to reach this demo's data and relay."""
+    import shlex
+
     flags = ["--data-dir", shlex.quote(str(config.data_dir))]
     if config.port != FIELDS["port"].default:
         flags += ["--port", str(config.port)]
@@ -162,6 +161,9 @@ def demo_flags(config: Config) -> str:
 
 
 def run_site_add(args: argparse.Namespace) -> None:
+    from relay.models import Site
+    from relay.web.widget import snippet
+
     config = load_config(args)
     if args.id is not None and not SITE_ID.fullmatch(args.id):
         raise CommandError(
@@ -248,6 +250,8 @@ def run_site_set(args: argparse.Namespace) -> None:
 
 def describe_hours(site: Site, now: datetime) -> str:
     """One line to check the hours just set against the relay's clock."""
+    from relay.sites.availability import opening, site_zone
+
     state = opening(site.settings, now)
     zone = site_zone(site.settings)
     if not state.has_hours:
@@ -269,6 +273,8 @@ def run_site_list(args: argparse.Namespace) -> None:
 
 
 def run_site_secret(args: argparse.Namespace) -> None:
+    from relay.tokens import new_secret_key
+
     async def secret(store: Store) -> str:
         site = await store.get_site(args.site)
         if site is None:
@@ -285,6 +291,8 @@ def run_site_secret(args: argparse.Namespace) -> None:
 
 
 def run_owner_token(args: argparse.Namespace) -> None:
+    from relay.tokens import Tokens
+
     config = load_config(args)
     require_secret(config)
     if with_store(config, lambda store: store.get_site(args.site)) is None:
@@ -293,6 +301,8 @@ def run_owner_token(args: argparse.Namespace) -> None:
 
 
 def run_owner_login(args: argparse.Namespace) -> None:
+    from relay.tokens import Tokens
+
     config = load_config(args)
     require_secret(config)
     email = args.email.strip().lower()
@@ -348,9 +358,31 @@ def run_mail_inspect(args: argparse.Namespace) -> None:
     except OSError as error:
         raise ConfigError(f"cannot read {args.file}: {error.strerror}") from None
     try:
-        print(json.dumps(inspect(raw).to_json(), ensure_ascii=False, indent=2))
+        found = inspect(raw).to_json()
     except UnreadableEmail as error:
         raise ConfigError(f"{args.file} is not an email: {error}") from None
+    if not args.no_checks:
+        found["authentication"] = _sender_checks(raw, args)
+    print(json.dumps(found, ensure_ascii=False, indent=2))
+
+
+def _sender_checks(raw: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    """Who really sent it, as the relay would judge it with these settings: the checks'
+    findings and the decision under --sender-checks (DNS lookups, nothing written)."""
+    from relay.channels.email.authentication import Envelope, Resolver, authenticate
+
+    config = Config.load(os.environ)
+    envelope = None
+    if args.peer_ip:
+        envelope = Envelope(args.peer_ip, args.helo, args.mail_from or "")
+    try:
+        resolver = Resolver(config.dns_servers)
+    except ValueError as error:
+        raise ConfigError(f"cannot check the sender: {error}") from None
+    trusted = frozenset(name.lower() for name in config.trusted_authserv_ids)
+    checks = authenticate(raw, envelope, resolver=resolver, trusted_authserv_ids=trusted)
+    decision = checks.decide(args.sender_checks)
+    return {**checks.to_json(), "decision": dataclasses.asdict(decision)}
 
 
 def run_visitor_export(args: argparse.Namespace) -> None:
@@ -365,6 +397,8 @@ def run_visitor_export(args: argparse.Namespace) -> None:
 
 
 def run_visitor_delete(args: argparse.Namespace) -> None:
+    from relay.store.blobs import blobs_for
+
     async def erase(store: Store) -> tuple[int, int]:
         ids = await store.find_visitors(args.who)
         erased = 0
@@ -386,6 +420,8 @@ def run_visitor_delete(args: argparse.Namespace) -> None:
 
 
 def run_purge(args: argparse.Namespace) -> None:
+    from relay.store.blobs import blobs_for
+
     config = load_config(args)
 
     async def purge(store: Store) -> list[tuple[str, str, str]]:
@@ -407,6 +443,9 @@ def run_purge(args: argparse.Namespace) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> None:
+    from relay.attachments.blobs import LocalBlobs
+    from relay.store.backup import backup
+
     config = load_config(args, demo_key=False)  # a copy needs no key
     if config.database_url:
         raise ConfigError(
@@ -419,26 +458,52 @@ def run_backup(args: argparse.Namespace) -> None:
 
 def run_migrate(args: argparse.Namespace) -> None:
     config = load_config(args, demo_key=False)
-    try:
-        if config.database_url:
-            applied = asyncio.run(_migrate_postgres(config.database_url))
-        else:
-            with contextlib.closing(sqlite3.connect(config.database_path)) as db:
-                applied = apply_migrations(db)
-    except (OSError, sqlite3.Error, asyncpg.PostgresError) as error:
-        raise CommandError(f"cannot migrate the database: {error}") from None
+    if config.database_url:
+        applied = _migrate_postgres(config.database_url)
+    else:
+        applied = _migrate_sqlite(config)
     print("\n".join(f"applied {name}" for name in applied) or "The database is up to date.")
 
 
-async def _migrate_postgres(url: str) -> list[str]:
-    conn = await asyncpg.connect(url, timeout=10)
+def _migrate_sqlite(config: Config) -> list[str]:
+    import contextlib
+    import sqlite3
+
+    from relay.store.migrate import apply_migrations
+
     try:
-        return await apply_pg_migrations(conn)
-    finally:
-        await conn.close()
+        with contextlib.closing(sqlite3.connect(config.database_path)) as db:
+            return apply_migrations(db)
+    except (OSError, sqlite3.Error) as error:
+        raise CommandError(f"cannot migrate the database: {error}") from None
+
+
+def _migrate_postgres(url: str) -> list[str]:
+    import asyncio
+
+    import asyncpg
+
+    from relay.store.migrate import apply_pg_migrations
+
+    async def migrate() -> list[str]:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return await apply_pg_migrations(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(migrate())
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CommandError(f"cannot migrate the database: {error}") from None
 
 
 def run_copy_db(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from relay.store.copy import CopyError, copy_sqlite_to_postgres
+    from relay.store.postgres import shown_url
+
     if not args.target.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"TO: expected a postgresql:// URL, got {args.target!r}")
     if not args.source.is_file():
@@ -465,6 +530,10 @@ def run_threads(args: argparse.Namespace) -> None:
 
 
 def run_reply(args: argparse.Namespace) -> None:
+    import httpx
+
+    from relay.tokens import Tokens
+
     config = load_config(args)
     require_secret(config)
     thread = with_store(config, lambda store: store.get_thread(args.thread))

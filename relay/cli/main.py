@@ -47,6 +47,7 @@ from relay.cli.push import run_push_keys
 from relay.config import FIELDS, env_var, flag
 from relay.errors import CommandError, ConfigError
 from relay.sites import settings as site_settings
+from relay.sites.checks import SENDER_CHECKS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -256,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
         with_settings=False,
     )
     inspect_cmd.add_argument("file", type=Path, help="An .eml file (raw RFC 5322 message).")
+    inspect_cmd.add_argument(
+        "--sender-checks",
+        choices=SENDER_CHECKS,
+        default="dmarc",
+        help="The site policy to judge the sender by (default dmarc).",
+    )
+    inspect_cmd.add_argument(
+        "--peer-ip", metavar="IP", help="The address that delivered it by SMTP (checks SPF)."
+    )
+    inspect_cmd.add_argument("--helo", metavar="NAME", help="Its SMTP HELO name.")
+    inspect_cmd.add_argument("--mail-from", metavar="ADDRESS", help="Its SMTP MAIL FROM.")
+    inspect_cmd.add_argument(
+        "--no-checks", action="store_true", help="Only read it: no sender checks, no DNS."
+    )
 
     visitor = commands.add_parser(
         "visitor",

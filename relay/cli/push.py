@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from relay.cli.common import load_config, with_store
-from relay.store import Store
+
+if TYPE_CHECKING:
+    from relay.store import Store
 
 
 def run_push_keys(args: argparse.Namespace) -> None:

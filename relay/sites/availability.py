@@ -21,8 +21,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import get_timezone_location
-
 from relay.catalogue import LANGUAGES
 from relay.clock import parse_instant
 
@@ -153,6 +151,9 @@ def public_availability(
 @functools.cache
 def zone_names(zone: str) -> dict[str, str]:
     """The zone in words per language, as babel says it ("France Time")."""
+    # Imported here: the store loads this module, and CLI commands need no babel.
+    from babel.dates import get_timezone_location
+
     if zone in ("UTC", "Etc/UTC"):  # babel would say "Unknown Region (UTC) Time"
         return dict.fromkeys(LANGUAGES, "UTC")
     return {

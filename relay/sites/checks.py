@@ -198,6 +198,15 @@ def color(value: Any) -> str:
     return value.lower()
 
 
+SENDER_CHECKS = ("dmarc", "strict", "off")  # relay/channels/email/authentication
+
+
+def sender_checks(value: Any) -> str:
+    if value not in SENDER_CHECKS:
+        raise bad(" or ".join(SENDER_CHECKS), value)
+    return str(value)
+
+
 def language(value: Any) -> str:
     if value not in LANGUAGES:
         raise bad(" or ".join(LANGUAGES), value)

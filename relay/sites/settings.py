@@ -253,6 +253,16 @@ SYNONYMS: Setting[list[str]] = Setting(
     flag=Flag("--synonyms", "'WORD, WORD'", repeatable=True, read=_none_clears,
               usage="One group each time; 'none' clears."),
 )  # fmt: skip
+SENDER_CHECKS: Setting[str] = Setting(
+    "sender_checks", "dmarc", checks.sender_checks,
+    "Which emailed replies are held until you release them: dmarc (the sender's domain "
+    "says to reject or quarantine unverified mail, and it could not be verified), strict "
+    "(any reply that could not be verified) or off.",
+    {"enum": list(checks.SENDER_CHECKS)},
+    form=Form("select", "site", "site.sender_checks", hint="site.sender_checks_hint",
+              options="sender_checks."),
+    flag=Flag("--sender-checks", "|".join(checks.SENDER_CHECKS)),
+)  # fmt: skip
 REPLY_ALIASES: Setting[list[str]] = Setting(
     "reply_aliases", [], checks.aliases,
     "Other addresses the owners may reply from (owners now set theirs in the inbox).",
@@ -283,6 +293,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     MAX_MESSAGE_MB,
     FILE_TYPES,
     SYNONYMS,
+    SENDER_CHECKS,
     REPLY_ALIASES,
     IDENTITY_SECRET,
 )  # fmt: skip; the order of the form, the CLI's help and the README

@@ -18,6 +18,7 @@ from relay.store.continuity import ContinuityStore, still_signed_in
 from relay.store.deliveries import DeliveryStore
 from relay.store.digest import DigestStore
 from relay.store.engine import StoreEvent
+from relay.store.held import HeldStore
 from relay.store.inbound import InboundStore
 from relay.store.inbox import InboxStore
 from relay.store.mail import MailStore
@@ -39,6 +40,7 @@ class Store(
     PushStore,
     InboxStore,
     InboundStore,
+    HeldStore,
 ):
     """Sites and the reads of conversations; the rest comes from one part per concern."""
 

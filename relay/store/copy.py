@@ -41,6 +41,7 @@ TABLES = (
     "outbox",
     "reply_tags",
     "inbound",
+    "held_mail",  # replies held until an owner decides: the mail itself included
     "suppressed",
     "resume_uses",
     "owners",
@@ -135,14 +136,11 @@ async def _copy(db: sqlite3.Connection, conn: asyncpg.Connection, files: dict[st
         # New rows continue after the copied ones.
         last_seq = await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM messages")
         await conn.execute("UPDATE message_seq SET seq = $1 WHERE id = 1", last_seq)
-        await conn.execute(
-            "SELECT setval(pg_get_serial_sequence('outbox', 'id'),"
-            " (SELECT COALESCE(MAX(id), 0) + 1 FROM outbox), false)"
-        )
-        await conn.execute(
-            "SELECT setval(pg_get_serial_sequence('answers', 'num'),"
-            " (SELECT COALESCE(MAX(num), 0) + 1 FROM answers), false)"
-        )
+        for table, column in (("outbox", "id"), ("answers", "num"), ("held_mail", "id")):
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" (SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}), false)"
+            )
         size = 0
         for digest, path in files.items():
             try:

@@ -28,8 +28,9 @@ from relay.store.outbox_rows import (
     issued_reply_tag,
     later,
     notify_mode,
+    pending_row,
 )
-from relay.store.rows import Db, Row, message_from_row, sites_of_owner, thread_from_row
+from relay.store.rows import Db, message_from_row, sites_of_owner, thread_from_row
 
 DIGEST_MORNING = time(8, 0)  # daily digests leave at this time of the site's day
 DIGEST_MODES = (NotifyMode.HOURLY, NotifyMode.DAILY)
@@ -129,7 +130,7 @@ class DigestStore(Engine):
         for a thread the recipient has none for yet."""
 
         def op(db: Db) -> tuple[DigestJob | None, list[StoreEvent]]:
-            pending = _pending(db, item.id)
+            pending = pending_row(db, item.id)
             if pending is None:
                 return None, []
             sites = {site.id: site for site in sites_of_owner(db, item.recipient)}
@@ -222,7 +223,7 @@ class DigestStore(Engine):
         owner's. The link itself is made by the caller, at the last moment."""
 
         def op(db: Db) -> tuple[LoginJob | None, list[StoreEvent]]:
-            row = _pending(db, item.id)
+            row = pending_row(db, item.id)
             if row is None:
                 return None, []
             refusal = _owner_refusal(db, item.recipient, bool(sites_of_owner(db, item.recipient)))
@@ -242,15 +243,6 @@ def _owner_refusal(db: Db, address: str, owns_a_site: bool) -> str | None:
     if is_suppressed(db, address):
         return "address suppressed"
     return None if owns_a_site else "no longer an owner address of any site"
-
-
-def _pending(db: Db, item_id: int) -> Row | None:
-    """The outbox row if it is still pending; None if cancelled or claimed meanwhile."""
-    # An UPDATE locks the row: another relay claiming it waits, then sees it claimed.
-    row: Row | None = db.execute(
-        "UPDATE outbox SET status = status WHERE id = ? RETURNING *", (item_id,)
-    ).fetchone()
-    return row if row is not None and row["status"] == "pending" else None
 
 
 def owner_language(db: Db, address: str) -> str | None:

@@ -16,6 +16,7 @@ from relay.clock import Clock
 from relay.models import Author, Message, NotifyMode, Site, Thread, utc_now
 from relay.store.digest import DIGEST_MODES, DigestJob, LoginJob, owner_language, queue_digest
 from relay.store.engine import Engine, StoreEvent
+from relay.store.held import NoticeJob
 from relay.store.outbox_rows import (
     DeliveryKind,
     OutboxItem,
@@ -32,7 +33,19 @@ from relay.store.rows import Db, Row, message_from_row, site_from_row, thread_fr
 RECENT_IN_EMAIL = 10  # messages of context quoted below the marker
 # What the Message-ID of an email about no thread names beside its outbox id
 # (relay/mail/compose.py: <outbox.ID.digest@…>).
-MESSAGE_ID_WORDS = {DeliveryKind.DIGEST: "digest", DeliveryKind.LOGIN: "login"}
+MESSAGE_ID_WORDS = {
+    DeliveryKind.DIGEST: "digest",
+    DeliveryKind.LOGIN: "login",
+    DeliveryKind.NOTICE: "notice",
+}
+
+
+@dataclass(frozen=True)
+class IssuedTag:
+    thread: str
+    recipient: str  # lowercased address it was issued to
+    revoked: bool
+    last_activity: str  # ISO UTC: the conversation's last message
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class MailJob:
         return self.new[-1].seq if self.new else None
 
 
-SentJob = MailJob | DigestJob | LoginJob
+SentJob = MailJob | DigestJob | LoginJob | NoticeJob
 
 
 class MailStore(Engine):
@@ -175,15 +188,16 @@ class MailStore(Engine):
 
     # -- inbound -------------------------------------------------------------------
 
-    async def reply_tag(self, tag: str) -> tuple[str, str, bool] | None:
-        """(thread, recipient, revoked) for a tag we issued."""
+    async def reply_tag(self, tag: str) -> IssuedTag | None:
+        """A tag we issued, with its conversation's last message time."""
         row = await self._read(
             lambda db: db.execute(
-                "SELECT thread_id, recipient, revoked_at FROM reply_tags WHERE tag = ?",
+                "SELECT r.thread_id, r.recipient, r.revoked_at, t.updated_at FROM reply_tags r"
+                " JOIN threads t ON t.id = r.thread_id WHERE r.tag = ?",
                 (tag.lower(),),
             ).fetchone()
         )
-        return (row[0], row[1], row[2] is not None) if row else None
+        return IssuedTag(row[0], row[1], row[2] is not None, row[3]) if row else None
 
     async def outbox_recipient(self, outbox_id: int) -> tuple[str, str, str] | None:
         """(kind, recipient, what its Message-ID names beside the id: the thread, else

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from relay.models import NotifyMode, utc_now
-from relay.store.rows import Db
+from relay.store.rows import Db, Row
 
 # An address its visitor has not confirmed (by opening one of our links) gets one email
 # a day at most, whichever visitor or site asks; one visitor gets mail sent to a few
@@ -31,6 +31,7 @@ class DeliveryKind(enum.StrEnum):
     RESUME = "resume_link"  # a link that opens the conversation on another device
     LOGIN = "owner_login"  # an inbox sign-in link: thread NULL, the token minted on send
     TEMPLATE = "template"  # an app's approved message, outside its reply window
+    NOTICE = "refusal_notice"  # to the sender of a refused emailed reply: thread NULL
 
 
 TO_OWNERS = frozenset({DeliveryKind.OWNER, DeliveryKind.DIGEST, DeliveryKind.LOGIN})
@@ -165,6 +166,15 @@ def claim(db: Db, item_id: int) -> None:
     )
 
 
+def pending_row(db: Db, item_id: int) -> Row | None:
+    """The outbox row if it is still pending; None if cancelled or claimed meanwhile."""
+    # An UPDATE locks the row: another relay claiming it waits, then sees it claimed.
+    row: Row | None = db.execute(
+        "UPDATE outbox SET status = status WHERE id = ? RETURNING *", (item_id,)
+    ).fetchone()
+    return row if row is not None and row["status"] == "pending" else None
+
+
 def issued_reply_tag(db: Db, thread: str, recipient: str, candidate: str) -> str:
     """The tag this recipient already has for the thread (whatever key made it: every
     key verifies), else `candidate`, recorded."""
@@ -172,6 +182,8 @@ def issued_reply_tag(db: Db, thread: str, recipient: str, candidate: str) -> str
         "SELECT tag FROM reply_tags WHERE thread_id = ? AND recipient = ?", (thread, recipient)
     ).fetchone()
     if found is not None:
+        # A new email about the conversation: a tag expired in its silence works again.
+        db.execute("UPDATE reply_tags SET revoked_at = NULL WHERE tag = ?", (found[0],))
         return str(found[0])
     db.execute(
         "INSERT INTO reply_tags (tag, thread_id, recipient, created_at) VALUES (?, ?, ?, ?)",

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from relay.store import bridge
+
+if TYPE_CHECKING:  # annotations only: a SQLite installation never loads asyncpg
+    import asyncpg
 
 # Statements without parameters that asyncpg should not prepare.
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)

@@ -33,6 +33,7 @@ from relay.errors import StoreUnavailable
 from relay.models import (
     Author,
     Event,
+    HeldChanged,
     MessageAdded,
     ReadMoved,
     SignedOut,
@@ -409,6 +410,8 @@ def _ref(event: StoreEvent) -> list[Any] | None:
         return ["o", event.site, event.thread, event.epoch]
     if isinstance(event, ThreadDeleted):
         return ["d", event.site, event.thread]
+    if isinstance(event, HeldChanged):
+        return ["h", event.site, event.thread]
     return None  # DeliveryQueued: for this process's own outbox worker
 
 
@@ -422,6 +425,8 @@ def _event(ref: list[Any]) -> Event:
         return SignedOut(site, thread, int(rest[0]))
     if kind == "d":
         return ThreadDeleted(site, thread)
+    if kind == "h":
+        return HeldChanged(site, thread)
     raise ValueError(f"unknown notification {ref!r}")
 
 

@@ -47,6 +47,7 @@ from relay.inputs import (
 from relay.models import (
     Author,
     Event,
+    HeldChanged,
     MessageAdded,
     PresenceChanged,
     SignedOut,
@@ -65,9 +66,6 @@ log = logging.getLogger("porch.live")
 
 HELLO_TIMEOUT = 10.0  # seconds a new socket may stay silent before it is closed
 TYPING_INTERVAL = 2.0  # at most one typing event per socket per this many seconds
-# Frames of any kind one socket may send per minute: far above a person typing
-# (typing events are throttled client-side too), far below a flood.
-FRAMES_PER_MINUTE = 300
 # Events a socket may have waiting before it counts as too slow. One visitor thread
 # sees a few events a minute; an owner socket sees the whole site: 1,000 is minutes
 # of backlog either way.
@@ -231,8 +229,8 @@ class Session:
                 return
 
     def _text_for(self, event: Event | PresenceChanged) -> str | None:
-        if isinstance(event, StatusChanged) and self.role is Author.VISITOR:
-            return None  # open or closed is the owner's filing, not the visitor's business
+        if isinstance(event, StatusChanged | HeldChanged) and self.role is Author.VISITOR:
+            return None  # the owner's filing and moderation, not the visitor's business
         if isinstance(event, ThreadDeleted) and self.role is Author.VISITOR:
             self._too_slow = True
             asyncio.ensure_future(close(self.ws, 4401, "this conversation was deleted"))
@@ -286,9 +284,12 @@ class Session:
         if now - self._window >= 60:
             self._window, self._frames = now, 0
         self._frames += 1
-        if self._frames > FRAMES_PER_MINUTE:
+        # Far above a person typing (typing events are throttled client-side too), far
+        # below a flood: PORCH_WS_FRAMES_PER_MINUTE, 300 by default.
+        most = self.s.config.ws_frames_per_minute
+        if self._frames > most:
             raise RateLimited(
-                f"more than {FRAMES_PER_MINUTE} frames in a minute",
+                f"more than {most} frames in a minute",
                 retry_after=max(1, int(60 - (now - self._window))),
             )
 

@@ -56,10 +56,15 @@ def transcript(data: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-async def purge_daily(store: Store, blobs: Blobs) -> None:
+async def purge_daily(store: Store, blobs: Blobs, reply_tag_days: int) -> None:
     """Run the retention purge at start-up, then once a day; uploads no message carried
-    and the files no conversation holds any more go with it."""
+    and the files no conversation holds any more go with it, and the reply addresses of
+    conversations silent for `reply_tag_days` stop working (0: they never do)."""
     while True:
+        if reply_tag_days:
+            expired = await store.expire_reply_tags(reply_tag_days)
+            if expired:
+                log.info("email: %d reply addresses expired", expired)
         purged = await store.purge_idle()
         if purged:
             log.info("retention: erased %d idle conversations", len(purged))

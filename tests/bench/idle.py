@@ -24,7 +24,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
-from relay.web.live import FRAMES_PER_MINUTE
+from relay.config import Config
 from tests.bench import clients, servers
 from tests.bench.harness import (
     NOISY_OTHERS,
@@ -38,6 +38,8 @@ from tests.bench.harness import (
 from tests.bench.latency import LATE_LIMIT, Probe, paced, probe_id
 from tests.bench.memory import check_fd_limit, echo_growth
 
+FRAMES_PER_MINUTE = Config.ws_frames_per_minute  # a live socket's frames a minute, by default
+
 IDLE = 5000
 ACTIVE = 50  # visitors who talk meanwhile, one thread each
 RATE = 200.0  # messages per second, all active visitors together
@@ -46,7 +48,7 @@ COUNT = int(RATE * DURATION)
 BATCH = 100  # idle sockets connecting at once
 P99_MS = 50.0
 # Per active socket: the hello, a warm-up message, and both runs within a minute.
-assert 2 * COUNT // ACTIVE + 2 < FRAMES_PER_MINUTE  # the relay's fixed per-socket cap
+assert 2 * COUNT // ACTIVE + 2 < FRAMES_PER_MINUTE  # the relay's per-socket cap
 
 
 @dataclass(frozen=True)

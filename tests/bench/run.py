@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from tests.bench import (
     answers,
     apps,
+    cli,
     embed,
     fanout,
     idle,
@@ -27,6 +28,7 @@ from tests.bench import (
     search,
     store,
     throughput,
+    trimmer,
     uploads,
 )
 from tests.bench.harness import Failed, Row, log, raise_fd_limit, table
@@ -45,6 +47,8 @@ BENCHMARKS: dict[str, tuple[Callable[[], Awaitable[list[Row]]], float]] = {
     "apps": (apps.run, 120),
     "uploads": (uploads.run, 120),
     "answers": (answers.run, 180),
+    "trimmer": (trimmer.run, 60),
+    "cli": (cli.run, 120),
 }
 
 

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 
+from tests.fakes.dns_server import FakeDns
 from tests.mail.conftest import issue_reply_tag
 from tests.support import RunningRelay, free_port, porch_command, porch_env, start_thread
 
@@ -101,7 +103,10 @@ def test_mail_inspect_prints_json_and_refuses_non_mail(tmp_path: object) -> None
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == json.loads(sample.with_suffix(".json").read_text())
+    found = json.loads(result.stdout)
+    checks = found.pop("authentication")  # who sent it: tests/mail/test_authentication.py
+    assert found == json.loads(sample.with_suffix(".json").read_text())
+    assert checks["decision"]["action"] == "accept" and checks["dmarc"]["result"] == "none"
     garbage = Path(str(tmp_path)) / "garbage.eml"
     garbage.write_bytes(b"")
     for path in (garbage, Path(str(tmp_path)) / "missing.eml"):
@@ -114,3 +119,33 @@ def test_mail_inspect_prints_json_and_refuses_non_mail(tmp_path: object) -> None
         )
         assert result.returncode == 2 and str(path) in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_mail_inspect_says_why_a_sender_would_be_held(tmp_path: Path) -> None:
+    import json
+
+    sample = Path(__file__).parent / "corpus" / "apple_mail_macos_en.eml"  # unsigned
+    with FakeDns() as dns:
+        dns.txt("_dmarc.dupont.example", "v=DMARC1; p=reject")
+        env = {**porch_env(tmp_path), "PORCH_DNS_SERVERS": dns.address}
+        result = subprocess.run(
+            [*porch_command(), "mail", "inspect", str(sample)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        unchecked = subprocess.run(
+            [*porch_command(), "mail", "inspect", "--no-checks", str(sample)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 0, result.stderr
+    checks = json.loads(result.stdout)["authentication"]
+    assert checks["dmarc"]["policy"] == "reject" and checks["dkim"] == []
+    decision = checks["decision"]
+    assert (decision["action"], decision["reason"]) == ("hold", "dmarc_fail")
+    assert "dupont.example" in decision["detail"]
+    assert "authentication" not in json.loads(unchecked.stdout)

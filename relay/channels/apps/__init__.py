@@ -4,25 +4,11 @@ provider.py says what an app is to Porch; one module per app implements it
 (telegram.py, whatsapp.py, messenger.py; meta.py is what the two Meta apps share).
 channel.py is each app as a channel (inbound and outbound, the same for all);
 webhook.py the one route their webhooks arrive at; accounts.py connects a site's
-account (`porch channel add`, the inbox). Adding an app is adding its module and
-listing it in PROVIDERS.
+account (`porch channel add`, the inbox). Adding an app is adding its module, listing
+it in PROVIDERS (providers.py) and its options below.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-from relay.channels.apps.messenger import Messenger
-from relay.channels.apps.provider import Provider
-from relay.channels.apps.telegram import Telegram
-from relay.channels.apps.whatsapp import WhatsApp
-from relay.config import Config
-
-PROVIDERS: dict[str, Callable[[Config], Provider]] = {
-    "telegram": Telegram,
-    "whatsapp": WhatsApp,
-    "messenger": Messenger,
-}
 
 # What connecting each app's account takes (`porch channel add SITE KIND --option …`).
 OPTIONS: dict[str, tuple[str, ...]] = {

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from relay.channels.apps import OPTIONS, PROVIDERS
+from relay.channels.apps import OPTIONS
 from relay.channels.apps.provider import ProviderError
+from relay.channels.apps.providers import PROVIDERS
 from relay.config import Config
 from relay.errors import Conflict, NotFound, UnprocessableRequest
 from relay.store import Store

@@ -8,36 +8,41 @@ each delivery row from what is unread when it leaves.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute
-
-from relay.channels.accept import Accept
-from relay.channels.channel import SendResult
-from relay.channels.email.imap import poll_mailbox
-from relay.channels.email.inbound import Pipeline
-from relay.channels.email.outbox import SEND_TIMEOUT, EmailSender
-from relay.channels.email.smtp_ingress import start_smtp_ingress
-from relay.channels.email.unsubscribe import Unsubscribe
-from relay.channels.email.webhooks import Webhooks
-from relay.config import Config
 from relay.models import Via
-from relay.store import Store
-from relay.store.outbox_rows import OutboxItem
-from relay.tasks import background
-from relay.tokens import Tokens
 
-__all__ = ["SEND_TIMEOUT", "EmailChannel"]
+# The channel's parts are imported where they are used: importing this package is also
+# how `porch mail inspect` reaches reading.py, and it needs neither SMTP nor IMAP nor the
+# store (tests/test_cli_startup.py).
+if TYPE_CHECKING:
+    import asyncio
+
+    from starlette.routing import BaseRoute
+
+    from relay.channels.accept import Accept
+    from relay.channels.channel import SendResult
+    from relay.config import Config
+    from relay.store import Store
+    from relay.store.outbox_rows import OutboxItem
+    from relay.tokens import Tokens
+
+__all__ = ["EmailChannel"]
 
 
 class EmailChannel:
     name = Via.EMAIL
 
     def __init__(self, store: Store, tokens: Tokens, config: Config, accept: Accept) -> None:
+        from relay.channels.email.inbound import Pipeline
+        from relay.channels.email.outbox import EmailSender
+        from relay.channels.email.unsubscribe import Unsubscribe
+        from relay.channels.email.webhooks import Webhooks
+
         self.config = config
-        self.pipeline = Pipeline(store, tokens, accept)
+        self.pipeline = Pipeline(store, tokens, accept, config)
         # None when no SMTP server is configured: nothing is queued on this channel then.
         self.sender = EmailSender(store, tokens, config) if config.mail_enabled else None
         self._webhooks = Webhooks(config, self.pipeline)
@@ -48,6 +53,10 @@ class EmailChannel:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        from relay.channels.email.imap import poll_mailbox
+        from relay.channels.email.smtp_ingress import start_smtp_ingress
+        from relay.tasks import background
+
         async with contextlib.AsyncExitStack() as stack:
             if self.config.imap_url:
                 await stack.enter_async_context(

@@ -1,7 +1,7 @@
 """Writing the emails Porch sends: to the owner for new visitor messages (one
 conversation, or a digest of many), to the visitor for owner replies they have not
-seen, sign-in links to the inbox. Plain text plus simple HTML; a message's files are
-links (file_links.py).
+seen, sign-in links to the inbox, notices to the senders of refused replies. Plain
+text plus simple HTML; a message's files are links (file_links.py).
 
 Visitor-written text never reaches a header unsanitised (CR, LF and NUL removed, and
 the stdlib's header encoder does the rest); in HTML it is always escaped. Address
@@ -27,6 +27,7 @@ from relay.channels.email.reading import LOOP_HEADER, REPLY_MARKERS
 from relay.models import Author, Links, Message
 from relay.sites.availability import site_zone
 from relay.store.digest import DigestJob, DigestThread, LoginJob
+from relay.store.held import NoticeJob
 from relay.store.mail import MailJob
 
 # The line a reply is written above, in each language: relay/channels/email/extract.py
@@ -292,6 +293,28 @@ def login_email(job: LoginJob, *, sender: str, reply_domain: str, link: str) -> 
         f"{html.escape(say('server.login.ignore'))}</p></body></html>",
         subtype="html",
     )
+    return message
+
+
+def refusal_notice(job: NoticeJob, *, sender: str, reply_domain: str) -> EmailMessage:
+    """To the sender of a refused reply: why nothing was posted. An automatic reply
+    (RFC 3834): never answered by our own pipeline nor, if the clients behave, by theirs;
+    it says nothing of the conversation, which its reader may not be part of."""
+    payload = job.payload
+    say = partial(catalogue.text, language=payload.get("language") or "en")
+    domain = _domain(sender, reply_domain)
+    message = _automatic(job.item.recipient, f"{job.item.id}.notice", domain)
+    message.replace_header("Auto-Submitted", "auto-replied")
+    message["From"] = mailbox(sender, "Porch")
+    message["Subject"] = header_text(
+        say("server.refused.subject", subject=header_text(payload.get("subject"), "…")), "…"
+    )
+    if payload.get("in_reply_to"):
+        message["In-Reply-To"] = f"<{header_text(payload['in_reply_to'], '')}>"
+    reason = str(payload.get("reason") or "revoked_tag").removesuffix("_tag")
+    why = say(f"server.refused.{reason}", days=payload.get("days") or 0)
+    lines = [say("server.refused.intro"), why, say("server.refused.what_now")]
+    message.set_content("\n\n".join(lines) + f"\n\n-- \n{say('server.refused.automatic')}\n")
     return message
 
 

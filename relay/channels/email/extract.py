@@ -2,8 +2,9 @@
 
 Works on the body as text (reading.py decodes it): cuts away what the owner did not write,
 that is our own notification below REPLY_MARKERS, quoted history, forwarded blocks, "-- "
-signatures and "Sent from my iPhone" footers. quotequail and mail-parser-reply find where the
-history starts; the rules of our own below fill the gaps they leave (each says which).
+signatures, then "Sent from my iPhone" footers and disclaimers (footers.py). quotequail and
+mail-parser-reply find where the history starts; the rules of our own below fill the gaps
+they leave (each says which).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 
 import quotequail  # type: ignore[import-untyped,unused-ignore]
 from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-untyped,unused-ignore]
+
+from relay.channels.email.footers import strip_trailing
 
 # The composer puts one of these lines above the quoted conversation in both the text and the
 # HTML version of every notification: whatever the client does with the quote, nothing the
@@ -39,91 +42,138 @@ REPLY_PARSER_PATTERNS = tuple(
 )
 
 # Outlook's quoted header block: "From:" and "Sent:" lines (also bold, "*From:*", or quoted)
-# in the languages of mail-parser-reply's patterns, then To, Subject, maybe Cc.
+# in the languages of mail-parser-reply's patterns, then To, Subject, maybe Cc. "Data" is
+# Italian, Portuguese and Polish, "Enviada" Portuguese (Portugal), "Verstuurd" Dutch.
 FROM_LABELS = r"From|De|Von|Van|Da|Od|Från|Fra|发件人|보낸\s?사람"
 SENT_LABELS = (
-    r"Sent|Date|Envoyé|Date d'envoi|Gesendet|Datum|Enviado(?:\s+el)?|Fecha|Verzonden|Inviato"
-    r"|Wysłano|Odesláno|Skickat|Sendt|发送时间|보낸\s?날짜"
+    r"Sent|Date|Envoyé|Date d'envoi|Gesendet|Datum|Enviado(?:\s+el)?|Enviada|Fecha|Data"
+    r"|Verzonden|Verstuurd|Inviato|Wysłano|Odesláno|Skickat|Sendt|发送时间|보낸\s?날짜"
 )
 FROM_LABEL = re.compile(rf"^\*?(?:{FROM_LABELS})\s*\*?\s*:", re.IGNORECASE)
 SENT_LABEL = re.compile(rf"^\*?(?:{SENT_LABELS})\s*\*?\s*:", re.IGNORECASE)
 LABEL_LINE = re.compile(r"^\*?[^\W\d][\w .'-]{0,24}:")
 
-# Our rule: a header block found by mail-parser-reply counts only if it has a From line, a
-# Sent line and at least three "Label:" lines in all. Its patterns accept two lines (one for
-# Polish) of any of its labels, common words such as "Para:"/"Fecha:"/"Asunto:" (Spanish
-# "for"/"date"/"subject") or "De :"/"À :" (French "from"/"to": opening hours) that an owner
-# may well type; Outlook always writes From, Sent, To and Subject.
+# Lines are cut to this length before mail-parser-reply's patterns see them: some of them
+# backtrack quadratically on one long line ("On 1 1 1 … 1." of 100,000 characters takes
+# minutes), and no header or attribution line is nearly this long.
+REPLY_PARSER_LINE_CHARS = 1000
+
+# Our rule: a header block counts only if it has a From line, a Sent line and at least three
+# "Label:" lines in all. mail-parser-reply's patterns accept two lines (one for Polish) of any
+# of its labels, common words such as "Para:"/"Fecha:"/"Asunto:" (Spanish "for"/"date"/
+# "subject"), "De :"/"À :" (French "from"/"to": opening hours) or "De:"/"Data:" (Portuguese
+# "from"/"date") that an owner may well type; Outlook always writes From, Sent, To, Subject.
 MIN_HEADER_BLOCK_LINES = 3
+# Our rule: and its Sent line holds a year or a time, as Outlook's always does ("Sent: Monday,
+# March 3, 2025 10:15 AM"): "De: 10h / Data: sábado / Para: 20 pessoas" is an owner's order.
+YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 
 # Our rule: the same block found directly, from its From line when a Sent line follows within
 # HEADER_BLOCK_REACH lines. mail-parser-reply's French pattern needs a space before the colon
-# ("De :", not "De:"), and it misses Outlook's Spanish "Enviado el:", so it starts that block
-# late, at "Para:", leaving "De:" and the date in the reply.
-HEADER_BLOCK_REACH = 3  # Sent follows From within this many lines (Cc may come first)
+# ("De :", not "De:"), it misses Outlook's Spanish "Enviado el:" and has no Italian, Dutch or
+# Portuguese block, so it starts such blocks late or not at all.
+HEADER_BLOCK_REACH = 3  # Sent follows From within this many lines (Cc, Reply-To may come first)
 
 # Our rule: attribution lines ("On <date>, <name> wrote:") in en/fr/de/es with any spacing, so
 # also "a écrit:" without space (quotequail wants exactly " a écrit :"), and wrapped onto up to
 # three lines (Gmail wraps after "<" of a long display name; quotequail joins two lines).
-# mail-parser-reply's Spanish pattern never matches (its negative lookahead is the pattern).
+# Zoho writes "---- On <date> <name> wrote ----". mail-parser-reply's Spanish pattern never
+# matches (its negative lookahead is the pattern).
 ATTRIBUTION = re.compile(
-    r"""^(?:
-        On\s.+\swrote                 # Gmail, Apple Mail, Thunderbird, mutt (en)
+    r"""^(?:-{2,}\s*)?(?:
+        On\s.+\swrote                 # Gmail, Apple Mail, Thunderbird, mutt, Zoho (en)
       | Le\s.+\sa\s+écrit             # fr
       | Am\s.+\sschrieb(?:\s.+)?      # de: "Am 03.03.2025 um 10:15 schrieb Ann <…>:"
       | El\s.+\sescribió              # es
-    )\s*:$""",
+    )\s*(?::|-{2,})$""",
     re.VERBOSE | re.IGNORECASE,
 )
 ATTRIBUTION_WRAP_LINES = 3
 
+# Our rule: any other attribution, in any order and in the languages of the mail apps we know
+# of: a line (wrapped onto up to three) that ends with "wrote:" or its translation, maybe
+# followed by a German Google date ("schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:") or a
+# Scandinavian name and address ("skrev Ann <ann@x.example>:"), and that names an email
+# address, a time or a date ("Ann wrote:" alone is an owner's sentence). Android Gmail's
+# "23 mar 2017 21:25 "Ann" <ann@x.example> napisał(a):", Eudora's "At 6/16/2016 08:32 PM,
+# you wrote:", Google Inbox's "Ann <ann@x.example> schrieb:".
+WROTE = (
+    r"wrote|a\s+écrit|schrieb|escribió|ha\s+scritto|scrisse|schreef|geschreven|escreveu"
+    r"|napisał(?:\(a\)|a)?|написал(?:\(а\)|а)?|написав(?:\(ла\))?|пише|skrev|kirjoitti|írta"
+    r"|napsal(?:\(a\)|a)?|yazdı"
+)
+WRITTEN = re.compile(
+    rf"(?:^|\s)(?:{WROTE})(?:\s+am\s.{{1,50}}|\s+[^:<>]{{0,80}}<[^<>]{{1,100}}>)?\s*:$",
+    re.IGNORECASE,
+)
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+TIME = re.compile(r"\b\d{1,2}:\d{2}\b")
+DATE = re.compile(
+    r"""\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b        # 6/16/2016, 03.03.2025
+      | \b\d{4}-\d{2}-\d{2}\b                      # 2025-03-03
+      | \b\d{1,2}\.?\s+[^\W\d]{3,}\.?\s+\d{4}\b     # 6 октября 2014, 3. März 2025
+      | \b[^\W\d]{3,}\.?\s+\d{1,2},?\s+\d{4}\b""",  # Mar 3, 2025
+    re.VERBOSE,
+)
+# An attribution is one line, however wrapped: past this it is a paragraph ending in a colon.
+ATTRIBUTION_MAX_CHARS = 300
+# A line that ends a sentence is not the start of a wrapped attribution below it ("28." and
+# "Apr." in a German Google date are not sentence ends, "email." and "then..." are): it ends
+# with "!" or "?", or with "." after a word of at least this many letters.
+SENTENCE_WORD_LETTERS = 4
+# Gmail sometimes breaks an attribution apart with blank lines ("On Thu, 31 Mar 2016 at 11:16
+# Ann", "", "<", "mailto:…", "> wrote:"): an attribution found by the rules above, or a line
+# that is only "wrote:", also takes the line opening with "On" and a number at most this many
+# lines above it, across blank lines only.
+BROKEN_ATTRIBUTION_REACH = 3
+LONE_WROTE = re.compile(rf"^(?:{WROTE})\s*:$", re.IGNORECASE)
+# Gmail until 2016: "2016-03-03 17:21 GMT+01:00 Ann <ann@x.example>:", often wrapped.
+GMAIL_ISO_ATTRIBUTION = re.compile(r"^\d{4}-\d{2}-\d{2}\s+\d{1,2}:\d{2}\s+GMT[+-]\d{1,2}:?\d{2}\b")
+
 # Our rule: lines that open a forwarded or original message in languages quotequail misses
-# (Outlook fr/de/es "Original Message", Gmail fr/de/es forwards). Matched on the whole line,
-# dashes around optional, case-insensitive.
-SEPARATOR_PHRASES = (
+# (Outlook's "Original Message", Gmail's and Apple Mail's forwards). Matched on the whole
+# line, dashes (and Outlook's bold "*") around optional, case-insensitive.
+ORIGINAL_PHRASES = (
     "original message",
     "message d'origine",  # Outlook fr
     "ursprüngliche nachricht",  # Outlook de
     "mensaje original",  # Outlook es
+    "messaggio originale",  # Outlook it
+    "oorspronkelijk bericht",  # Outlook nl
+    "mensagem original",  # Outlook pt
+)
+FORWARD_PHRASES = (
     "forwarded message",  # Gmail en
     "message transféré",  # Gmail / Thunderbird fr
     "weitergeleitete nachricht",  # Gmail de
     "mensaje reenviado",  # Gmail es
+    "messaggio inoltrato",  # Gmail it
+    "doorgestuurd bericht",  # Gmail nl
+    "mensagem encaminhada",  # Gmail pt
     "begin forwarded message",  # Apple Mail en
     "début du message réexpédié",  # Apple Mail fr
     "anfang der weitergeleiteten nachricht",  # Apple Mail de
     "inicio del mensaje reenviado",  # Apple Mail es
+    "inizio messaggio inoltrato",  # Apple Mail it
+    "begin doorgestuurd bericht",  # Apple Mail nl
+    "início da mensagem reencaminhada",  # Apple Mail pt
 )
-SEPARATOR = re.compile(
-    r"^-*\s*(?:" + "|".join(re.escape(p) for p in SEPARATOR_PHRASES) + r")\s*:?\s*-*$",
-    re.IGNORECASE,
-)
+
+
+def _separator(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(phrase) for phrase in phrases)
+    return re.compile(rf"^\*?-*\s*(?:{alternatives})\s*:?\s*-*\*?$", re.IGNORECASE)
+
+
+SEPARATOR = _separator(ORIGINAL_PHRASES + FORWARD_PHRASES)
+FORWARD_SEPARATOR = _separator(FORWARD_PHRASES)
 # Outlook.com, OWA and Outlook for iOS draw this rule above the quoted header block.
 OUTLOOK_RULE = re.compile(r"^_{20,}$")
 
-# Our rule: trailing footers that mail apps add under what the owner typed. Matched on the
-# whole line, case-insensitive, after dropping "<url>" parts (Outlook links its footers).
-# A device or app name in a footer: words, no sentence punctuation ("Sent from my iPhone? No,
-# from my laptop." is a sentence, not a footer).
-DEVICE = r"[\w .'’&()+-]{1,40}"
-FOOTERS = re.compile(
-    r"""^(?:
-        sent\ from\ my\ DEVICE                                         # iOS, Android (en)
-      | sent\ from\ (?:mail|outlook|yahoo\ mail|proton\ mail)\b(?:\ DEVICE)?  # Windows Mail, apps
-      | get\ outlook\ for\ (?:ios|android)                             # Outlook mobile
-      | envoyé\ (?:de|depuis)\ mon\ DEVICE                             # iOS, Android (fr)
-      | envoyé\ (?:de|depuis|à\ partir\ de)\ (?:courrier|outlook|yahoo)\b(?:\ DEVICE)?
-      | obtenir\ outlook\ pour\ (?:ios|android)
-      | von\ meine[mr]\ DEVICE\ gesendet                                # iOS (de)
-      | gesendet\ von\ (?:meine[mr]|mail|outlook|yahoo)\b(?:\ DEVICE)?
-      | (?:holen\ sie\ sich\ )?outlook\ für\ (?:ios|android)(?:\ beziehen|\ herunterladen)?
-      | enviado\ desde\ mi\ DEVICE                                     # iOS, Android (es)
-      | enviado\ desde\ (?:correo|outlook|yahoo)\b(?:\ DEVICE)?
-      | obtener\ outlook\ para\ (?:ios|android)
-    )[.!]?$""".replace("DEVICE", DEVICE),
-    re.VERBOSE | re.IGNORECASE,
-)
-ANGLE_URL = re.compile(r"<(?:https?|mailto):[^>\s]*>")
+# Our rule: a forward with nothing written above it and no notification of ours in it is
+# what the owner means to send (a supplier's answer, a message for the visitor): its text is
+# kept, without its header block. Nested forwards are unwrapped this many times at most.
+FORWARDS_UNWRAPPED = 3
 
 # "-- " (RFC 3676 signature separator) after trailing whitespace is stripped.
 SIGNATURE_SEPARATOR = "--"
@@ -139,6 +189,11 @@ QUOTE_LOOKAHEAD = 4
 def new_text(text: str) -> str:
     """What the owner wrote above (or between) the quoted history, normalised."""
     lines = _lines(text[:MAX_TEXT_CHARS])
+    for _ in range(FORWARDS_UNWRAPPED):
+        forwarded = _forwarded_alone(lines)
+        if forwarded is None:
+            break
+        lines = forwarded
     start = history_start(lines)
     kept = lines if start is None else lines[:start] + _answers_in_quote(lines[start:])
     # "> " lines are someone else's words, also without an attribution line above them.
@@ -209,8 +264,9 @@ def _quotequail_start(lines: list[str]) -> int | None:
 
 def _reply_parser_start(lines: list[str]) -> int | None:
     """mail-parser-reply: attribution lines and Outlook header blocks in 13 languages. Its
-    patterns expect stripped lines, as its own parser makes them."""
-    text = "\n".join(line.strip() for line in lines)
+    patterns expect stripped lines, as its own parser makes them, and short ones (see
+    REPLY_PARSER_LINE_CHARS)."""
+    text = "\n".join(line.strip()[:REPLY_PARSER_LINE_CHARS] for line in lines)
     starts: list[int] = []
     for pattern, is_header_block in REPLY_PARSER_PATTERNS:
         for match in pattern.finditer(text):
@@ -228,22 +284,74 @@ def _is_outlook_block(block: str) -> bool:
     return (
         sum(1 for line in lines if LABEL_LINE.match(line)) >= MIN_HEADER_BLOCK_LINES
         and any(FROM_LABEL.match(line) for line in lines)
-        and any(SENT_LABEL.match(line) for line in lines)
+        and any(SENT_LABEL.match(line) and _is_dated(line) for line in lines)
     )
+
+
+def _is_dated(line: str) -> bool:
+    return bool(YEAR.search(line) or TIME.search(line))
 
 
 def _attribution_start(lines: list[str]) -> int | None:
     for index, line in enumerate(lines):
-        if not line.strip():
+        bare = _unquoted(line)
+        if not bare:
             continue
+        if GMAIL_ISO_ATTRIBUTION.match(bare) or LONE_WROTE.match(bare):
+            return _broken_opening(lines, index)
         joined = ""
         for extra in lines[index : index + ATTRIBUTION_WRAP_LINES]:
-            if not _unquoted(extra):  # a wrapped line never spans a blank line
-                break
+            if not _unquoted(extra) or _ends_sentence(joined):
+                break  # a wrapped line never spans a blank line or a sentence's end
             joined = f"{joined} {_unquoted(extra)}".strip()
             if ATTRIBUTION.match(joined):
                 return index
+            if _is_dated_attribution(joined):
+                return _broken_opening(lines, index)
+        if _quote_follows(lines, index) and WRITTEN.search(bare):
+            return index  # "Ann wrote:" right above "> " lines
     return None
+
+
+def _broken_opening(lines: list[str], index: int) -> int:
+    """index, or the start of the attribution Gmail broke apart above it."""
+    for above in range(index - 1, max(index - 1 - BROKEN_ATTRIBUTION_REACH, -1), -1):
+        bare = _unquoted(lines[above])
+        if bare:
+            return above if _opens_broken_attribution(bare) else index
+    return index
+
+
+def _opens_broken_attribution(line: str) -> bool:
+    """ "On <date with numbers> <name>", not a sentence (string tests: lines may be long)."""
+    return (
+        line.startswith("On ")
+        and any(character.isdigit() for character in line)
+        and not line.endswith((".", "!", "?", ":"))
+    )
+
+
+def _ends_sentence(text: str) -> bool:
+    word = text.rstrip(".!?")
+    if word == text:
+        return False
+    letters = word[-SENTENCE_WORD_LETTERS:]
+    return text.endswith(("!", "?")) or (
+        len(letters) == SENTENCE_WORD_LETTERS and letters.isalpha()
+    )
+
+
+def _is_dated_attribution(text: str) -> bool:
+    return (
+        len(text) <= ATTRIBUTION_MAX_CHARS
+        and bool(WRITTEN.search(text))
+        and any(pattern.search(text) for pattern in (ADDRESS, TIME, DATE))
+    )
+
+
+def _quote_follows(lines: list[str], index: int) -> bool:
+    following = [line for line in lines[index + 1 : index + 3] if line.strip()]
+    return bool(following) and _is_quoted(following[0])
 
 
 def _separator_start(lines: list[str]) -> int | None:
@@ -258,10 +366,28 @@ def _header_block_start(lines: list[str]) -> int | None:
     for index, line in enumerate(lines):
         if not FROM_LABEL.match(_unquoted(line)):
             continue
-        following = lines[index + 1 : index + 1 + HEADER_BLOCK_REACH]
-        if any(SENT_LABEL.match(_unquoted(other)) for other in following):
+        if _is_outlook_block("\n".join(lines[index : index + 1 + HEADER_BLOCK_REACH])):
             return index
     return None
+
+
+def _forwarded_alone(lines: list[str]) -> list[str] | None:
+    """The forwarded message's lines below its header block, when the whole mail is a
+    forward the owner wrote nothing above (see FORWARDS_UNWRAPPED); else None."""
+    first = _next_written(lines, 0)
+    if first == len(lines) or not FORWARD_SEPARATOR.match(lines[first].strip()):
+        return None
+    if _marker_line(lines) is not None:
+        return None
+    start = _next_written(lines, first + 1)
+    if start < len(lines) and LABEL_LINE.match(_unquoted(lines[start])):
+        start = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:]
+
+
+def _next_written(lines: list[str], start: int) -> int:
+    """Index of the first non-blank line from start on, or len(lines)."""
+    return next((i for i in range(start, len(lines)) if lines[i].strip()), len(lines))
 
 
 def _answers_in_quote(history: list[str]) -> list[str]:
@@ -292,14 +418,7 @@ def _answers_in_quote(history: list[str]) -> list[str]:
 
 
 def _strip_signature_and_footers(lines: list[str]) -> list[str]:
-    """Cut at the first "-- " signature separator, then drop trailing app footers."""
+    """Cut at the first "-- " signature separator, then drop disclaimers and app footers."""
     if SIGNATURE_SEPARATOR in lines:
         lines = lines[: lines.index(SIGNATURE_SEPARATOR)]
-    lines = list(lines)
-    while lines and (not lines[-1].strip() or _is_footer(lines[-1])):
-        lines.pop()
-    return lines
-
-
-def _is_footer(line: str) -> bool:
-    return bool(FOOTERS.match(ANGLE_URL.sub("", line).strip()))
+    return strip_trailing(lines)

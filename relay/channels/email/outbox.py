@@ -17,6 +17,7 @@ from relay.channels.email.compose import (
     digest_email,
     login_email,
     owner_notification,
+    refusal_notice,
     resume_link_email,
     visitor_notification,
 )
@@ -80,8 +81,11 @@ class EmailSender:
             return Skipped()
         job, message = composed
         domain = self.config.reply_domain
+        # An automatic reply goes with the null sender (RFC 3834 section 3.3): whatever
+        # becomes of it, nothing comes back.
+        bounces_to = "" if item.kind == DeliveryKind.NOTICE else f"{BOUNCE_LOCAL_PART}@{domain}"
         try:
-            await self.server.send(message, bounces_to=f"{BOUNCE_LOCAL_PART}@{domain}")
+            await self.server.send(message, bounces_to=bounces_to)
         except aiosmtplib.SMTPResponseException as error:
             if 500 <= error.code < 600:  # permanent: retrying cannot help
                 return Failed(f"{error.code} {error.message}")
@@ -107,6 +111,11 @@ class EmailSender:
                 base_url=self.config.base_url,
                 links=self._link,
             )
+        if item.kind == DeliveryKind.NOTICE:
+            notice = await self.store.prepare_notice(item)
+            if notice is None:
+                return None
+            return notice, refusal_notice(notice, sender=sender, reply_domain=domain)
         if item.kind == DeliveryKind.LOGIN:
             login = await self.store.prepare_login(item)
             if login is None:

@@ -17,7 +17,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 
-from inscriptis import get_text  # type: ignore[import-untyped,unused-ignore]
+from inscriptis import get_annotated_text  # type: ignore[import-untyped,unused-ignore]
 from inscriptis.css_profiles import CSS_PROFILES  # type: ignore[import-untyped,unused-ignore]
 from inscriptis.html_properties import Display  # type: ignore[import-untyped,unused-ignore]
 from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped,unused-ignore]
@@ -103,8 +103,26 @@ OFTEN_MISLABELLED = frozenset(
 # what old Windows clients send without saying so, latin-1 decodes any byte (last resort).
 FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
 
+# Our rule: the quoted history of an HTML reply, written as "> " lines as in a text reply, so
+# that extract.py tells it from what the owner typed above, between or below it (rendered
+# as plain text the quote would look like the owner's, and an answer below it would be cut
+# with it). Only blockquotes that mail apps use for quoting: Apple Mail, Thunderbird and
+# Roundcube mark them type="cite", Gmail and Proton Mail by class; Gmail's "indent" button
+# also makes a <blockquote>, but a bare one, around the owner's own text. Gmail's quote
+# <div> also holds the attribution line above its <blockquote>, Yahoo's the whole history.
+QUOTE_LABEL = "quote"
+QUOTE_ELEMENTS = {
+    "blockquote#type=cite": [QUOTE_LABEL],
+    "blockquote#class=gmail_quote": [QUOTE_LABEL],
+    "blockquote#class=protonmail_quote": [QUOTE_LABEL],
+    "div#class=gmail_quote": [QUOTE_LABEL],
+    "div#class=yahoo_quoted": [QUOTE_LABEL],
+}
+
 # Firefox's defaults: no extra indentation of nested <div>s (Outlook nests them deeply).
-HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
+HTML_CONFIG = ParserConfig(
+    css=CSS_PROFILES["strict"], display_links=True, annotation_rules=QUOTE_ELEMENTS
+)
 
 # Our rule: HTML written by Word (Outlook desktop, Windows Mail) sets p.MsoNormal margins to 0 in
 # a stylesheet, which inscriptis does not apply, and marks blank lines with empty paragraphs.
@@ -114,7 +132,9 @@ HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
 WORD_HTML = re.compile(r"class=[\"']?MsoNormal", re.IGNORECASE)
 WORD_EMPTY_PARAGRAPH = re.compile(r"<o:p>\s*&nbsp;\s*</o:p>", re.IGNORECASE)
 WORD_HTML_CONFIG = ParserConfig(
-    css={**CSS_PROFILES["strict"], "p": HtmlElement(display=Display.block)}, display_links=True
+    css={**CSS_PROFILES["strict"], "p": HtmlElement(display=Display.block)},
+    display_links=True,
+    annotation_rules=QUOTE_ELEMENTS,
 )
 
 # inscriptis writes links as [text](url); a chat wants "text <url>", or the bare url when the
@@ -337,17 +357,39 @@ def unflow(text: str, *, delsp: bool = False) -> str:
 
 
 def html_to_text(html: str) -> str:
-    """HTML body as text: inscriptis rendering, links kept readable, layout indentation gone."""
+    """HTML body as text: inscriptis rendering, links kept readable, layout indentation gone,
+    quoted history as "> " lines (QUOTE_ELEMENTS)."""
     config = HTML_CONFIG
     if WORD_HTML.search(html):
         config = WORD_HTML_CONFIG
         html = WORD_EMPTY_PARAGRAPH.sub("<br>", html)
     try:
-        text = get_text(html, config)
+        rendered = get_annotated_text(html, config)
+        text = _quoted(rendered.get("text", ""), rendered.get("label", []))
     except Exception:  # lxml refuses some documents (e.g. only a comment): strip the tags
         text = re.sub(r"<[^>]*>", " ", html)
     text = HTML_LINK.sub(_readable_link, text if isinstance(text, str) else "")
     return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def _quoted(text: str, labels: list[tuple[int, int, str]]) -> str:
+    """Each line inside a quoting element gets one ">" per element it is inside."""
+    # Depth changes at each quote's start (+1) and end (-1), swept once in text order.
+    changes = sorted(
+        change
+        for start, end, label in labels
+        if label == QUOTE_LABEL
+        for change in ((start, 1), (end, -1))
+    )
+    lines, depth, next_change, offset = [], 0, 0, 0
+    for line in text.split("\n"):
+        first = offset + len(line) - len(line.lstrip())
+        while next_change < len(changes) and changes[next_change][0] <= first:
+            depth += changes[next_change][1]
+            next_change += 1
+        lines.append(f"{'>' * depth} {line.strip()}" if depth and line.strip() else line)
+        offset += len(line) + 1
+    return "\n".join(lines)
 
 
 def _readable_link(match: re.Match[str]) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.channels.accept import Outcome
+from relay.channels.email.authentication import Envelope as Sender
 from relay.channels.email.reading import contact_site_of, tag_of
 
 # Our emails go out with MAIL FROM bounces@REPLY_DOMAIN, so delivery failures come
@@ -42,7 +43,12 @@ class Receiver(Protocol):
     """The pipeline, or `porch smtp`'s forwarder to a relay's pipeline."""
 
     async def receive(
-        self, raw: bytes, *, source: str, envelope_to: list[str] | None = None
+        self,
+        raw: bytes,
+        *,
+        source: str,
+        envelope_to: list[str] | None = None,
+        envelope: Sender | None = None,
     ) -> Outcome: ...
 
 
@@ -79,8 +85,16 @@ class ReplyHandler:
         # Delivered-To tells the pipeline which of our addresses this came in on, as a
         # mail server would: clients that Bcc us leave no trace of it in the headers.
         prefix = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos).encode()
+        # What this server saw of the sender: SPF checks it, and it is kept with the mail.
+        sender = Sender(
+            peer_ip=str(session.peer[0]) if isinstance(session.peer, tuple) else "",
+            helo=session.host_name or None,
+            # aiosmtpd spells the null sender (bounces, auto-replies) "<>"; SPF then
+            # checks the HELO name instead (RFC 7208 section 2.4).
+            mail_from="" if envelope.mail_from in (None, "<>") else envelope.mail_from,
+        )
         outcome = await self.pipeline.receive(
-            prefix + raw, source="smtp", envelope_to=list(envelope.rcpt_tos)
+            prefix + raw, source="smtp", envelope_to=list(envelope.rcpt_tos), envelope=sender
         )
         if outcome.temporary:  # the sending server keeps it and tries again later
             return S451_TRY_LATER

@@ -18,6 +18,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
+from relay.channels.email.authentication import Envelope
 from relay.channels.email.inbound import Pipeline
 from relay.channels.email.smtp_ingress import MAX_MESSAGE_BYTES
 from relay.config import Config
@@ -126,7 +129,10 @@ class Webhooks:
 
     async def from_worker(self, request: Request) -> Response:
         """For an edge mail worker: the body is the message, signed with PORCH_INBOUND_SECRET:
-        X-Porch-Signature = hex HMAC-SHA256(secret, X-Porch-Timestamp + "." + body)."""
+        X-Porch-Signature = hex HMAC-SHA256(secret, X-Porch-Timestamp + "." + body). A
+        worker that is the receiving MX (`porch smtp`) also sends what it saw of the
+        sender, X-Porch-Envelope = {"peer_ip", "helo", "mail_from"} as JSON, and signs
+        X-Porch-Timestamp + "." + X-Porch-Envelope + "." + body."""
         secret = self.config.inbound_secret
         _require(secret)
         timestamp = request.headers.get("x-porch-timestamp", "")
@@ -138,13 +144,17 @@ class Webhooks:
         if kind and kind not in RAW_TYPES:
             raise InvalidRequest(f"expected Content-Type {' or '.join(RAW_TYPES)}, got {kind!r}")
         body = await _read_body(request)
-        _check_signature(secret, timestamp.encode() + b"." + body, signature)
+        seen = request.headers.get("x-porch-envelope")
+        signed = (timestamp + "." + (seen + "." if seen is not None else "")).encode() + body
+        _check_signature(secret, signed, signature)
         if not body.strip():
             raise InvalidRequest("expected a raw RFC 5322 message in the body, got an empty body")
-        return await self._deliver(body, "raw")
+        return await self._deliver(body, "raw", _envelope(seen) if seen is not None else None)
 
-    async def _deliver(self, message: bytes, source: str) -> Response:
-        outcome = await self.pipeline.receive(message, source=source)
+    async def _deliver(
+        self, message: bytes, source: str, envelope: Envelope | None = None
+    ) -> Response:
+        outcome = await self.pipeline.receive(message, source=source, envelope=envelope)
         if outcome.temporary:  # providers retry a 429 later; a 200 would lose the mail
             return JSONResponse(
                 {"verdict": outcome.verdict.value},
@@ -152,6 +162,24 @@ class Webhooks:
                 headers={"retry-after": str(TEMPORARY_RETRY_AFTER)},
             )
         return JSONResponse({"verdict": outcome.verdict.value})
+
+
+def _envelope(text: str) -> Envelope:
+    """X-Porch-Envelope, signed: what the worker's SMTP server saw of the sender."""
+    try:
+        seen = json.loads(text)
+        fields = {name: seen[name] for name in ("peer_ip", "helo", "mail_from")}
+        ipaddress.ip_address(fields["peer_ip"])
+        if not all(isinstance(v, str) for v in (fields["peer_ip"], fields["mail_from"])):
+            raise TypeError
+        if fields["helo"] is not None and not isinstance(fields["helo"], str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest(
+            'expected X-Porch-Envelope as {"peer_ip": IP, "helo": name or null, '
+            '"mail_from": address or ""}'
+        ) from None
+    return Envelope(**fields)
 
 
 # -- credentials ---------------------------------------------------------------------

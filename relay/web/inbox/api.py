@@ -36,7 +36,7 @@ from relay.sites.availability import public_availability
 from relay.sites.settings import apply_changes, form_fields, public_settings
 from relay.web.api import typical_reply
 from relay.web.attachments import upload
-from relay.web.inbox import answers, push
+from relay.web.inbox import answers, held, push
 from relay.web.inbox.apps import chat_of, no_template, site_apps, thread_apps, window_open
 from relay.web.inbox.auth import (
     check_same_origin,
@@ -190,6 +190,7 @@ async def get_thread(request: Request) -> Response:
             "thread": summary.to_json(),
             "messages": [m.to_json(Author.OWNER, s.link) for m in messages],
             "more": len(messages) == MAX_PAGE_MESSAGES,
+            "held": await held.thread_held(s, summary.thread.id, summary.thread.site),
             **await thread_apps(s, summary.thread.id),
         }
     )
@@ -416,4 +417,5 @@ routes = [
     ),
     *answers.routes,
     *push.routes,
+    *held.routes,
 ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from relay.channels.apps import PROVIDERS
 from relay.channels.apps.accounts import describe
+from relay.channels.apps.providers import PROVIDERS
 from relay.clock import parse_instant
 from relay.store.chats import AppChannel, Chat
 from relay.web.services import Services

@@ -27,6 +27,7 @@ ERRORS = {
 THREAD = {"name": "thread", "in": "path", "required": True, "schema": _STR}
 SITE = {"name": "site", "in": "path", "required": True, "schema": _STR}
 ANSWER = {"name": "answer", "in": "path", "required": True, "schema": _STR}
+HELD = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _OPT_STR = {"type": ["string", "null"]}
 _ARRAY_OF_STR = {"type": "array", "items": _STR}
 
@@ -312,9 +313,48 @@ PATHS: dict[str, Any] = {
         NO_CONTENT,
         parameters=[{"name": "id", "in": "path", "required": True, "schema": _STR}],
     ),
+    "/inbox/api/held": {
+        "get": {
+            "summary": "Emailed replies held in your sites' conversations because their sender "
+            "could not be verified, oldest first",
+            "security": SESSION,
+            "responses": {
+                **_ok(
+                    _object(held={"type": "array", "items": _ref("HeldReply")}),
+                    "The held replies.",
+                ),
+                **ERRORS,
+            },
+        }
+    },
+    "/inbox/api/held/{id}/release": _post(
+        "Post a held reply as if it had just arrived (its tag and sender checked again). "
+        "409: it can no longer be posted, and stays held; 404: decided meanwhile",
+        None,
+        _ok(_object(released={"type": "boolean"}, message=_ref("Message")), "Posted."),
+        parameters=[HELD],
+    ),
+    "/inbox/api/held/{id}/discard": _post(
+        "Discard a held reply: the mail is forgotten, only the record stays",
+        None,
+        _ok(_object(discarded={"type": "boolean"}), "Discarded."),
+        parameters=[HELD],
+    ),
 }
 
 SCHEMAS: dict[str, Any] = {
+    "HeldReply": _object(
+        id={"type": "integer"},
+        thread=_STR,
+        author={"enum": ["owner", "visitor"], "description": "Whom its reply address was for."},
+        sender={**_STR, "description": "Its From address."},
+        subject=_STR,
+        body={**_STR, "description": "Its new text, as it would be posted."},
+        reason={**_STR, "description": "dmarc_fail, unauthenticated, ..."},
+        detail={**_STR, "description": "Why, in one English sentence."},
+        authentication={"type": "object", "description": "What the sender checks found."},
+        received_at=_STR,
+    ),
     "Answer": _object(
         id=_STR,
         site=_STR,
@@ -385,6 +425,11 @@ SCHEMAS: dict[str, Any] = {
         "allOf": [
             _ref("History"),
             _object(
+                held={
+                    "type": "array",
+                    "description": "Emailed replies held in it: sender not verified.",
+                    "items": _ref("HeldReply"),
+                },
                 channels={
                     "type": "array",
                     "description": "The customer's chats on messaging apps, last written first.",

@@ -6,6 +6,7 @@ import { inFlight } from './apps.js';
 import { el } from './dom.js';
 import { summary } from './files.js';
 import { Header } from './header.js';
+import { HeldReplies } from './held.js';
 import { Live } from './live.js';
 import { ThreadList } from './list.js';
 import { Notifier } from './notify.js';
@@ -48,6 +49,7 @@ export class App {
     this.live = new Live();
     this.threads = new Threads(api, this.live);
     this.answers = new AnswerBook(api); // each site's automatic answers, when first needed
+    this.held = new HeldReplies(api); // emailed replies waiting for the owner's decision
   }
 
   get sites() {
@@ -71,6 +73,10 @@ export class App {
       if (!event.detail.first) this.#catchUp(); // status changes and reads are not replayed
     }, { signal });
     threads.addEventListener('change', () => this.#renderList(), { signal });
+    this.held.addEventListener('change', () => {
+      this.#renderList();
+      this.#renderThread();
+    }, { signal });
     this.answers.addEventListener('change', (event) => {
       if (this.threads.byId.get(this.selected)?.site === event.detail) this.#renderThread();
     }, { signal });
@@ -111,6 +117,7 @@ export class App {
     for (let wait = RETRY_MIN; !signal.aborted; wait = Math.min(RETRY_MAX, wait * 2)) {
       try {
         live.seq = (await threads.load()).seq;
+        this.#loadHeld();
         break;
       } catch (error) {
         this.#loadFailed(error);
@@ -148,6 +155,11 @@ export class App {
       },
       answersOf: (site, wanted) => this.answers.known(site, wanted),
       onSaveAnswer: (seq) => this.#saveAsAnswer(seq),
+      onRelease: (reply) => this.#release(reply),
+      onDiscard: async (reply) => {
+        await this.held.discard(reply);
+        this.announce(t('held.discarded'));
+      },
     });
     const settings = new Settings(this.#api, text, {
       onMe: (me) => this.#meChanged(me),
@@ -260,7 +272,7 @@ export class App {
   #renderList() {
     if (!this.#views) return;
     const { list, text } = this.#views;
-    list.render({ threads: this.threads.visible(), selected: this.selected, sites: this.sites, filters: this.threads.filters, loaded: this.threads.loaded, more: Boolean(this.threads.next) });
+    list.render({ threads: this.threads.visible(), selected: this.selected, sites: this.sites, filters: this.threads.filters, loaded: this.threads.loaded, more: Boolean(this.threads.next), held: (id) => this.held.count(id) });
     const unread = this.threads.unreadTotal;
     document.title = unread ? text.t('title.unread', { count: unread, title: text.t('title') }) : text.t('title');
   }
@@ -270,7 +282,7 @@ export class App {
     const thread = this.threads.byId.get(id);
     if (!thread || !this.#views) return;
     const site = (this.#me.sites || []).find((one) => one.id === thread.site);
-    this.#views.thread.render({ thread, history: this.threads.history(id), siteName: this.sites.get(thread.site) || '', typing: this.threads.isTyping(id), site });
+    this.#views.thread.render({ thread, history: this.threads.history(id), siteName: this.sites.get(thread.site) || '', typing: this.threads.isTyping(id), site, held: this.held.of(id) });
   }
 
   // -- live ---------------------------------------------------------------------------------
@@ -283,6 +295,7 @@ export class App {
     else if (frame.type === 'status') threads.applyStatus(frame);
     else if (frame.type === 'deleted') threads.applyDeleted(frame);
     else if (frame.type === 'ack') threads.applyAck(frame);
+    else if (frame.type === 'held') this.#loadHeld(); // a reply held, released or discarded
   }
 
   async #onMessage(message) {
@@ -321,6 +334,15 @@ export class App {
     } catch (error) {
       this.#loadFailed(error);
     }
+    this.#loadHeld(); // nor replies held meanwhile
+  }
+
+  // Every held reply of the owner's sites: one list serves the open thread's cards and
+  // the list's badges alike.
+  #loadHeld() {
+    this.held.load().catch((error) => {
+      if (error.status !== 401) console.warn('[porch] the held replies could not load:', error.message);
+    });
   }
 
   // Fetch the open thread again in `delay` ms (one timer: a newer call replaces an
@@ -359,6 +381,14 @@ export class App {
     const now = Date.now();
     if (now - this.#typingAt < TYPING_EVERY || !this.selected) return;
     if (this.threads.typing(this.selected)) this.#typingAt = now;
+  }
+
+  // A held reply released: posted, it joins the log now (its live frame, when it comes,
+  // is the same message, kept once by its seq).
+  async #release(reply) {
+    const message = await this.held.release(reply);
+    this.threads.addMessage(message, { reading: message.thread === this.selected && attending() });
+    this.announce(this.#views.text.t('held.released'));
   }
 
   async #toggleStatus() {

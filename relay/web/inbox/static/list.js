@@ -44,13 +44,14 @@ export class ThreadList {
   }
 
   // threads: ThreadOut[] in order; sites: id -> name (shown when there are several);
-  // more: older threads can be fetched.
-  render({ threads, selected, sites, filters, loaded, more }) {
+  // more: older threads can be fetched; held(id): how many of its emailed replies wait
+  // for the owner's decision (held.js).
+  render({ threads, selected, sites, filters, loaded, more, held = () => 0 }) {
     const t = this.#text.t;
     const several = sites.size > 1;
     const items = threads.map((thread) => {
       const item = this.#items.get(thread.id, () => this.#item(thread.id));
-      this.#fill(item, thread, { selected: thread.id === selected, siteName: several ? sites.get(thread.site) || thread.site : '' });
+      this.#fill(item, thread, { selected: thread.id === selected, siteName: several ? sites.get(thread.site) || thread.site : '', held: held(thread.id) });
       return item;
     });
     reconcile(this.list, more ? [...items, this.#olderItem] : items);
@@ -81,20 +82,21 @@ export class ThreadList {
       time: el('time', { class: 'when' }),
       preview: el('span', { class: 'preview' }),
       badge: el('span', { class: 'badge' }),
+      held: el('span', { class: 'held-badge', hidden: true }),
       where: el('span', { class: 'where' }),
       match: el('span', { class: 'match' }),
     };
     const link = el('a', { href: `#t=${encodeURIComponent(id)}`, 'data-thread': id },
       parts.avatar,
       el('span', { class: 'line' }, parts.name, parts.time),
-      el('span', { class: 'line' }, parts.preview, parts.badge),
+      el('span', { class: 'line' }, parts.preview, parts.held, parts.badge),
       parts.match, parts.where);
     const item = el('li', { class: 'thread-item' }, link);
     item.parts = parts;
     return item;
   }
 
-  #fill(item, thread, { selected, siteName }) {
+  #fill(item, thread, { selected, siteName, held }) {
     const text = this.#text;
     const t = text.t;
     const p = item.parts;
@@ -121,6 +123,11 @@ export class ThreadList {
     if (p.badge.dataset.count !== String(unread)) {
       p.badge.dataset.count = unread;
       p.badge.replaceChildren(...(unread ? [el('span', { 'aria-hidden': 'true' }, String(unread)), el('span', { class: 'sr-only' }, `, ${t('list.unread', { count: unread })}`)] : []));
+    }
+    p.held.hidden = !held;
+    if (held && !p.held.childNodes.length) {
+      const said = t('held.badge');
+      p.held.append(el('span', { 'aria-hidden': 'true' }, said), el('span', { class: 'sr-only' }, `, ${said}`));
     }
     item.classList.toggle('unread', unread > 0);
     item.classList.toggle('closed', thread.status === 'closed');

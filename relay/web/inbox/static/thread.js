@@ -5,11 +5,13 @@
 // Message nodes are keyed (client_id, else seq) and reused: a reply going from
 // "sending" to stored keeps its node. What is about messaging apps is in apps.js; an
 // automatic answer is labelled with the question it answered, and any reply of the owner
-// can be saved as one (answers.js).
+// can be saved as one (answers.js). Emailed replies held until the owner decides come
+// as cards above the log (held.js).
 import { answerLabel } from './answers.js';
 import { chatItems, deliveryNodes, deliveryStates, viaBadge, WindowNotice } from './apps.js';
 import { el, icon, iconButton, Keyed, reconcile } from './dom.js';
 import { fileNodes, LINK_FRESH_FOR, MB, renewLinks } from './files.js';
+import { HeldView } from './held.js';
 import { acceptFor, MAX_FILES, Tray, TrayView } from './tray.js';
 import { externalLink, renderText, sameDay } from './text.js';
 import { pagePath } from './list.js';
@@ -28,7 +30,8 @@ export class ThreadView {
     this.#text = text;
     // {onSend(body, files), onInput(), onToggleStatus(), onBack(), onRetry(clientId),
     // onTemplate(thread, channel), onUpload(thread, file, options), onRenewLinks(seq), announce(text),
-    // answersOf(site, id) (a Map of the site's answers by id, or null), onSaveAnswer(seq)}
+    // answersOf(site, id) (a Map of the site's answers by id, or null), onSaveAnswer(seq),
+    // onRelease(reply), onDiscard(reply) (a held reply)}
     this.#handlers = handlers;
     const t = text.t;
     this.empty = el('div', { class: 'empty-state' },
@@ -38,6 +41,11 @@ export class ThreadView {
     this.subtitle = el('p', { class: 'subtitle' });
     this.chats = el('ul', { class: 'chats', 'aria-label': t('chats.label'), hidden: true });
     this.notice = new WindowNotice(text, (thread, channel) => this.#handlers.onTemplate(thread, channel));
+    this.held = new HeldView(text, {
+      onRelease: (reply) => this.#handlers.onRelease(reply),
+      onDiscard: (reply) => this.#handlers.onDiscard(reply),
+    });
+    this.held.onFocusLost = () => this.input.focus();
     this.statusLabel = el('span');
     this.statusIcon = el('span', { class: 'status-icon' });
     this.statusButton = el('button', { type: 'button', class: 'secondary status-button', 'aria-keyshortcuts': 'e' }, this.statusIcon, this.statusLabel);
@@ -57,7 +65,7 @@ export class ThreadView {
     this.composer = el('form', { class: 'composer' },
       this.tray.root, this.inputLabel, this.attachButton, this.fileInput, this.input, this.sendButton,
       el('p', { id: 'reply-hint', class: 'hint' }, t('reply.hint')));
-    this.conversation = el('div', { class: 'conversation', 'data-drop': t('attach.drop') }, this.log, this.typingLine, this.notice.root, this.composer);
+    this.conversation = el('div', { class: 'conversation', 'data-drop': t('attach.drop') }, this.held.root, this.log, this.typingLine, this.notice.root, this.composer);
     this.pane = el('div', { class: 'thread', hidden: true },
       el('header', { class: 'thread-head' }, this.back,
         el('div', { class: 'titles' }, this.title, this.subtitle, this.chats), this.statusButton),
@@ -178,6 +186,7 @@ export class ThreadView {
     this.id = id;
     this.#nodes.clear();
     this.log.replaceChildren();
+    this.held.render([]);
     this.empty.hidden = Boolean(id);
     this.pane.hidden = !id;
     this.input.value = (id && this.drafts.get(id)) || '';
@@ -193,7 +202,8 @@ export class ThreadView {
 
   // thread: ThreadOut; history: {messages, pending, loaded}; siteName: the site's name.
   // site: the site as the session lists it (its settings hold max_file_mb, file_types).
-  render({ thread, history, siteName, typing, site }) {
+  // held: the thread's held replies, oldest first.
+  render({ thread, history, siteName, typing, site, held = [] }) {
     const text = this.#text;
     const t = text.t;
     const visitor = thread.visitor || {};
@@ -214,6 +224,7 @@ export class ThreadView {
     this.#renderCard(thread, siteName);
     this.#renderChats(history.channels);
     this.notice.render(thread, history.channels);
+    this.held.render(held);
     this.#renderLog(thread, history, siteName, who);
     setText(this.typingLine, typing ? t('thread.typing', { name: who }) : '');
     this.typingLine.hidden = !typing;
