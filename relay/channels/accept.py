@@ -55,7 +55,8 @@ class Verdict(enum.StrEnum):
     REVOKED_TAG = "revoked_tag"
     EXPIRED_TAG = "expired_tag"  # its conversation had no message for REPLY_TAG_DAYS
     HELD = "held"  # the sender could not be verified: kept until an owner decides
-    FORGED = "forged"  # the thread's proof does not match, or the sender may not write
+    FORGED = "forged"  # the sender may not write to the thread
+    FORGED_TAG = "forged_tag"  # the tag or the mail's headers prove nothing: not ours
     RATE_LIMITED = "rate_limited"
     UNREADABLE = "unreadable"
     LINKED = "linked"  # a chat now continues a widget thread ("continue in the app")
@@ -137,7 +138,7 @@ class Accept:
             return Outcome(Verdict.FORGED, inbound.thread)
         if not inbound.body and not inbound.files:
             return Outcome(Verdict.EMPTY, inbound.thread)
-        if self._flooding(inbound):
+        if self.flooding(inbound):
             return Outcome(Verdict.RATE_LIMITED, inbound.thread)
         thread = await self.store.get_thread(inbound.thread)
         if thread is None:
@@ -186,7 +187,7 @@ class Accept:
             kept.append(attachment.id)
         return kept, notes
 
-    def _flooding(self, inbound: Inbound) -> bool:
+    def flooding(self, inbound: Inbound) -> bool:
         """Over a cap (RateLimiter.hit gives the seconds to wait, 0 when under it)."""
         if inbound.channel is not Via.EMAIL and inbound.author is Author.VISITOR:
             return self.per_chat.hit(inbound.sender) > 0

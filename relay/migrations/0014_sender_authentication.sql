@@ -24,8 +24,10 @@ CREATE TABLE held_mail (
     detail          TEXT NOT NULL,               -- Decision.detail
     authentication  TEXT NOT NULL,               -- JSON: Authentication.to_json()
     raw             BLOB,                        -- the mail; NULL once decided
+                                                 -- (releasing: posting it; a crash
+                                                 -- leaves it to be released again)
     status          TEXT NOT NULL DEFAULT 'held'
-                    CHECK (status IN ('held', 'released', 'discarded')),
+                    CHECK (status IN ('held', 'releasing', 'released', 'discarded')),
     received_at     TEXT NOT NULL,
     decided_at      TEXT,
     decided_by      TEXT                         -- the owner's address
@@ -67,5 +69,9 @@ CREATE UNIQUE INDEX outbox_one_pending_digest ON outbox(kind, recipient)
 CREATE INDEX outbox_due ON outbox(status, not_before);
 CREATE INDEX outbox_last_sent ON outbox(kind, thread_id, recipient, status, upto_seq);
 CREATE INDEX outbox_external_id ON outbox(external_id) WHERE external_id IS NOT NULL;
--- Notices sent to an address lately: one a day at most (relay/store/held.py).
-CREATE INDEX outbox_notices ON outbox(recipient, created_at) WHERE kind = 'refusal_notice';
+-- When each mailbox was last told that its reply was refused: one notice a day at
+-- most, whatever spelling of the mailbox (relay/store/outbox_rows.mailbox_key).
+CREATE TABLE refusal_notices (
+    mailbox     TEXT PRIMARY KEY,            -- SHA-256 of the mailbox, as unconfirmed_sends
+    notified_at TEXT NOT NULL
+);

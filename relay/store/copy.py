@@ -42,6 +42,7 @@ TABLES = (
     "reply_tags",
     "inbound",
     "held_mail",  # replies held until an owner decides: the mail itself included
+    "refusal_notices",
     "suppressed",
     "resume_uses",
     "owners",

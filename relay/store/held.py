@@ -17,6 +17,7 @@ from relay.store.outbox_rows import (
     claim,
     is_suppressed,
     later,
+    mailbox_key,
     pending_row,
 )
 from relay.store.rows import Db, Row
@@ -104,7 +105,7 @@ class HeldStore(Engine):
         if not sites:
             return []
         marks = ", ".join("?" * len(sites))
-        where = f"t.site_id IN ({marks}) AND h.status = 'held'"
+        where = f"t.site_id IN ({marks}) AND h.status IN ('held', 'releasing')"
         params: list[Any] = list(sites)
         if thread is not None:
             where += " AND h.thread_id = ?"
@@ -123,66 +124,105 @@ class HeldStore(Engine):
         row = await self._read(
             lambda db: db.execute(
                 "SELECT h.*, t.site_id FROM held_mail h JOIN threads t ON t.id = h.thread_id"
-                " WHERE h.id = ? AND h.status = 'held'",
+                " WHERE h.id = ? AND h.status IN ('held', 'releasing')",
                 (held_id,),
             ).fetchone()
         )
         return (_held(row), bytes(row["raw"])) if row is not None else None
 
+    async def claim_release(self, held_id: int) -> bool:
+        """Mark a held reply as being released, its mail kept until it is posted; False if
+        it was discarded or released meanwhile. One that a crash left releasing may be
+        released again (the post is idempotent: its client id is the mail's)."""
+
+        def op(db: Db) -> tuple[bool, list[StoreEvent]]:
+            row = db.execute(
+                "UPDATE held_mail SET status = 'releasing' WHERE id = ?"
+                " AND status IN ('held', 'releasing') RETURNING id",
+                (held_id,),
+            ).fetchone()
+            return row is not None, []
+
+        return await self.write(op)
+
     async def decide_held(self, held_id: int, status: str, owner: str) -> bool:
-        """Released (posted by the caller first) or discarded; the mail itself is
+        """Released (once posted) or discarded (only while held); the mail itself is
         forgotten either way. False if another decision came first."""
         assert status in ("released", "discarded")
+        was = "releasing" if status == "released" else "held"
 
         def op(db: Db) -> tuple[bool, list[StoreEvent]]:
             row = db.execute(
                 "UPDATE held_mail SET status = ?, raw = NULL, decided_at = ?, decided_by = ?"
-                " WHERE id = ? AND status = 'held' RETURNING thread_id",
-                (status, utc_now(), owner, held_id),
+                " WHERE id = ? AND status = ? RETURNING thread_id",
+                (status, utc_now(), owner, held_id, was),
             ).fetchone()
             if row is None:
                 return False, []
             if status == "discarded":  # nobody is to read it any more
                 db.execute("UPDATE held_mail SET body = '' WHERE id = ?", (held_id,))
-            site = db.execute("SELECT site_id FROM threads WHERE id = ?", (row[0],)).fetchone()
-            return True, [HeldChanged(site[0], row[0])]
+            return True, [_changed(db, row[0])]
 
         return await self.write(op)
 
-    async def hold_again(self, held_id: int, raw: bytes) -> None:
+    async def hold_again(self, held_id: int) -> None:
         """A release whose post was refused: the reply waits for a decision again."""
 
         def op(db: Db) -> tuple[None, list[StoreEvent]]:
             row = db.execute(
-                "UPDATE held_mail SET status = 'held', raw = ?, decided_at = NULL,"
-                " decided_by = NULL WHERE id = ? AND status = 'released' RETURNING thread_id",
-                (raw, held_id),
+                "UPDATE held_mail SET status = 'held' WHERE id = ? AND status = 'releasing'"
+                " RETURNING thread_id",
+                (held_id,),
             ).fetchone()
-            if row is None:
-                return None, []
-            site = db.execute("SELECT site_id FROM threads WHERE id = ?", (row[0],)).fetchone()
-            return None, [HeldChanged(site[0], row[0])]
+            return None, [_changed(db, row[0])] if row else []
 
         await self.write(op)
+
+    async def held_count(self, site: str) -> int:
+        """Replies of the site waiting for a decision."""
+        row = await self._read(
+            lambda db: db.execute(
+                "SELECT COUNT(*) FROM held_mail h JOIN threads t ON t.id = h.thread_id"
+                " WHERE t.site_id = ? AND h.status IN ('held', 'releasing')",
+                (site,),
+            ).fetchone()
+        )
+        return int(row[0])
+
+    async def discard_stale_held(self, days: int) -> int:
+        """Discard replies held longer than `days`: nobody decided, the mail goes."""
+        cutoff = later(-days * 24 * 3600.0)
+
+        def op(db: Db) -> tuple[int, list[StoreEvent]]:
+            cursor = db.execute(
+                "UPDATE held_mail SET status = 'discarded', raw = NULL, body = '',"
+                " decided_at = ? WHERE status = 'held' AND received_at < ?",
+                (utc_now(), cutoff),
+            )
+            return cursor.rowcount, []
+
+        return await self.write(op)
 
     # -- refused replies ---------------------------------------------------------------
 
     async def queue_refusal_notice(self, recipient: str, payload: dict[str, Any]) -> bool:
-        """Tell the sender of a refused reply why, unless they were told of one in the last
-        day or want no mail from us; True if queued."""
+        """Tell the sender of a refused reply why, unless their mailbox (any spelling of
+        it) was told of one in the last day, or wants no mail from us; True if queued."""
         address = recipient.lower()
         since = later(-NOTICES_WINDOW)
 
         def op(db: Db) -> tuple[bool, list[StoreEvent]]:
             if is_suppressed(db, address):
                 return False, []
-            recent = db.execute(
-                "SELECT 1 FROM outbox WHERE kind = ? AND recipient = ? AND created_at > ?",
-                (DeliveryKind.NOTICE, address, since),
-            ).fetchone()
-            if recent is not None:
-                return False, []
             now = utc_now()
+            fresh = db.execute(
+                "INSERT INTO refusal_notices (mailbox, notified_at) VALUES (?, ?)"
+                " ON CONFLICT (mailbox) DO UPDATE SET notified_at = excluded.notified_at"
+                " WHERE refusal_notices.notified_at < ? RETURNING mailbox",
+                (mailbox_key(address), now, since),
+            ).fetchone()
+            if fresh is None:
+                return False, []
             db.execute(
                 "INSERT INTO outbox (kind, thread_id, recipient, not_before, payload,"
                 " created_at, updated_at) VALUES (?, NULL, ?, ?, ?, ?, ?)",
@@ -220,6 +260,15 @@ class HeldStore(Engine):
 
         await self.write(op)
 
+    async def revive_reply_tag(self, tag: str) -> None:
+        """A tag revoked for its conversation's silence, which has ended since."""
+
+        def op(db: Db) -> tuple[None, list[StoreEvent]]:
+            db.execute("UPDATE reply_tags SET revoked_at = NULL WHERE tag = ?", (tag.lower(),))
+            return None, []
+
+        await self.write(op)
+
     async def expire_reply_tags(self, days: int) -> int:
         """Revoke the tags of conversations without a message for `days` days; how many."""
         cutoff = later(-days * 24 * 3600.0)
@@ -233,6 +282,11 @@ class HeldStore(Engine):
             return cursor.rowcount, []
 
         return await self.write(op)
+
+
+def _changed(db: Db, thread: str) -> HeldChanged:
+    site = db.execute("SELECT site_id FROM threads WHERE id = ?", (thread,)).fetchone()
+    return HeldChanged(site[0], thread)
 
 
 def _held(row: Row) -> HeldReply:

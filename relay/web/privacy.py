@@ -56,6 +56,10 @@ def transcript(data: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+# A held reply nobody released in this long is discarded, its mail with it.
+HELD_DAYS = 30
+
+
 async def purge_daily(store: Store, blobs: Blobs, reply_tag_days: int) -> None:
     """Run the retention purge at start-up, then once a day; uploads no message carried
     and the files no conversation holds any more go with it, and the reply addresses of
@@ -65,6 +69,9 @@ async def purge_daily(store: Store, blobs: Blobs, reply_tag_days: int) -> None:
             expired = await store.expire_reply_tags(reply_tag_days)
             if expired:
                 log.info("email: %d reply addresses expired", expired)
+        stale = await store.discard_stale_held(HELD_DAYS)
+        if stale:
+            log.info("email: discarded %d replies held over %d days", stale, HELD_DAYS)
         purged = await store.purge_idle()
         if purged:
             log.info("retention: erased %d idle conversations", len(purged))

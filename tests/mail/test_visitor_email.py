@@ -101,9 +101,8 @@ async def test_a_customer_writes_to_the_site_then_answers_the_owner_by_email(
     # Someone else cannot answer in Ann's name with the tag (From must be Ann's).
     forged = customer_mail(reply_to, "Make it chocolate", sender="mallory@evil.example")
     await smtp_send(relay, forged, reply_to)
-    refused = await sink.sink.next()  # told, once, that nothing was posted
-    assert refused["To"] == "mallory@evil.example"
-    assert refused["Auto-Submitted"] == "auto-replied" and "Make it chocolate" not in str(refused)
+    # Refused, and not told: nothing proves that mail came from mallory@evil.example
+    # (a notice goes only to a sender DKIM or SPF proves: tests/mail/test_refused_replies.py).
     # Ann answers above the quote: her words land in the thread as hers, once.
     reply = customer_mail(reply_to, f"Perfect, thank you!\n\n> {REPLY_MARKERS[0]}\n> 25 euros")
     for _ in range(2):  # a mail server delivering twice

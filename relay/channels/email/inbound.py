@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from relay.channels.accept import HOUR, Accept, Inbound, Outcome, Received, Verdict
 from relay.channels.email.authentication import (
     Authentication,
+    Decision,
     Envelope,
     Resolver,
     authenticate,
@@ -72,9 +76,35 @@ LARGE_MAIL_BYTES = 1024 * 1024
 # The sender checks of one mail, DNS lookups included (each has its own limit, and SPF
 # may make ten): past this the mail is deferred, and its sender tries again later.
 CHECK_SECONDS = 30.0
-# The refusals whose sender is told why (a tag that proved nothing is an attack's, or
-# a typo's: nobody to tell).
-NOTICED = frozenset({Verdict.UNKNOWN_TAG, Verdict.REVOKED_TAG, Verdict.EXPIRED_TAG, Verdict.FORGED})
+# The refusals whose sender is told why: a conversation erased (its tag is gone), a
+# tag expired, a sender who may not answer (an owner removed from the site, a stranger).
+NOTICED = frozenset({Verdict.UNKNOWN_TAG, Verdict.EXPIRED_TAG, Verdict.FORGED})
+# Sender checks run on threads of their own (each mostly waits on DNS): those of replies
+# to a tag we issued on some, those that only decide whether to send a refusal notice (to
+# any r+ address) on one other, so that mail whose DNS never answers, sent to made-up
+# addresses, cannot hold up real replies.
+CHECKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="porch-sender-checks")
+NOTICE_CHECKERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="porch-notice-checks")
+# Replies checked per tag, an hour: a real conversation sees a few; past it the sender's
+# server tries again later.
+CHECKS_PER_TAG_PER_HOUR = 60
+# Refusal notices the relay sends in an hour, all senders together: refusals are rare, and
+# a flood of them is someone using the relay to mail others.
+NOTICES_PER_HOUR = 60
+# Held replies one site keeps waiting for a decision: past it, more wait at their sender
+# (SMTP 451), until the owner releases or discards some. Each keeps its whole mail.
+MAX_HELD_PER_SITE = 100
+
+
+@dataclass
+class Reading:
+    """One mail on its way through the pipeline, and its sender checks once made."""
+
+    mail: Inspection
+    raw: bytes
+    message_id: str
+    envelope: Envelope | None
+    checks: Authentication | None = None
 
 
 class Pipeline:
@@ -86,6 +116,8 @@ class Pipeline:
         self.resolver = Resolver(config.dns_servers)
         self.trusted_authserv_ids = frozenset(i.lower() for i in config.trusted_authserv_ids)
         self.starts_per_site = RateLimiter(EMAIL_STARTS_PER_SITE_PER_HOUR, HOUR)
+        self.notices = RateLimiter(NOTICES_PER_HOUR, HOUR)
+        self.checks_per_tag = RateLimiter(CHECKS_PER_TAG_PER_HOUR, HOUR)
         self.reading_large = asyncio.Semaphore(1)
 
     async def receive(
@@ -103,20 +135,6 @@ class Pipeline:
             return await self._receive(raw, source, envelope_to, envelope)
         async with self.reading_large:
             return await self._receive(raw, source, envelope_to, envelope)
-
-    async def check_sender(self, raw: bytes, envelope: Envelope | None) -> Authentication | None:
-        """The sender checks' verdict; None if they could not finish in time."""
-        checking = asyncio.to_thread(
-            authenticate,
-            raw,
-            envelope,
-            resolver=self.resolver,
-            trusted_authserv_ids=self.trusted_authserv_ids,
-        )
-        try:
-            return await asyncio.wait_for(checking, CHECK_SECONDS)
-        except TimeoutError:
-            return None
 
     async def _receive(
         self,
@@ -139,60 +157,61 @@ class Pipeline:
         envelope_tags = [tag for tag in map(tag_of, envelope_to or []) if tag]
         if envelope_tags:
             mail = dataclasses.replace(mail, token=envelope_tags[0])
-        checks = None
-        if mail.kind == "reply" and mail.token is not None:
-            checks = await self.check_sender(raw, envelope)
-        outcome = await self._process(mail, raw, message_id, checks)
+        reading = Reading(mail, raw, message_id, envelope)
+        outcome = await self._process(reading)
         await self.accept.record(
             Via.EMAIL,
             message_id,
             outcome,
             envelope=dataclasses.asdict(envelope) if envelope else None,
-            authentication=checks.to_json() if checks else None,
+            authentication=reading.checks.to_json() if reading.checks else None,
         )
         log.info("inbound via %s from %s: %s", source, mail.sender, outcome.verdict.value)
         return outcome
 
-    async def _process(
-        self, mail: Inspection, raw: bytes, message_id: str, checks: Authentication | None
-    ) -> Outcome:
+    async def _process(self, reading: Reading) -> Outcome:
+        mail = reading.mail
         if mail.kind == "bounce":
-            await self._bounce(mail, raw)
+            await self._bounce(mail, reading.raw)
             return Outcome(Verdict.BOUNCE)
         if mail.kind == "auto_reply":
             return Outcome(Verdict.AUTO_REPLY)
         if mail.token is None:
-            return await self._to_contact_address(mail, message_id)
-        if checks is None:  # the checks ran out of time (DNS): the sender tries later
-            return Outcome(Verdict.DEFERRED)
-        outcome = await self._reply(mail, raw, message_id, checks)
+            return await self._to_contact_address(mail, reading.message_id)
+        outcome = await self._reply(reading)
         if outcome.verdict in NOTICED:
-            await self._tell_sender(mail, message_id, outcome, checks)
+            await self._tell_sender(reading, outcome)
         return outcome
 
-    async def _reply(
-        self, mail: Inspection, raw: bytes, message_id: str, checks: Authentication
-    ) -> Outcome:
+    async def _reply(self, reading: Reading) -> Outcome:
+        mail = reading.mail
         assert mail.token is not None
         issued = await self.store.reply_tag(mail.token)
         if issued is None:
             return Outcome(Verdict.UNKNOWN_TAG)
         thread_id, recipient = issued.thread, issued.recipient
-        if issued.revoked:
-            expired = self._expired(issued.last_activity)  # revoked for its silence
-            return Outcome(Verdict.EXPIRED_TAG if expired else Verdict.REVOKED_TAG, thread_id)
         if self._expired(issued.last_activity):
-            await self.store.expire_reply_tag(mail.token)
+            if not issued.revoked:
+                await self.store.expire_reply_tag(mail.token)
             return Outcome(Verdict.EXPIRED_TAG, thread_id)
+        if issued.revoked:  # for a silence that has ended since (nothing else revokes)
+            await self.store.revive_reply_tag(mail.token)
         # The tag proves the thread and whom it was issued to; accept checks the sender.
+        # A tag that proves nothing is nobody's to be told about: no notice.
         if not self.tokens.reply_tag_matches(mail.token, thread_id, recipient):
-            return Outcome(Verdict.FORGED, thread_id)
-        if mail.sender is None:
-            return Outcome(Verdict.FORGED, thread_id)
+            return Outcome(Verdict.FORGED_TAG, thread_id)
         thread = await self.store.get_thread(thread_id)
         site = await self.store.get_site(thread.site) if thread else None
-        if thread is None or site is None:
+        if thread is None or site is None or mail.sender is None:
             return Outcome(Verdict.UNKNOWN_TAG)
+        if self.checks_per_tag.hit(mail.token):
+            return Outcome(Verdict.RATE_LIMITED, thread_id)
+        checks = await self._checks(reading, CHECKERS)
+        if checks is None:  # the checks ran out of time (DNS): the sender tries later
+            return Outcome(Verdict.DEFERRED, thread_id)
+        if not _same_sender(mail.sender, checks):
+            log.warning("From read two ways: %s, %s checked", mail.sender, checks.from_domain)
+            return Outcome(Verdict.FORGED_TAG, thread_id)
         decision = checks.decide(SENDER_CHECKS.of(site))
         if decision.action == "retry":
             log.warning("sender checks deferred a reply from %s: %s", mail.sender, decision.detail)
@@ -201,29 +220,68 @@ class Pipeline:
         if author is Author.VISITOR and mail.sender == recipient.lower():
             # Only that address got the tag: answering with it confirms the address.
             await self.store.confirm_email_by_reply(thread_id, recipient)
-        reply = Inbound(Via.EMAIL, message_id, thread_id, author, mail.sender, recipient, mail.body)
+        reply = Inbound(
+            Via.EMAIL, reading.message_id, thread_id, author, mail.sender, recipient, mail.body
+        )
         if not await self.accept.may_write(reply):
             return Outcome(Verdict.FORGED, thread_id)
         if decision.action == "hold":
-            held = HeldReply(
-                id=0,
-                site=site.id,
-                thread=thread_id,
-                external_id=message_id,
-                author=author,
-                sender=mail.sender,
-                recipient=recipient,
-                subject=mail.subject,
-                body=mail.body,
-                reason=decision.reason,
-                detail=decision.detail,
-                authentication=checks.to_json(),
-                received_at="",
-            )
-            await self.store.hold_reply(held, raw)
-            log.warning("held a reply from %s in %s: %s", mail.sender, thread_id, decision.detail)
-            return Outcome(Verdict.HELD, thread_id)
+            return await self._hold(reading, reply, site.id, decision, checks)
         return await self.post(mail, reply)
+
+    async def _hold(
+        self,
+        reading: Reading,
+        reply: Inbound,
+        site: str,
+        decision: Decision,
+        checks: Authentication,
+    ) -> Outcome:
+        """Keep a reply nothing verified, within the caps every reply has (a flood of
+        them waits, as posted ones would) and a cap of what a site keeps waiting."""
+        if self.accept.flooding(reply) or await self.store.held_count(site) >= MAX_HELD_PER_SITE:
+            return Outcome(Verdict.RATE_LIMITED, reply.thread)
+        mail = reading.mail
+        held = HeldReply(
+            id=0,
+            site=site,
+            thread=reply.thread,
+            external_id=reading.message_id,
+            author=reply.author,
+            sender=reply.sender,
+            recipient=reply.on_behalf_of,
+            subject=mail.subject,
+            body=mail.body,
+            reason=decision.reason,
+            detail=decision.detail,
+            authentication=checks.to_json(),
+            received_at="",
+        )
+        await self.store.hold_reply(held, reading.raw)
+        log.warning("held a reply from %s in %s: %s", reply.sender, reply.thread, decision.detail)
+        return Outcome(Verdict.HELD, reply.thread)
+
+    async def _checks(self, reading: Reading, pool: ThreadPoolExecutor) -> Authentication | None:
+        """The sender checks' verdict, made once per mail; None if they could not finish in
+        time. On threads of their own: a DNS server that never answers holds those, not the
+        default executor that reads mail and writes files for the whole relay."""
+        if reading.checks is None:
+            loop = asyncio.get_running_loop()
+            checking = loop.run_in_executor(
+                pool,
+                functools.partial(
+                    authenticate,
+                    reading.raw,
+                    reading.envelope,
+                    resolver=self.resolver,
+                    trusted_authserv_ids=self.trusted_authserv_ids,
+                ),
+            )
+            try:
+                reading.checks = await asyncio.wait_for(checking, CHECK_SECONDS)
+            except TimeoutError:
+                return None
+        return reading.checks
 
     async def post(self, mail: Inspection, reply: Inbound) -> Outcome:
         """Post a reply whose tag and sender were proved (now, or by an owner releasing
@@ -251,15 +309,21 @@ class Pipeline:
             return False
         return parse_instant(last_activity) < datetime.now(UTC) - timedelta(days=days)
 
-    async def _tell_sender(
-        self, mail: Inspection, message_id: str, outcome: Outcome, checks: Authentication
-    ) -> None:
+    async def _tell_sender(self, reading: Reading, outcome: Outcome) -> None:
         """One notice to the sender of a refused reply, when there is a mail server to
-        send it, and its From is believable: a notice to a forged From would be spam
-        to a stranger (and the store sends an address one notice a day at most)."""
+        send it and its sender is proved: DKIM or SPF aligned with its From passed. A
+        notice to an unproved From could be mail to a stranger, at a forger's wish. The
+        store sends a mailbox one a day at most; the relay, NOTICES_PER_HOUR in all."""
+        mail = reading.mail
         if not self.config.mail_enabled or mail.sender is None:
             return
-        if checks.decide("dmarc").action != "accept":
+        checks = await self._checks(reading, NOTICE_CHECKERS)
+        if checks is None or not _same_sender(mail.sender, checks):
+            return
+        if checks.decide("strict").action != "accept":
+            return
+        if self.notices.hit("relay"):
+            log.warning("%d refusal notices this hour: %s not told", NOTICES_PER_HOUR, mail.sender)
             return
         language = "en"
         thread = await self.store.get_thread(outcome.thread) if outcome.thread else None
@@ -269,7 +333,7 @@ class Pipeline:
         payload = {
             "reason": outcome.verdict.value,
             "subject": mail.subject,
-            "in_reply_to": message_id,
+            "in_reply_to": reading.message_id,
             "language": language,
             "days": self.config.reply_tag_days,
         }
@@ -396,3 +460,16 @@ class Pipeline:
 async def _remove(files: list[Received] | tuple[Received, ...]) -> None:
     for received in files:
         await asyncio.to_thread(received.path.unlink, missing_ok=True)
+
+
+def _same_sender(sender: str, checks: Authentication) -> bool:
+    """Whether the checks judged the From the reader read. Two parsers can read one header
+    block two ways (a bare CR ends a line for one and not the other): a From only the reader
+    sees would be posted under the DMARC verdict of another domain. Several From fields, or
+    none the checks could use: no."""
+    domain = sender.rpartition("@")[2].strip().lower().rstrip(".")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return checks.from_domain is not None and ascii_domain == checks.from_domain

@@ -24,8 +24,10 @@ CREATE TABLE held_mail (
     detail          TEXT NOT NULL,               -- Decision.detail
     authentication  TEXT NOT NULL,               -- JSON: Authentication.to_json()
     raw             BYTEA,                       -- the mail; NULL once decided
+                                                 -- (releasing: posting it; a crash
+                                                 -- leaves it to be released again)
     status          TEXT NOT NULL DEFAULT 'held'
-                    CHECK (status IN ('held', 'released', 'discarded')),
+                    CHECK (status IN ('held', 'releasing', 'released', 'discarded')),
     received_at     TEXT NOT NULL,
     decided_at      TEXT,
     decided_by      TEXT                         -- the owner's address
@@ -41,5 +43,9 @@ ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check
 ALTER TABLE outbox DROP CONSTRAINT outbox_thread_or_owner;
 ALTER TABLE outbox ADD CONSTRAINT outbox_thread_or_owner
     CHECK ((thread_id IS NULL) = (kind IN ('owner_digest', 'owner_login', 'refusal_notice')));
--- Notices sent to an address lately: one a day at most (relay/store/held.py).
-CREATE INDEX outbox_notices ON outbox(recipient, created_at) WHERE kind = 'refusal_notice';
+-- When each mailbox was last told that its reply was refused: one notice a day at
+-- most, whatever spelling of the mailbox (relay/store/outbox_rows.mailbox_key).
+CREATE TABLE refusal_notices (
+    mailbox     TEXT PRIMARY KEY,            -- SHA-256 of the mailbox, as unconfirmed_sends
+    notified_at TEXT NOT NULL
+);

@@ -36,13 +36,19 @@ async def release(request: Request) -> Response:
     held, raw = await _owned(s, session.email, request.path_params["id"])
     channel = s.channels[Via.EMAIL]
     assert isinstance(channel, EmailChannel)
-    # Decided first, so that a discard at the same moment cannot follow a post.
-    if not await s.store.decide_held(held.id, "released", session.email):
+    # Claimed first, so that a discard at the same moment cannot follow a post; the mail
+    # is forgotten only once posted (a crash in between leaves it to release again).
+    if not await s.store.claim_release(held.id):
         raise NotFound("this reply was released or discarded meanwhile")
-    outcome = await channel.pipeline.release(held, raw)
+    try:
+        outcome = await channel.pipeline.release(held, raw)
+    except Exception:  # the thread erased meanwhile, the store down: it waits again
+        await s.store.hold_again(held.id)
+        raise
     if not outcome.posted:
-        await s.store.hold_again(held.id, raw)
+        await s.store.hold_again(held.id)
         raise Conflict(f"this reply cannot be posted: {outcome.verdict.value}; discard it")
+    await s.store.decide_held(held.id, "released", session.email)
     assert outcome.message is not None
     return JSONResponse(
         {"released": True, "message": outcome.message.to_json(Author.OWNER, s.link)},

@@ -19,7 +19,7 @@ import dkim  # type: ignore[import-untyped,unused-ignore]
 from relay.channels.email.authentication.arc import arc_reported
 from relay.channels.email.authentication.dmarc import DmarcResult, Evidence, evaluate
 from relay.channels.email.authentication.resolver import DnsTemporaryError, Resolver
-from relay.channels.email.authentication.results import reported
+from relay.channels.email.authentication.results import Reported, reported
 from relay.channels.email.authentication.signatures import (
     DKIMPY_LOG,
     DkimResult,
@@ -74,8 +74,13 @@ def authenticate(
         for name, value in headers
         if name.lower() == b"authentication-results"
     ]
-    receiving = reported(values, trusted_ids)
-    chain = arc_reported(raw, headers, resolver, trusted_ids)
+    if envelope is None:
+        receiving = reported(values, trusted_ids)
+        chain = arc_reported(raw, headers, resolver, trusted_ids)
+    else:  # the relay is the receiving server: any such header came with the mail
+        receiving = chain = Reported(
+            (), (), ("Authentication-Results and ARC not read: received by SMTP here",)
+        )
 
     # What passed, in the order aligned_by prefers, and what might pass on a retry.
     checked = [(Evidence("dkim", "dkim", result.domain), result.result) for result in dkim_results]

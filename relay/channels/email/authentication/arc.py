@@ -2,8 +2,8 @@
 
 A mailing list or a forwarding mailbox changes a message and breaks its DKIM signature;
 ARC lets each hop seal what it saw. When dkimpy validates the whole chain (cv=pass) and
-the first hop (i=1) is a server the site trusts, that hop's ARC-Authentication-Results
-count like its Authentication-Results would.
+the first hop (i=1) is a server the site trusts, sealing with its own domain, that hop's
+ARC-Authentication-Results count like its Authentication-Results would.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 import dkim  # type: ignore[import-untyped,unused-ignore]
+from dkim.util import parse_tag_value  # type: ignore[import-untyped,unused-ignore]
 
+from relay.channels.email.authentication.dmarc import organizational_domain
 from relay.channels.email.authentication.resolver import Resolver
 from relay.channels.email.authentication.results import Reported, reported
 from relay.channels.email.authentication.signatures import DKIMPY_LOG, KeyLookup
@@ -55,4 +57,27 @@ def arc_reported(
     ]
     if len(first) != 1:
         return Reported((), (), ("ARC chain not used: no single i=1 ARC-Authentication-Results",))
-    return reported([first[0].decode("utf-8", "replace")], trusted_ids, by="arc")
+    # Anyone can seal a chain that validates, with their own key, and write any authserv-id
+    # in it: the first hop counts only if it sealed with the domain of a trusted id
+    # (mx.google.com seals as google.com).
+    sealer = _first_sealer(headers)
+    sealers_ids = frozenset(
+        name for name in trusted_ids if sealer and organizational_domain(name) == sealer
+    )
+    if not sealers_ids:
+        return Reported((), (), (f"ARC chain not used: sealed by {sealer or '?'}, not trusted",))
+    return reported([first[0].decode("utf-8", "replace")], sealers_ids, by="arc")
+
+
+def _first_sealer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The organisational domain of the i=1 ARC-Seal's d=."""
+    for name, value in headers:
+        if name.lower() != b"arc-seal":
+            continue
+        try:
+            tags = parse_tag_value(re.sub(rb"\s+", b"", value))
+        except Exception:  # a malformed seal: the chain did not validate anyway
+            continue
+        if tags.get(b"i") == b"1" and tags.get(b"d"):
+            return organizational_domain(tags[b"d"].decode("ascii", "replace").lower())
+    return None

@@ -91,6 +91,8 @@ def _verify(message: dkim.DKIM, index: int, header: bytes, lookup: KeyLookup) ->
             reason = reason[:MAX_REASON_CHARS] + "…"
         return DkimResult(domain, selector, kind, reason)
 
+    if b"l" in tags:  # anything may follow the signed part of the body: not proof
+        return result("fail", "signed with a body length limit (l=): text after it is unsigned")
     lookup.failure = lookup.missing = ""
     try:
         if message.verify(idx=index, dnsfunc=lookup):
