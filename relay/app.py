@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from relay.answers.automatic import AutomaticAnswers
@@ -59,6 +59,7 @@ from relay.web.live import live
 from relay.web.openapi import document
 from relay.web.origins import CORSMiddleware
 from relay.web.services import Limits, Services, services
+from relay.web.sockets import Sockets
 from relay.web.widget import Widget
 
 log = logging.getLogger("porch")
@@ -189,10 +190,8 @@ def create_app(
         *privacy.routes,
         *(route for channel in channels.values() for route in channel.routes()),
         *Webhook(store, apps).routes(),
-        WebSocketRoute("/v1/live", live),
         *Widget().routes(),
         *inbox_api.routes,
-        WebSocketRoute("/inbox/live", inbox_live),
         *InboxPage().routes(),
     ]
     if demo_setup is not None:
@@ -202,7 +201,10 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CORSMiddleware, store=store)],
+        middleware=[
+            Middleware(Sockets, paths={"/v1/live": live, "/inbox/live": inbox_live}),
+            Middleware(CORSMiddleware, store=store),
+        ],
         exception_handlers={
             PorchError: porch_error,
             HTTPException: http_error,

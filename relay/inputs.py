@@ -56,10 +56,15 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("expected a JSON object, got an empty body")
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        if isinstance(raw, str):  # a socket's text frame
+            data, escaped = _DECODER.decode(raw), "\\u" in raw
+        else:
+            data, escaped = json.loads(raw, parse_constant=_no_constant), True
         # JSON may escape a lone UTF-16 surrogate ("\\ud800"): Python keeps it in the str,
-        # and it fails later, when written as UTF-8 (SQLite, email, HMAC).
-        json.dumps(data, ensure_ascii=False).encode()
+        # and it fails later, when written as UTF-8 (SQLite, email, HMAC). A str (strict
+        # UTF-8) can hold one only by such an escape; bytes are read as surrogatepass.
+        if escaped:
+            json.dumps(data, ensure_ascii=False).encode()
     except RecursionError:  # "[[[[…" 25,000 deep: the parser's stack, not ours, gives up
         raise InvalidRequest("expected a JSON object, got JSON nested too deeply") from None
     except UnicodeEncodeError:
@@ -76,6 +81,9 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
 def _no_constant(name: str) -> Any:
     """NaN, Infinity and -Infinity are not JSON (RFC 8259 6), though Python reads them."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one, not one per call
 
 
 def message_body(data: dict[str, Any], max_chars: int) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 
 class Author(enum.StrEnum):
@@ -275,7 +276,9 @@ class Started:
 
 
 def frame_json(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    """Compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False)
+    writes it, ~20x faster: a message is encoded for each role it goes to."""
+    return orjson.dumps(frame).decode()
 
 
 class _Framed:

@@ -246,3 +246,79 @@ async def test_resume_without_gaps_or_duplicates(relay: RunningRelay) -> None:
     with relay.db() as db:
         stored = [r[0] for r in db.execute("SELECT seq FROM messages ORDER BY seq")]
     assert seqs == stored
+
+
+async def test_the_sender_gets_its_message_in_the_ack_and_no_copy(relay: RunningRelay) -> None:
+    """The sending socket's one frame for its message is the ack; the visitor's other
+    tab and the owner get the message frame; resuming from the ack's seq misses nothing."""
+    async with relay.client() as client:
+        started = await start_thread(client, "first")
+        first_seq = started["message"]["seq"]
+        sender = await open_live(relay, started["token"], since=first_seq)
+        other_tab = await open_live(relay, started["token"], since=first_seq)
+        owner = await open_live(relay, relay.owner_token(), since=first_seq, origin=None)
+        await sender.send(type="send", body="from this tab", client_id="tab-1")
+        ack = await sender.next()  # nothing before it: no copy came first
+        assert ack["type"] == "ack" and ack["client_id"] == "tab-1"
+        assert ack["thread"] == started["thread"]["id"]
+        stored = ack["message"]
+        assert stored["seq"] == ack["seq"] and stored["body"] == "from this tab"
+        assert stored["client_id"] == "tab-1" and stored["author"] == "visitor"
+        seen_by_tab = (await other_tab.next("message"))["message"]
+        assert seen_by_tab == stored  # the same visitor: their client_id too
+        seen_by_owner = (await owner.next("message"))["message"]
+        assert seen_by_owner == {**stored, "client_id": None}
+        thread = started["thread"]["id"]
+        await client.post(
+            f"/v1/owner/threads/{thread}/messages",
+            headers=bearer(relay.owner_token()),
+            json={"body": "reply"},
+        )
+        # The stream is in seq order, so a copy would have come before the reply.
+        reply = await sender.next()
+        assert reply["type"] == "message" and reply["message"]["body"] == "reply"
+        await sender.ws.close()
+        again = await open_live(relay, started["token"], since=ack["seq"])
+        assert [m["body"] for m in again.replayed] == ["reply"]
+    for live in (other_tab, owner, again):
+        await live.ws.close()
+
+
+async def test_acks_stand_in_place_of_the_copies_while_others_write(make_relay) -> None:  # type: ignore[no-untyped-def]
+    """A socket sending while the owner writes sees one frame per message of its
+    thread, acks and messages alike, in seq order: its cursor never skips one."""
+    sends = replies = 25
+    relay = make_relay(visitor_messages_per_minute=1000, ip_messages_per_minute=1000)
+    async with relay.client() as client:
+        started = await start_thread(client, "start")
+        thread = started["thread"]["id"]
+        since = started["message"]["seq"]
+        visitor = await open_live(relay, started["token"], since=since)
+
+        async def reply() -> None:
+            for i in range(replies):
+                response = await client.post(
+                    f"/v1/owner/threads/{thread}/messages",
+                    headers=bearer(relay.owner_token()),
+                    json={"body": f"reply {i}"},
+                )
+                assert response.status_code == 201
+
+        writing = asyncio.create_task(reply())
+        try:
+            for i in range(sends):
+                await visitor.send(type="send", body=f"send {i}", client_id=f"send-{i}")
+            frames = [await visitor.next() for _ in range(sends + replies)]
+        finally:
+            await writing
+    kinds = sorted({f["type"] for f in frames})
+    assert kinds == ["ack", "message"], kinds
+    seqs = [f["seq"] if f["type"] == "ack" else f["message"]["seq"] for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    with relay.db() as db:
+        stored = [r[0] for r in db.execute("SELECT seq FROM messages WHERE seq > ?", (since,))]
+    assert sorted(seqs) == stored
+    assert [f["client_id"] for f in frames if f["type"] == "ack"] == [
+        f"send-{i}" for i in range(sends)
+    ]
+    await visitor.ws.close()

@@ -5,6 +5,10 @@
 // 'presence' (detail: is an owner at the inbox now).
 // A message may carry photos and files: uploads.js, loaded the first time one does,
 // uploads them before the message goes.
+// One send path: text goes over the live socket once it is ready (its ack carries the
+// stored message, in place of the copy the visitor's other tabs get), else over HTTP;
+// a conversation starts, and files go, over HTTP. A socket that closes before the ack
+// leaves the message queued: it goes again, same client_id, and is stored once.
 
 // ms: the first reconnect delay.
 const BACKOFF_MIN = 500;
@@ -14,6 +18,9 @@ const BACKOFF_MAX = 30000;
 const TYPING_EVERY = 2000;
 // History pages fetched at most per sync (50,000 messages).
 const PAGE_MORE_LIMIT = 50;
+// ms: no ack by then on an open socket (a connection that died without a word): it is
+// closed and the message goes again. The relay acks within about 2 s even when slow.
+const ACK_WITHIN = 10000;
 
 export class Conversation extends EventTarget {
   #relay; #site; #storageKey;
@@ -33,6 +40,9 @@ export class Conversation extends EventTarget {
   #identity = null;
   // A promise of the Uploads (uploads.js), once a message carries files.
   #uploads = null;
+  // The send awaiting its answer on the socket: called with its ack or error frame, or
+  // null when the socket closes first.
+  #pending = null;
 
   constructor({ relay, site, language }) {
     super();
@@ -114,7 +124,8 @@ export class Conversation extends EventTarget {
     } catch {
       console.warn('[porch] clearing unreadable stored conversation');
     }
-    try { localStorage.removeItem(this.#storageKey); } catch { /* storage blocked */ }
+    // Storage blocked: nothing to clear.
+    try { localStorage.removeItem(this.#storageKey); } catch {}
     return {};
   }
 
@@ -298,6 +309,7 @@ export class Conversation extends EventTarget {
     const start = !this.token;
     const identity = start && this.#identity;
     const files = item.files?.length;
+    if (!start && !files && this.connected) return this.#deliverLive(item);
     let response;
     try {
       // A conversation starts with text: uploads.js puts it first in the outbox.
@@ -344,13 +356,32 @@ export class Conversation extends EventTarget {
         await this.sync().catch(() => {});
       }
     }
-    this.outbox = this.outbox.filter((m) => m.client_id !== item.client_id);
-    this.#save();
     if (files) this.uploads().then((uploads) => uploads.forget(item.files.map((file) => file.key)), () => {});
+    // Stored: merging it takes it out of the outbox (its client_id is now in the thread).
     this.#merge([message]);
-    this.#emit('change');
     if (start && this.#wantLive) this.live();
     return true;
+  }
+
+  // Over the open socket: the ack is "stored", an error frame the refusal HTTP would
+  // give (too fast is a close, 4429: the item then goes over HTTP, whose 429 says when
+  // to try again). Closed before an answer: the item stays queued and the loop sends it
+  // again, over HTTP now or the next socket, unless this conversation ended meanwhile.
+  #deliverLive(item) {
+    const socket = this.#socket;
+    return new Promise((settle) => {
+      const timer = setTimeout(() => socket.close(), ACK_WITHIN);
+      this.#pending = (frame) => {
+        if (frame && frame.client_id !== item.client_id) return;
+        clearTimeout(timer);
+        this.#pending = null;
+        if (!frame) return settle(Boolean(this.token) && !this.#stopped);
+        if (frame.type === 'ack') this.#merge([frame.message]);
+        else this.#markFailed(item, frame.error || 'generic');
+        settle(true);
+      };
+      socket.send(JSON.stringify({ type: 'send', body: item.body, client_id: item.client_id }));
+    });
   }
 
   #markFailed(item, error, retryAfter = 0) {
@@ -371,9 +402,8 @@ export class Conversation extends EventTarget {
     if (!this.token || this.lastSeq <= this.visitorReadSeq) return;
     this.visitorReadSeq = this.lastSeq;
     this.#emit('read');
-    try {
-      await this.#request('POST', '/v1/thread/read', { seq: this.lastSeq });
-    } catch { /* retried on the next read */ }
+    // Failed: retried on the next read.
+    try { await this.#request('POST', '/v1/thread/read', { seq: this.lastSeq }); } catch {}
   }
 
   typing() {
@@ -407,6 +437,8 @@ export class Conversation extends EventTarget {
       this.#socket = null;
       this.connected = false;
       this.#emit('status');
+      // Its send goes again (once this handler is done: a promise's callbacks wait).
+      this.#pending?.(null);
       if (event.code === 4401) return this.#forget();
       // Not allowed on this page: retrying will not help.
       if (event.code === 4403) return;
@@ -416,6 +448,7 @@ export class Conversation extends EventTarget {
 
   #onFrame(frame) {
     if (frame.type === 'message') this.#merge([frame.message]);
+    else if (frame.type === 'ack' || frame.type === 'error') this.#pending?.(frame);
     else if (frame.type === 'ready') {
       this.connected = true;
       this.#attempt = 0;
@@ -457,6 +490,7 @@ export class Conversation extends EventTarget {
     socket.close();
     this.#socket = null;
     this.connected = false;
+    this.#pending?.(null);
   }
 
   #onOnline = () => {
@@ -487,7 +521,8 @@ export class Conversation extends EventTarget {
     if (all) {
       this.outbox = [];
       this.blobs.clear();
-      try { indexedDB.deleteDatabase(this.#storageKey); } catch { /* no IndexedDB: nothing kept there */ }
+      // No IndexedDB: nothing kept there.
+      try { indexedDB.deleteDatabase(this.#storageKey); } catch {}
     }
     this.#save();
     this.#emit('token');

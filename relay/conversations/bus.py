@@ -9,8 +9,7 @@ the store.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from relay.models import Event
 
@@ -26,28 +25,31 @@ class Bus:
         for watcher in (*self._by_thread.get(event.thread, ()), *self._by_site.get(event.site, ())):
             watcher(event)
 
-    @contextmanager
-    def watch_thread(self, thread: str, watcher: Watcher) -> Iterator[None]:
-        with _member(self._by_thread, thread, watcher):
-            yield
+    def watch_thread(self, thread: str, watcher: Watcher) -> Watching:
+        return Watching(self._by_thread, thread, watcher)
 
-    @contextmanager
-    def watch_site(self, site: str, watcher: Watcher) -> Iterator[None]:
-        with _member(self._by_site, site, watcher):
-            yield
+    def watch_site(self, site: str, watcher: Watcher) -> Watching:
+        return Watching(self._by_site, site, watcher)
 
     def watcher_count(self) -> int:
         return sum(map(len, self._by_thread.values())) + sum(map(len, self._by_site.values()))
 
 
-@contextmanager
-def _member(index: defaultdict[str, set[Watcher]], key: str, watcher: Watcher) -> Iterator[None]:
-    index[key].add(watcher)
-    try:
-        yield
-    finally:
-        members = index.get(key)
+class Watching:
+    """Held (`with`) for as long as a socket watches: a plain object, not a generator,
+    as every idle socket keeps one or more for its whole life."""
+
+    __slots__ = ("_index", "_key", "_watcher")
+
+    def __init__(self, index: defaultdict[str, set[Watcher]], key: str, watcher: Watcher) -> None:
+        self._index, self._key, self._watcher = index, key, watcher
+
+    def __enter__(self) -> None:
+        self._index[self._key].add(self._watcher)
+
+    def __exit__(self, *exc: object) -> None:
+        members = self._index.get(self._key)
         if members is not None:
-            members.discard(watcher)
+            members.discard(self._watcher)
             if not members:
-                del index[key]
+                del self._index[self._key]

@@ -36,12 +36,15 @@ def insert_message(
     back with the seq, so an open thread costs no second statement). `attachments`
     come from claim_attachments, in the same transaction; `answer` names the owner's
     answer an automatic message sends."""
+    # The status subquery names the thread by its parameter (?8), not by the new row's
+    # thread_id: SQLite (3.40) plans a subquery correlated with a RETURNING row as a
+    # SCAN of every thread, ~3 ms a message with 50,000 threads (tests/bench/store_size.py).
     row = db.execute(
         "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at,"
-        " attachments, answer_id) SELECT id, site_id, ?, ?, ?, ?, ?, ?, ? FROM threads"
-        " WHERE id = ?"
+        " attachments, answer_id) SELECT id, site_id, ?1, ?2, ?3, ?4, ?5, ?6, ?7 FROM threads"
+        " WHERE id = ?8"
         " ON CONFLICT (thread_id, client_id) DO NOTHING"
-        " RETURNING seq, site_id, (SELECT status FROM threads WHERE id = thread_id)",
+        " RETURNING seq, site_id, (SELECT status FROM threads WHERE id = ?8)",
         (
             author.value,
             body,

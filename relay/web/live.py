@@ -6,24 +6,26 @@ Protocol (JSON text frames):
   relay  → {"type": "ready", "seq": N[, "online"]}          replay done; live from here on
   relay  → {"type": "presence", "online": bool}             (visitors) an owner came or left
   client → {"type": "send", "body", "client_id"[, "attachments"][, "thread"]}
-  relay  → {"type": "ack", "client_id", "seq", "thread"}
+  relay  → {"type": "ack", "client_id", "seq", "thread", "message"}   in place of its copy
   client → {"type": "typing"[, "thread"]}, {"type": "read", "seq"[, "thread"]}, {"type": "ping"}
   relay  → {"type": "typing"|"read"|"pong"|"error", ...}
 "thread" is for owner sockets, which watch every thread of their site.
 
 No gaps, no duplicates: the socket subscribes to the bus *before* it reads the replay
-from the store, then skips any bus message whose seq it already sent.
+from the store, then skips any bus message whose seq it already sent. A socket's own
+message comes back to it once, as the ack, where its copy would have been in the
+stream: a client that takes the ack's seq as its cursor skips nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -48,6 +50,7 @@ from relay.models import (
     Author,
     Event,
     HeldChanged,
+    Message,
     MessageAdded,
     PresenceChanged,
     SignedOut,
@@ -56,6 +59,7 @@ from relay.models import (
     ThreadDeleted,
     Typing,
     Via,
+    frame_json,
 )
 from relay.tokens import VisitorClaim
 from relay.web.api import visitor_send_limits
@@ -72,6 +76,38 @@ TYPING_INTERVAL = 2.0  # at most one typing event per socket per this many secon
 QUEUE_LIMIT = 1000
 CLOSE_TOO_SLOW = 1013  # "try again later": the client resumes from its last seq
 CLOSE_REASON_BYTES = 123  # RFC 6455 5.5: control frame payload 125 bytes, 2 for the code
+# Seconds a send waits for the bus to bring its message (at once on SQLite, one NOTIFY
+# round trip on PostgreSQL) before it is acknowledged without waiting: a listener that
+# is down delays the stream, not the sender.
+ACK_WAIT = 2.0
+
+
+@functools.cache
+def _actor(role: Author, via: Via) -> Actor:
+    return Actor(role, via)  # one each, shared by every socket
+
+
+class Together:
+    """Context managers held together (an ExitStack without its buffer): what an idle
+    socket holds for its whole life stays a few plain objects."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, *parts: AbstractContextManager[Any]) -> None:
+        self._parts = parts
+
+    def __enter__(self) -> None:
+        for n, part in enumerate(self._parts):
+            try:
+                part.__enter__()
+            except BaseException:
+                for entered in reversed(self._parts[:n]):
+                    entered.__exit__(None, None, None)
+                raise
+
+    def __exit__(self, *exc: object) -> None:
+        for part in reversed(self._parts):
+            part.__exit__(None, None, None)
 
 
 class Session:
@@ -96,6 +132,8 @@ class Session:
         "epoch",
         "recheck",
         "here",
+        "_acking",
+        "_acked_early",
     )
 
     def __init__(
@@ -114,7 +152,7 @@ class Session:
         self.epoch = epoch  # the visitor token's: a newer one on the bus signs this out
         self.s = s
         self.role = role
-        self.actor = Actor(role, via)  # who writes from this socket, by which channel
+        self.actor = _actor(role, via)  # who writes from this socket, by which channel
         self.sites = sites  # the visitor's site; every site of an owner
         self.thread = thread  # the visitor's thread; None for an owner
         self.last_seq = since
@@ -122,9 +160,9 @@ class Session:
         self._typing_at = 0.0
         self._frames = 0
         self._window = time.monotonic()
-        # Events from the bus wait here. While the socket is idle no task exists for it:
-        # one is started when an event comes and ends when the buffer is empty.
-        self._outbox: deque[Event | PresenceChanged] = deque()
+        # Events from the bus wait here. While the socket is idle neither this buffer nor
+        # a task exists for it: both are made when an event comes, dropped once it is sent.
+        self._outbox: deque[Event | PresenceChanged] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events are held back until the replay is done
         self._too_slow = False
@@ -132,22 +170,22 @@ class Session:
         # changed), and say whether the owner is looking ({"type": "here"}).
         self.recheck: Callable[[], Awaitable[None]] | None = None
         self.here: Callable[[bool], None] | None = None
+        # This socket's sends whose message the bus has not brought yet, by (thread,
+        # client_id): set when it does, as the ack goes out in the message's place.
+        # (Made on the first send: an idle socket holds neither.)
+        self._acking: dict[tuple[str, str], asyncio.Future[None]] | None = None
+        # Seqs acknowledged before the bus brought them: their copy is not sent.
+        self._acked_early: set[int] | None = None
 
-    @contextlib.contextmanager
-    def subscribe(self) -> Iterator[None]:
+    def subscribe(self) -> Together:
         """Watch the bus (a visitor: their thread and whether the owner is in; an owner:
         every site of theirs) for as long as this is held."""
         if self.thread is not None:
-            with (
+            return Together(
                 self.s.bus.watch_thread(self.thread.id, self.deliver),
                 self.s.presence.listen(self.sites[0], self._presence),
-            ):
-                yield
-            return
-        with contextlib.ExitStack() as stack:
-            for site in self.sites:
-                stack.enter_context(self.s.bus.watch_site(site, self.deliver))
-            yield
+            )
+        return Together(*(self.s.bus.watch_site(site, self.deliver) for site in self.sites))
 
     def _presence(self, online: bool) -> None:
         self.deliver(PresenceChanged(online))
@@ -159,6 +197,8 @@ class Session:
 
     def deliver(self, event: Event | PresenceChanged) -> None:
         """The bus watcher: buffer, and make sure something is sending."""
+        if self._outbox is None:
+            self._outbox = deque()
         self._outbox.append(event)
         if len(self._outbox) > QUEUE_LIMIT and not self._too_slow:
             # The reader stopped reading (a send is stuck on its full TCP window): drop it
@@ -194,9 +234,11 @@ class Session:
             pass  # the client left; the receive loop ends the session
         finally:
             self._flusher = None
+            if not self._outbox:
+                self._outbox = None
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+        await self.send_text(frame_json(frame))
 
     async def send_text(self, text: str) -> None:
         async with self._send_lock:
@@ -241,9 +283,18 @@ class Session:
                 asyncio.ensure_future(close(self.ws, 4401, "signed out everywhere"))
             return None
         if isinstance(event, MessageAdded):
-            if event.message.seq <= self.last_seq:
+            message = event.message
+            if message.seq <= self.last_seq:
                 return None  # already sent in the replay
-            self.last_seq = event.message.seq
+            self.last_seq = message.seq
+            if self._acked_early and message.seq in self._acked_early:
+                self._acked_early.discard(message.seq)
+                return None  # its sender has it already
+            if self._acking and message.author is self.role and message.client_id is not None:
+                placed = self._acking.pop((message.thread, message.client_id), None)
+                if placed is not None and not placed.done():
+                    placed.set_result(None)
+                    return self._ack(message)  # this socket's own: the ack, not a copy
         elif isinstance(event, Typing) and event.author is self.role:
             return None  # one's own typing, from another tab or this one
         return event.frame_for(self.role, self.s.link)
@@ -303,16 +354,52 @@ class Session:
             return
         if self.role is Author.VISITOR:
             visitor_send_limits(self.s, thread, client_ip(self.ws))
+        # Marked before the post: the bus may bring the message before it returns.
+        key = (thread.id, cid) if cid is not None else None
+        placed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if key is not None:
+            if self._acking is None:
+                self._acking = {}
+            self._acking[key] = placed
         try:
             message, _ = await self.s.conversations.post(
                 thread.id, self.actor, body, cid, attachments, site=thread.site
             )
+            if key is not None and message.seq > self.last_seq:  # the bus brings it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(placed), ACK_WAIT)
         except PorchError as error:
             if error.status >= 500 or isinstance(error, RateLimited):
                 raise  # the relay's trouble, or too fast: the socket closes as before
             await self._refuse(cid, error)  # an attachment not theirs, taken, too large
             return
-        await self.send({"type": "ack", "client_id": cid, "seq": message.seq, "thread": thread.id})
+        finally:
+            if key is not None and self._acking and self._acking.get(key) is placed:
+                del self._acking[key]
+        if placed.done():
+            # The flusher took the lock as it wrote the ack: once we have the lock, the
+            # ack is out, before this socket's next frame is read.
+            async with self._send_lock:
+                return
+        if message.seq > self.last_seq:  # no client_id, or the bus is late: ack now
+            if self._acked_early is None:
+                self._acked_early = set()
+            self._acked_early.add(message.seq)
+        # (Else the stream passed it already: a retry, or a send without a client_id,
+        # which cannot be told from another's and went as a copy too.)
+        await self.send_text(self._ack(message))
+
+    def _ack(self, message: Message) -> str:
+        """The sender's answer: its message as stored, seen as this socket's role sees it."""
+        return frame_json(
+            {
+                "type": "ack",
+                "client_id": message.client_id,
+                "seq": message.seq,
+                "thread": message.thread,
+                "message": message.to_json(self.role, self.s.link),
+            }
+        )
 
     async def _refuse(self, cid: str | None, error: PorchError) -> None:
         frame = {"type": "error", "client_id": cid, "error": error.code, "message": error.message}
@@ -343,11 +430,11 @@ class Session:
         return thread
 
 
-async def live(ws: WebSocket) -> None:
-    """The widget's socket (a visitor token), or an owner API client's (an owner token)."""
+def live(ws: WebSocket) -> Awaitable[None]:
+    """The widget's socket (a visitor token), or an owner API client's (an owner token).
+    Not a coroutine itself: an idle socket's task holds serve's frame, not one more."""
     s = services(ws)
-    await ws.accept()
-    await serve(ws, lambda: _hello(ws, s))
+    return serve(ws, lambda: _hello(ws, s))
 
 
 async def serve(
@@ -397,6 +484,7 @@ async def hello_frame(ws: WebSocket) -> dict[str, Any]:
 
 
 async def _hello(ws: WebSocket, s: Services) -> Session:
+    await ws.accept()
     frame = await hello_frame(ws)
     token = frame.get("token")
     if not isinstance(token, str):

@@ -1,6 +1,8 @@
 """What the embed script costs a page before anyone touches the chat: main-thread time
 (Chromium's TaskDuration, median over LOADS cold loads) against the same page without
-the snippet, and the bytes the widget transfers before interaction."""
+the snippet, and the bytes the widget transfers before interaction. Then the full UI on a
+CPU throttled like a mid-range phone (4x): loading the embed and opening the panel,
+against a bare shadow-DOM button on the same page, and the click-to-composer time."""
 
 from __future__ import annotations
 
@@ -117,6 +119,45 @@ async def load(browser: Browser, url: str, relay: str, embedded: bool) -> tuple[
     return metrics["TaskDuration"] * 1000, relay_bytes
 
 
+# Chromium's CPU throttling for a mid-range phone (Lighthouse's mobile preset: 4x).
+PHONE_THROTTLING = 4
+PHONE_LOADS = 8
+# In the page: click the chat button, and the time until the composer shows (one frame
+# after it is laid out).
+OPEN_FULL_UI = """async () => {
+  const root = document.querySelector('porch-chat').shadowRoot;
+  const start = performance.now();
+  root.querySelector('.launcher').click();
+  await new Promise((done) => {
+    const shown = () => root.querySelector('textarea')?.offsetParent;
+    const look = () => (shown() ? done() : requestAnimationFrame(look));
+    look();
+  });
+  await new Promise((done) => requestAnimationFrame(done));
+  return performance.now() - start;
+}"""
+
+
+async def phone_load(browser: Browser, url: str, full_ui: bool) -> tuple[float, float]:
+    """Main-thread ms of one cold load on a 4x-throttled CPU (the full UI opened, for the
+    embed), and the ms from the click to the composer shown (0 for the bare button)."""
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": PHONE_THROTTLING})
+    await cdp.send("Performance.enable")
+    await page.goto(url, wait_until="load")
+    opened = 0.0
+    if url.endswith(("/embedded", "/floor")):
+        await page.locator(".launcher").wait_for()
+    if full_ui:
+        opened = float(await page.evaluate(OPEN_FULL_UI))
+    await page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    metrics = {m["name"]: m["value"] for m in (await cdp.send("Performance.getMetrics"))["metrics"]}
+    await context.close()
+    return metrics["TaskDuration"] * 1000, opened
+
+
 async def run() -> list[Row]:
     with TemporaryDirectory() as tmp:
         config = relay_config(Path(tmp), log_level="warning")
@@ -137,6 +178,13 @@ async def run() -> list[Row]:
                     ms, size = await load(browser, f"{pages_url}/embedded", relay.url, True)
                     embedded.append(ms)
                     transferred.append(size)
+                phone_blank, phone_floor, phone_full, click_to_ui = [], [], [], []
+                for _ in range(PHONE_LOADS):
+                    phone_blank.append((await phone_load(browser, f"{pages_url}/blank", False))[0])
+                    phone_floor.append((await phone_load(browser, f"{pages_url}/floor", False))[0])
+                    ms, opened = await phone_load(browser, f"{pages_url}/embedded", True)
+                    phone_full.append(ms)
+                    click_to_ui.append(opened)
                 await browser.close()
         finally:
             relay.stop()
@@ -164,6 +212,20 @@ async def run() -> list[Row]:
             "ms",
             floor_added,
             note="baseline = what one fixed shadow button adds",
+        ),
+        Row(
+            f"full UI on a {PHONE_THROTTLING}x-throttled phone (ms)",
+            statistics.median(phone_full) - statistics.median(phone_blank),
+            "ms",
+            statistics.median(phone_floor) - statistics.median(phone_blank),
+            note="main-thread time added to a blank page: loading the embed and opening the "
+            "panel, vs loading a bare shadow-DOM button",
+        ),
+        Row(
+            "  click to composer shown, throttled (ms)",
+            statistics.median(click_to_ui),
+            "ms",
+            note="the conversation UI fetched and drawn on the click",
         ),
         Row(
             "embed bytes before interaction",

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -134,18 +134,25 @@ def relay_env(
 
 @contextlib.asynccontextmanager
 async def relay(
-    database_url: str = "", settings: Mapping[str, str] | None = None
+    database_url: str = "",
+    settings: Mapping[str, str] | None = None,
+    prepare: Callable[[Path], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Relay]:
     """A fresh relay with the site `bench` registered, in a temp dir removed afterwards;
     on SQLite in that dir, or on PostgreSQL at `database_url`. `settings`: PORCH_*
-    variables on top of the benchmarks' own (a mail server, an app's API)."""
-    async with relays(1, database_url, settings) as (only,):
+    variables on top of the benchmarks' own (a mail server, an app's API). `prepare`:
+    given the data dir once the site is registered, before the relay starts (to fill
+    its database)."""
+    async with relays(1, database_url, settings, prepare) as (only,):
         yield only
 
 
 @contextlib.asynccontextmanager
 async def relays(
-    count: int, database_url: str = "", settings: Mapping[str, str] | None = None
+    count: int,
+    database_url: str = "",
+    settings: Mapping[str, str] | None = None,
+    prepare: Callable[[Path], Awaitable[None]] | None = None,
 ) -> AsyncIterator[list[Relay]]:
     """`count` relay processes on one database (the same secret key, so a token from one
     works on all) with the site `bench` registered. Several need PostgreSQL."""
@@ -157,6 +164,8 @@ async def relays(
     with tempfile.TemporaryDirectory(prefix="porch-bench-") as tmp:
         data_dir = Path(tmp)
         await register_site(data_dir, env)
+        if prepare is not None:
+            await prepare(data_dir)
         async with contextlib.AsyncExitStack() as stack:
             started: list[Relay] = []
             for _ in range(count):

@@ -1,7 +1,14 @@
-"""Throughput: messages per second through the relay versus a bare websockets echo server.
+"""Throughput: messages per second through the relay versus a bare websockets echo server,
+on both of the widget's send paths (issue 20).
 
-Relay: SOCKETS visitor sockets each send PER_SOCKET messages, keeping up to WINDOW
+Socket path: SOCKETS visitor sockets each send PER_SOCKET messages, keeping up to WINDOW
 unacknowledged; a message counts once its ack is back AND the owner's socket has it.
+The frames those sockets receive are counted too: one per message, the ack (the relay
+sends the sender no copy of its own message).
+HTTP path (the widget without a ready socket): the same visitors each POST
+HTTP_PER_VISITOR messages to /v1/thread/messages over WINDOW keep-alive connections,
+one request at a time on each; a message counts once its 201 is back AND the owner's
+socket has it.
 Echo: the same sockets, frames and window; a frame counts once its echo is back.
 
 Client and servers are separate processes sharing the machine's two cores, so the
@@ -13,11 +20,14 @@ the result is the median round of each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import math
+import re
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +35,7 @@ from websockets.asyncio.client import ClientConnection
 
 from relay.config import Config
 from tests.bench import clients, servers
-from tests.bench.harness import NOISY_OTHERS, Machine, Row, at_least_ratio, log
+from tests.bench.harness import NOISY_OTHERS, Machine, Row, at_least_ratio, at_most, log
 
 FRAMES_PER_MINUTE = Config.ws_frames_per_minute  # a live socket's frames a minute, by default
 
@@ -35,9 +45,15 @@ WINDOW = 8
 # Messages per socket in each round: a short warm-up round, not counted, then the
 # measured rounds.
 ROUNDS = (10, PER_SOCKET, PER_SOCKET, PER_SOCKET)
-# The relay closes a socket sending more than FRAMES_PER_MINUTE (relay/live.py) and
-# that limit has no setting: a socket must stay under it.
+# The relay closes a socket sending more than FRAMES_PER_MINUTE (relay/live.py), its
+# default: a socket must stay under it.
 assert PER_SOCKET < FRAMES_PER_MINUTE
+# POSTs per visitor in each HTTP round: half the socket rounds' messages, as a request
+# costs both sides more than a frame and the benchmark has a minute in all; rates and
+# CPU per message compare all the same.
+HTTP_PER_VISITOR = PER_SOCKET // 2
+CREATED = 201
+CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)")
 
 Reply = Callable[[dict[str, Any]], bool]
 
@@ -52,11 +68,19 @@ def send_frames(name: str, socket: int, count: int) -> list[str]:
     ]
 
 
-async def pipeline(ws: ClientConnection, frames: Sequence[str], is_reply: Reply) -> int:
-    """Send `frames` with at most WINDOW awaiting their reply, until every reply is in;
-    the highest seq the replies carried (0 for echoes)."""
+@dataclass(frozen=True)
+class Sent:
+    """What one sender saw: the highest seq its replies carried (0 for echoes), and
+    how many frames it received (its replies and anything else; 0 over HTTP)."""
+
+    last_seq: int
+    frames: int
+
+
+async def pipeline(ws: ClientConnection, frames: Sequence[str], is_reply: Reply) -> Sent:
+    """Send `frames` with at most WINDOW awaiting their reply, until every reply is in."""
     credits = asyncio.Semaphore(WINDOW)
-    last_seq = 0
+    last_seq = received = 0
 
     async def send() -> None:
         for frame in frames:
@@ -64,10 +88,11 @@ async def pipeline(ws: ClientConnection, frames: Sequence[str], is_reply: Reply)
             await ws.send(frame)
 
     async def receive() -> None:
-        nonlocal last_seq
+        nonlocal last_seq, received
         replies = 0
         while replies < len(frames):
             frame = json.loads(await ws.recv())
+            received += 1
             if frame.get("type") == "error":
                 raise RuntimeError(f"the relay refused a frame: {frame}")
             if is_reply(frame):
@@ -78,7 +103,54 @@ async def pipeline(ws: ClientConnection, frames: Sequence[str], is_reply: Reply)
     async with asyncio.TaskGroup() as group:
         group.create_task(send())
         group.create_task(receive())
-    return last_seq
+    return Sent(last_seq, received)
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection to the relay, one request at a time: the
+    least client work a POST can cost (httpx took 3 to 7 ms of client CPU per request
+    here, more than the relay, and the two share the machine)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> KeepAlive:
+        return cls(*await asyncio.open_connection(servers.HOST, port))
+
+    async def post(self, path: str, token: str, body: bytes) -> int:
+        """The status; the answer's body is read (Content-Length) and dropped."""
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: {servers.HOST}\r\nauthorization: Bearer {token}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = CONTENT_LENGTH.search(head)
+        await self.reader.readexactly(int(length.group(1)) if length else 0)
+        return int(head.split(b" ", 2)[1])
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+async def post_all(connections: Sequence[KeepAlive], token: str, bodies: Sequence[bytes]) -> Sent:
+    """POST `bodies` to /v1/thread/messages over `connections`, each until its 201."""
+
+    async def post(connection: KeepAlive, share: Sequence[bytes]) -> None:
+        for body in share:
+            status = await connection.post("/v1/thread/messages", token, body)
+            if status != CREATED:
+                raise RuntimeError(f"the relay answered a POST with {status}")
+
+    width = len(connections)
+    async with asyncio.TaskGroup() as group:
+        for n, connection in enumerate(connections):
+            group.create_task(post(connection, bodies[n::width]))
+    return Sent(0, 0)
 
 
 def is_ack(frame: dict[str, Any]) -> bool:
@@ -95,35 +167,33 @@ class Round:
     server_us: float  # server CPU per message, microseconds: barely moved by noise
     others: float  # share of the machine other processes used meanwhile
     seqs: list[int]  # each socket's last acknowledged seq
+    frames: float  # frames each sender received per message it sent
 
 
 async def timed(
     name: str,
     server: servers.Server,
-    sockets: Sequence[ClientConnection],
-    per_socket: int,
-    is_reply: Reply,
+    senders: Sequence[Callable[[], Coroutine[Any, Any, Sent]]],
+    count: int,
     delivered: Callable[[], Awaitable[None]] | None = None,
 ) -> Round:
-    """One round: every socket pipelines its frames, until every reply is in and, if
-    given, `delivered` has returned."""
+    """One round: every sender sends its `count / len(senders)` messages, until every
+    reply is in and, if given, `delivered` has returned."""
     machine = Machine(server.pid)
     server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:
-        tasks = [
-            group.create_task(pipeline(ws, send_frames(name, n, per_socket), is_reply))
-            for n, ws in enumerate(sockets)
-        ]
+        tasks = [group.create_task(send()) for send in senders]
     replied = time.perf_counter() - started
     if delivered is not None:
         await delivered()
     elapsed = time.perf_counter() - started
-    count = len(sockets) * per_socket
+    sent = [t.result() for t in tasks]
     # CPU per message on each side says whether the server or this client is the limit.
     server_us = (server.cpu_seconds() - server_cpu) / count * 1e6
     client_us = (time.process_time() - client_cpu) / count * 1e6
-    result = Round(count / elapsed, server_us, machine.others(), [t.result() for t in tasks])
+    frames = sum(s.frames for s in sent) / count
+    result = Round(count / elapsed, server_us, machine.others(), [s.last_seq for s in sent], frames)
     log(
         f"    {name}: {count} in {elapsed:.2f} s (replies done at {replied:.2f} s); CPU per "
         f"message: server {server_us:.0f} µs, client {client_us:.0f} µs; server busy "
@@ -180,12 +250,46 @@ class RelaySide:
         # resuming where the last round ended, as the widget does, so without a replay.
         visitors = await clients.visitors(self.relay, self.tokens, self.since)
         try:
-            self.tally.expect(SOCKETS * per_socket)
-            result = await timed(name, self.relay, visitors, per_socket, is_ack, self.delivered)
+            count = len(visitors) * per_socket
+            self.tally.expect(count)
+            senders = [
+                functools.partial(pipeline, ws, send_frames(name, n, per_socket), is_ack)
+                for n, ws in enumerate(visitors)
+            ]
+            result = await timed(name, self.relay, senders, count, self.delivered)
             self.since = result.seqs
             return result
         finally:
             await clients.close_all(visitors)
+
+    async def http_round(self, name: str, per_visitor: int) -> Round:
+        """The same visitors without sockets: each POSTs `per_visitor` messages over
+        WINDOW keep-alive connections, opened before the clock starts (fresh each
+        round, like the sockets: the relay closes idle ones)."""
+        tag = name.replace(" ", "-")
+        count = len(self.tokens) * per_visitor
+        connections = await asyncio.gather(
+            *(KeepAlive.open(self.relay.port) for _ in range(len(self.tokens) * WINDOW))
+        )
+        try:
+            self.tally.expect(count)
+            senders = [
+                functools.partial(
+                    post_all,
+                    connections[n * WINDOW : (n + 1) * WINDOW],
+                    token,
+                    [
+                        clients.dumps(
+                            {"body": f"post {i} of {n}", "client_id": f"{tag}-{n}-{i}"}
+                        ).encode()
+                        for i in range(per_visitor)
+                    ],
+                )
+                for n, token in enumerate(self.tokens)
+            ]
+            return await timed(name, self.relay, senders, count, self.delivered)
+        finally:
+            await asyncio.gather(*(c.close() for c in connections))
 
     async def close(self) -> None:
         self.watcher.cancel()
@@ -195,48 +299,77 @@ class RelaySide:
 async def echo_round(server: servers.Server, name: str, per_socket: int) -> Round:
     url = f"ws://{servers.HOST}:{server.port}/"
     sockets = [await clients.open_socket(url) for _ in range(SOCKETS)]
+    senders = [
+        functools.partial(pipeline, ws, send_frames(name, n, per_socket), is_echo)
+        for n, ws in enumerate(sockets)
+    ]
     try:
-        return await timed(name, server, sockets, per_socket, is_echo)
+        return await timed(name, server, senders, SOCKETS * per_socket)
     finally:
         await clients.close_all(sockets)
 
 
 async def run() -> list[Row]:
     log(
-        f"throughput: {SOCKETS} sockets x {PER_SOCKET} messages, window {WINDOW}; "
+        f"throughput: {SOCKETS} sockets x {PER_SOCKET} messages, window {WINDOW}, and "
+        f"{SOCKETS} visitors x {HTTP_PER_VISITOR} POSTs, {WINDOW} in flight each; "
         f"median of {len(ROUNDS) - 1} rounds after a warm-up round"
     )
     ours: list[Round] = []
+    posted: list[Round] = []
     base: list[Round] = []
     async with servers.relay() as relay, servers.echo_server() as echo:
         side = await RelaySide.open(relay)
         try:
             for n, per_socket in enumerate(ROUNDS):
                 ours.append(await side.round(f"relay r{n}", per_socket))
+                per_visitor = min(per_socket, HTTP_PER_VISITOR)
+                posted.append(await side.http_round(f"http r{n}", per_visitor))
                 base.append(await echo_round(echo, f"echo r{n}", per_socket))
         finally:
             await side.close()
-    ours, base = ours[1:], base[1:]  # the warm-up round is not counted
+    # The warm-up round is not counted.
+    ours, posted, base = ours[1:], posted[1:], base[1:]
 
     def median(rounds: list[Round], field: Callable[[Round], float]) -> float:
         return statistics.median(field(r) for r in rounds)
 
-    others = median(ours + base, lambda r: r.others)
-    note = f"noisy: others {others:.0%}" if others > NOISY_OTHERS else ""
+    def noted(rounds: list[Round]) -> str:
+        others = median(rounds + base, lambda r: r.others)
+        return f"noisy: others {others:.0%}" if others > NOISY_OTHERS else ""
+
+    echo_rate = median(base, lambda r: r.rate)
+    echo_us = median(base, lambda r: r.server_us)
     return [
         Row(
-            "throughput (msg/s)",
+            "throughput, socket path (msg/s)",
             median(ours, lambda r: r.rate),
             "msg/s",
-            median(base, lambda r: r.rate),
+            echo_rate,
             at_least_ratio(0.6, "echo"),
-            note,
+            noted(ours),
         ),
         # What the rate costs in server CPU: nearly immune to noise, and it says why.
+        Row("  server CPU per message (µs)", median(ours, lambda r: r.server_us), "µs", echo_us),
+        # The sender's ack and nothing else (no copy of its own message); echo: its echo.
         Row(
-            "  server CPU per message (µs)",
-            median(ours, lambda r: r.server_us),
+            "  frames to the sender per message",
+            median(ours, lambda r: r.frames),
+            "frames",
+            median(base, lambda r: r.frames),
+            at_most(1, "frame"),
+        ),
+        Row(
+            "throughput, HTTP path (msg/s)",
+            median(posted, lambda r: r.rate),
+            "msg/s",
+            echo_rate,
+            note=noted(posted),
+        ),
+        Row(
+            "  server CPU per message, HTTP (µs)",
+            median(posted, lambda r: r.server_us),
             "µs",
-            median(base, lambda r: r.server_us),
+            echo_us,
         ),
     ]

@@ -73,9 +73,10 @@ class Visitor(Writer):
     token: str = ""
     thread: str = ""
     over_socket: bool = True
-    # Seqs of its thread as they reached it in order: socket replays and live frames, or
-    # GET /v1/thread pages. The resume cursor is the highest; acks do not move it (an
-    # ack may overtake a message of the owner still on its way).
+    # Seqs of its thread as they reached it in order: socket replays, live frames and
+    # acks (a socket's ack carries its message, in the place of its copy in the stream),
+    # or GET /v1/thread pages. The resume cursor is the highest; HTTP's 201s do not move
+    # it (one may overtake a message of the owner still on its way).
     delivered: Counter[int] = field(default_factory=Counter)
 
     @property
@@ -85,6 +86,13 @@ class Visitor(Writer):
     def saw(self, message: dict[str, Any]) -> None:
         assert message["thread"] == self.thread, f"{self.name} got another thread's message"
         self.delivered[message["seq"]] += 1
+
+    def acked_over_socket(self, frame: dict[str, Any]) -> None:
+        self.ack(frame["client_id"], frame["seq"])
+        # Seen already: a resend of a message stored before the kill, which the replay
+        # brought; its ack answers the resend and is no second delivery.
+        if frame["seq"] not in self.delivered:
+            self.saw(frame["message"])
 
 
 @dataclass
@@ -139,7 +147,7 @@ async def socket_visitor(visitor: Visitor, round_: Round) -> None:
             in_flight.add(client_id)
         frame = json.loads(await ws.recv())
         if frame["type"] == "ack":
-            visitor.ack(frame["client_id"], frame["seq"])
+            visitor.acked_over_socket(frame)
             in_flight.discard(frame["client_id"])
             round_.acked()
         elif frame["type"] == "message":
@@ -166,7 +174,7 @@ async def socket_settle(visitor: Visitor, round_: Round) -> None:
                     f"{visitor.name}: no ack for {visitor.unacked()} or no message {missing}"
                 ) from None
             if frame["type"] == "ack":
-                visitor.ack(frame["client_id"], frame["seq"])
+                visitor.acked_over_socket(frame)
             elif frame["type"] == "message":
                 visitor.saw(frame["message"])
     finally:

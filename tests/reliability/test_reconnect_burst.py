@@ -63,14 +63,15 @@ class Visitor:
         return max(self.received, default=0)
 
     def take(self, frame: dict[str, Any]) -> None:
-        if frame["type"] == "message":
+        # A socket's own message comes back in its ack, in place of a message frame.
+        if frame["type"] in ("message", "ack"):
             message = frame["message"]
             assert message["thread"] == self.thread, f"visitor {self.number}: another thread"
             self.received[message["seq"]] += 1
 
     async def cycle(self, relay: RunningRelay, send: bool) -> None:
         """One reconnect: hello from the last seq seen, the replay, maybe a send (its
-        ack and its own message back), close."""
+        ack, carrying the message), close."""
         async with connect(relay.ws_url, origin=ALPHA_ORIGIN, compression=None) as ws:  # type: ignore[arg-type]
             since = self.since
             await ws.send(json.dumps({"type": "hello", "token": self.token, "since": since}))

@@ -294,7 +294,10 @@ export class App {
     else if (frame.type === 'typing') threads.applyTyping(frame);
     else if (frame.type === 'status') threads.applyStatus(frame);
     else if (frame.type === 'deleted') threads.applyDeleted(frame);
-    else if (frame.type === 'ack') threads.applyAck(frame);
+    else if (frame.type === 'ack') { // stored: the ack carries it, and no copy follows
+      threads.applyAck(frame);
+      if (frame.message) this.#onMessage(frame.message);
+    }
     else if (frame.type === 'held') this.#loadHeld(); // a reply held, released or discarded
   }
 

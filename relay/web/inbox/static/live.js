@@ -79,7 +79,8 @@ export class Live extends EventTarget {
 
   #onFrame(frame) {
     if (frame.type === 'pong') return clearTimeout(this.#pongTimer);
-    if (frame.type === 'message' && frame.message) this.seq = Math.max(this.seq, frame.message.seq);
+    // An ack stands where the copy of our own message would be in the stream: seen too.
+    if ((frame.type === 'message' || frame.type === 'ack') && frame.message) this.seq = Math.max(this.seq, frame.message.seq);
     if (frame.type === 'ready') {
       this.seq = Math.max(this.seq, frame.seq || 0);
       this.#attempt = 0;

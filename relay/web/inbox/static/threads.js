@@ -302,8 +302,8 @@ export class Threads extends EventTarget {
     }
   }
 
-  // {"type":"ack","client_id","seq","thread"}: stored. The message itself comes as a
-  // frame too; until then the reply shows as sent.
+  // {"type":"ack","client_id","seq","thread","message"}: stored; the message it carries
+  // is added as a live one (the relay sends this socket no copy of it).
   applyAck({ client_id: clientId, thread: id }) {
     clearTimeout(this.#acks.get(clientId));
     this.#acks.delete(clientId);
