@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -77,9 +78,17 @@ QUEUE_LIMIT = 1000
 CLOSE_TOO_SLOW = 1013  # "try again later": the client resumes from its last seq
 CLOSE_REASON_BYTES = 123  # RFC 6455 5.5: control frame payload 125 bytes, 2 for the code
 # Seconds a send waits for the bus to bring its message (at once on SQLite, one NOTIFY
-# round trip on PostgreSQL) before it is acknowledged without waiting: a listener that
-# is down delays the stream, not the sender.
-ACK_WAIT = 2.0
+# round trip on PostgreSQL), so that its ack goes in its place; past it (a listener that
+# is down) the socket is closed 1013 and the client resumes, in order, from its last seq.
+ACK_WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class QueuedAck:
+    """An ack that waits its turn in a socket's stream; `placed` is set as it is written."""
+
+    text: str
+    placed: asyncio.Future[None]
 
 
 @functools.cache
@@ -133,7 +142,7 @@ class Session:
         "recheck",
         "here",
         "_acking",
-        "_acked_early",
+        "_acking_seq",
     )
 
     def __init__(
@@ -162,7 +171,7 @@ class Session:
         self._window = time.monotonic()
         # Events from the bus wait here. While the socket is idle neither this buffer nor
         # a task exists for it: both are made when an event comes, dropped once it is sent.
-        self._outbox: deque[Event | PresenceChanged] | None = None
+        self._outbox: deque[Event | PresenceChanged | QueuedAck] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._live = False  # events are held back until the replay is done
         self._too_slow = False
@@ -174,8 +183,8 @@ class Session:
         # client_id): set when it does, as the ack goes out in the message's place.
         # (Made on the first send: an idle socket holds neither.)
         self._acking: dict[tuple[str, str], asyncio.Future[None]] | None = None
-        # Seqs acknowledged before the bus brought them: their copy is not sent.
-        self._acked_early: set[int] | None = None
+        # The same by seq, once the post returned it (a send without a client_id too).
+        self._acking_seq: dict[int, asyncio.Future[None]] | None = None
 
     def subscribe(self) -> Together:
         """Watch the bus (a visitor: their thread and whether the owner is in; an owner:
@@ -195,7 +204,7 @@ class Session:
         self._too_slow = True
         asyncio.ensure_future(close(self.ws, code, reason))
 
-    def deliver(self, event: Event | PresenceChanged) -> None:
+    def deliver(self, event: Event | PresenceChanged | QueuedAck) -> None:
         """The bus watcher: buffer, and make sure something is sending."""
         if self._outbox is None:
             self._outbox = deque()
@@ -270,7 +279,11 @@ class Session:
             if len(page) < MAX_PAGE_MESSAGES:
                 return
 
-    def _text_for(self, event: Event | PresenceChanged) -> str | None:
+    def _text_for(self, event: Event | PresenceChanged | QueuedAck) -> str | None:
+        if isinstance(event, QueuedAck):  # behind what the stream had to send first
+            if not event.placed.done():
+                event.placed.set_result(None)
+            return event.text
         if isinstance(event, StatusChanged | HeldChanged) and self.role is Author.VISITOR:
             return None  # the owner's filing and moderation, not the visitor's business
         if isinstance(event, ThreadDeleted) and self.role is Author.VISITOR:
@@ -287,14 +300,13 @@ class Session:
             if message.seq <= self.last_seq:
                 return None  # already sent in the replay
             self.last_seq = message.seq
-            if self._acked_early and message.seq in self._acked_early:
-                self._acked_early.discard(message.seq)
-                return None  # its sender has it already
-            if self._acking and message.author is self.role and message.client_id is not None:
-                placed = self._acking.pop((message.thread, message.client_id), None)
-                if placed is not None and not placed.done():
-                    placed.set_result(None)
-                    return self._ack(message)  # this socket's own: the ack, not a copy
+            placed = self._acking_seq.pop(message.seq, None) if self._acking_seq else None
+            own = message.author is self.role and message.client_id is not None
+            if placed is None and self._acking and own:
+                placed = self._acking.pop((message.thread, str(message.client_id)), None)
+            if placed is not None and not placed.done():
+                placed.set_result(None)
+                return self._ack(message)  # this socket's own: the ack, not a copy
         elif isinstance(event, Typing) and event.author is self.role:
             return None  # one's own typing, from another tab or this one
         return event.frame_for(self.role, self.s.link)
@@ -365,9 +377,6 @@ class Session:
             message, _ = await self.s.conversations.post(
                 thread.id, self.actor, body, cid, attachments, site=thread.site
             )
-            if key is not None and message.seq > self.last_seq:  # the bus brings it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(placed), ACK_WAIT)
         except PorchError as error:
             if error.status >= 500 or isinstance(error, RateLimited):
                 raise  # the relay's trouble, or too fast: the socket closes as before
@@ -376,18 +385,34 @@ class Session:
         finally:
             if key is not None and self._acking and self._acking.get(key) is placed:
                 del self._acking[key]
-        if placed.done():
-            # The flusher took the lock as it wrote the ack: once we have the lock, the
-            # ack is out, before this socket's next frame is read.
-            async with self._send_lock:
+        await self._acknowledge(message, placed)
+
+    async def _acknowledge(self, message: Message, placed: asyncio.Future[None]) -> None:
+        """The ack goes in the stream, never ahead of it: a client resumes from the ack's
+        seq, so every message before it must have been sent first."""
+        if not placed.done():
+            if message.seq <= self.last_seq:
+                # The stream passed it already (as a copy: a retry, a send without a
+                # client_id): the ack queues behind whatever the stream still has to send.
+                self.deliver(QueuedAck(self._ack(message), placed))
+            else:  # still to come: the flusher writes the ack in its place
+                if self._acking_seq is None:
+                    self._acking_seq = {}
+                self._acking_seq[message.seq] = placed
+            try:
+                await asyncio.wait_for(asyncio.shield(placed), ACK_WAIT)
+            except TimeoutError:
+                # The stream is stuck (a reader that stopped reading, a PostgreSQL listener
+                # reconnecting): rather than an ack that would skip what is still on its
+                # way, the client resumes, in order, from its last seq.
+                if self._acking_seq:
+                    self._acking_seq.pop(message.seq, None)
+                self.end(CLOSE_TOO_SLOW, "the stream is late: reconnect with since")
                 return
-        if message.seq > self.last_seq:  # no client_id, or the bus is late: ack now
-            if self._acked_early is None:
-                self._acked_early = set()
-            self._acked_early.add(message.seq)
-        # (Else the stream passed it already: a retry, or a send without a client_id,
-        # which cannot be told from another's and went as a copy too.)
-        await self.send_text(self._ack(message))
+        # The flusher takes the lock as it writes the ack: once we have the lock, the ack
+        # is out, before this socket's next frame is read.
+        async with self._send_lock:
+            return
 
     def _ack(self, message: Message) -> str:
         """The sender's answer: its message as stored, seen as this socket's role sees it."""
