@@ -51,6 +51,7 @@ class PgConnection:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self._prepared: dict[str, asyncpg.prepared_stmt.PreparedStatement] = {}
+        self._at_commit: list[str] = []  # statements sent with the next COMMIT
 
     @property
     def closed(self) -> bool:
@@ -63,6 +64,13 @@ class PgConnection:
     def execute(self, sql: str, parameters: Iterable[Any] = (), /) -> Cursor:
         query = translate(sql)
         if CONTROL.match(query):
+            ends = query.upper()
+            if ends == "COMMIT" and self._at_commit:
+                # One simple-protocol message, one round trip: a statement that fails
+                # leaves the rest (the COMMIT) unrun and the transaction to roll back.
+                query = "; ".join((*self._at_commit, query))
+            if ends in ("BEGIN", "COMMIT", "ROLLBACK"):
+                self._at_commit.clear()
             bridge.wait(self.conn.execute(query))
             return Cursor([], 0)
         statement = self._prepared.get(query)
@@ -76,6 +84,10 @@ class PgConnection:
     def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /) -> Cursor:
         bridge.wait(self.conn.executemany(translate(sql), list(parameters)))
         return Cursor([], -1)
+
+    def notify_at_commit(self, channel: str, payload: str) -> None:
+        """NOTIFY in the open transaction, sent with its COMMIT: no round trip of its own."""
+        self._at_commit.append(f"SELECT pg_notify({literal(channel)}, {literal(payload)})")
 
 
 def dialect(db: Any) -> str:
@@ -116,6 +128,14 @@ def translate(sql: str) -> str:
     query = "".join(out)
     query = re.sub(r"\bIS NOT (\$\d+)", r"IS DISTINCT FROM \1", query)
     return re.sub(r"\bIS (\$\d+)", r"IS NOT DISTINCT FROM \1", query)
+
+
+def literal(text: str) -> str:
+    """`text` as a string constant. An escape string (E'...'), so the quoting does not
+    depend on the server's standard_conforming_strings; NUL cannot be sent at all."""
+    if "\0" in text:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _count(status: str | None) -> int:

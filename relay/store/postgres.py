@@ -277,16 +277,18 @@ class PostgresStore(Store):
             self._readers.put_nowait(db)
 
     def _notify(self, db: Db, events: list[StoreEvent]) -> None:
-        """Inside the batch's transaction: PostgreSQL sends it at COMMIT, if it commits."""
+        """Inside the batch's transaction, sent with its COMMIT: PostgreSQL delivers it
+        if it commits."""
+        assert isinstance(db, PgConnection)
         refs = [ref for ref in map(_ref, events) if ref is not None]
         chunk: list[Any] = []
         for ref in refs:
             chunk.append(ref)
             if len(json.dumps(chunk)) > PAYLOAD_BYTES:
-                _notify(db, self.channel, json.dumps(chunk[:-1]))
+                db.notify_at_commit(self.channel, json.dumps(chunk[:-1]))
                 chunk = [ref]
         if chunk:
-            _notify(db, self.channel, json.dumps(chunk))
+            db.notify_at_commit(self.channel, json.dumps(chunk))
 
     def _publish(self, event: StoreEvent) -> None:
         if isinstance(event, DeliveryQueued):  # the events themselves come back by NOTIFY

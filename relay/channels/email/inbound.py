@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,9 +86,12 @@ NOTICED = frozenset({Verdict.UNKNOWN_TAG, Verdict.EXPIRED_TAG, Verdict.FORGED})
 # addresses, cannot hold up real replies.
 CHECKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="porch-sender-checks")
 NOTICE_CHECKERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="porch-notice-checks")
-# Replies checked per tag, an hour: a real conversation sees a few; past it the sender's
-# server tries again later.
-CHECKS_PER_TAG_PER_HOUR = 60
+# Slow sender checks per tag, an hour: mail whose checks take longer than SLOW_CHECK
+# seconds (DNS that does not answer) counts against its tag, so that one tag cannot keep
+# the checking threads busy; past it the sender's server tries again later. Real mail is
+# checked in milliseconds (cached keys and records) and never counts.
+SLOW_CHECKS_PER_TAG_PER_HOUR = 20
+SLOW_CHECK = 2.0
 # Refusal notices the relay sends in an hour, all senders together: refusals are rare, and
 # a flood of them is someone using the relay to mail others.
 NOTICES_PER_HOUR = 60
@@ -117,7 +121,7 @@ class Pipeline:
         self.trusted_authserv_ids = frozenset(i.lower() for i in config.trusted_authserv_ids)
         self.starts_per_site = RateLimiter(EMAIL_STARTS_PER_SITE_PER_HOUR, HOUR)
         self.notices = RateLimiter(NOTICES_PER_HOUR, HOUR)
-        self.checks_per_tag = RateLimiter(CHECKS_PER_TAG_PER_HOUR, HOUR)
+        self.slow_checks = RateLimiter(SLOW_CHECKS_PER_TAG_PER_HOUR, HOUR)
         self.reading_large = asyncio.Semaphore(1)
 
     async def receive(
@@ -204,9 +208,12 @@ class Pipeline:
         site = await self.store.get_site(thread.site) if thread else None
         if thread is None or site is None or mail.sender is None:
             return Outcome(Verdict.UNKNOWN_TAG)
-        if self.checks_per_tag.hit(mail.token):
+        if self.slow_checks.hit(mail.token):
             return Outcome(Verdict.RATE_LIMITED, thread_id)
+        started = time.monotonic()
         checks = await self._checks(reading, CHECKERS)
+        if time.monotonic() - started < SLOW_CHECK:
+            self.slow_checks.refund(mail.token)
         if checks is None:  # the checks ran out of time (DNS): the sender tries later
             return Outcome(Verdict.DEFERRED, thread_id)
         if not _same_sender(mail.sender, checks):
