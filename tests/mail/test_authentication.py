@@ -5,16 +5,12 @@ records each test publishes."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relay.channels.email.authentication import (
     Authentication,
@@ -23,6 +19,7 @@ from relay.channels.email.authentication import (
     authenticate,
 )
 from tests.fakes.dns_server import FakeDns
+from tests.mail.trust_support import Key, new_key
 
 SELECTOR = "s1"
 SENDER_IP = "192.0.2.10"
@@ -32,24 +29,9 @@ TRUSTED = frozenset({"mx.porch.example"})
 SHORT_LIFETIME = 0.5
 
 
-@dataclass(frozen=True)
-class Key:
-    private: bytes  # PKCS#1 PEM, as dkim.sign takes it
-    record: str  # the TXT record publishing the public half
-
-
 @pytest.fixture(scope="module")
 def key() -> Key:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return Key(pem, f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}")
+    return new_key()
 
 
 @pytest.fixture
