@@ -49,7 +49,7 @@ from relay.clock import parse_instant
 from relay.config import Config
 from relay.conversations import Actor
 from relay.limits import RateLimiter
-from relay.models import Author, Started, Via
+from relay.models import Author, Site, Started, Via
 from relay.sites.settings import CONTACT_ADDRESSES, LANGUAGE, SENDER_CHECKS
 from relay.store import Store
 from relay.store.held import HeldReply
@@ -223,7 +223,7 @@ class Pipeline:
         if decision.action == "retry":
             log.warning("sender checks deferred a reply from %s: %s", mail.sender, decision.detail)
             return Outcome(Verdict.DEFERRED, thread_id)
-        author = await self._author(thread_id, recipient)
+        author = _author(site, recipient)
         if author is Author.VISITOR and mail.sender == recipient.lower():
             # Only that address got the tag: answering with it confirms the address.
             await self.store.confirm_email_by_reply(thread_id, recipient)
@@ -359,14 +359,6 @@ class Pipeline:
             raise
         return tuple(saved)
 
-    async def _author(self, thread_id: str, recipient: str) -> Author:
-        """Whom the tag was issued to: one of the site's owners, else the visitor (the
-        address they left). Accept checks the sender may write as them."""
-        thread = await self.store.get_thread(thread_id)
-        site = await self.store.get_site(thread.site) if thread else None
-        owners = {email.lower() for email in site.owner_emails} if site else set()
-        return Author.OWNER if recipient.lower() in owners else Author.VISITOR
-
     async def _to_contact_address(self, mail: Inspection, message_id: str) -> Outcome:
         """Mail to a site's public address (hello@…, forwarded here) starts a conversation
         with its sender, answered by email. Each such email is a new thread: From alone
@@ -467,6 +459,13 @@ class Pipeline:
 async def _remove(files: list[Received] | tuple[Received, ...]) -> None:
     for received in files:
         await asyncio.to_thread(received.path.unlink, missing_ok=True)
+
+
+def _author(site: Site, recipient: str) -> Author:
+    """Whom the tag was issued to: one of the site's owners, else the visitor (the address
+    they left). Accept checks the sender may write as them."""
+    owners = {email.lower() for email in site.owner_emails}
+    return Author.OWNER if recipient.lower() in owners else Author.VISITOR
 
 
 def _same_sender(sender: str, checks: Authentication) -> bool:
