@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from relay.clock import Clock, parse_instant
 from relay.models import Author, Message, NotifyMode
 from relay.store.contacts import (
+    EMAIL,
     PUSH,
     Contact,
     last_push,
@@ -65,7 +66,10 @@ class NotificationPolicy:
     def after_message(self, db: Db, message: Message, site: str) -> list[StoreEvent]:
         """Queue what `message` calls for; the events that wake the channels' workers."""
         if message.author is Author.VISITOR:
-            return self._to_owners(db, message, site, owner_contacts(db, site))
+            # Owners are written to by email only: no mail server, no lookup (on
+            # PostgreSQL each statement is a round trip of the message's transaction).
+            owners = owner_contacts(db, site) if EMAIL in self.channels else []
+            return self._to_owners(db, message, site, owners)
         contacts = visitor_contacts(db, message.thread)
         if message.author is Author.OWNER:
             return self._to_visitor(db, message, contacts)
