@@ -208,6 +208,34 @@ class Pipeline:
         site = await self.store.get_site(thread.site) if thread else None
         if thread is None or site is None or mail.sender is None:
             return Outcome(Verdict.UNKNOWN_TAG)
+        policy = SENDER_CHECKS.of(site)
+        held: tuple[Decision, Authentication] | None = None
+        if policy != "off":  # "off": the tag and From alone, no DNS (the demo's site)
+            judged = await self._judge(reading, policy, thread_id)
+            if isinstance(judged, Outcome):
+                return judged
+            if judged[0].action == "hold":
+                held = judged
+        author = _author(site, recipient)
+        if author is Author.VISITOR and mail.sender == recipient.lower():
+            # Only that address got the tag: answering with it confirms the address.
+            await self.store.confirm_email_by_reply(thread_id, recipient)
+        reply = Inbound(
+            Via.EMAIL, reading.message_id, thread_id, author, mail.sender, recipient, mail.body
+        )
+        if not await self.accept.may_write(reply):
+            return Outcome(Verdict.FORGED, thread_id)
+        if held is not None:
+            return await self._hold(reading, reply, site.id, *held)
+        return await self.post(mail, reply)
+
+    async def _judge(
+        self, reading: Reading, policy: str, thread_id: str
+    ) -> Outcome | tuple[Decision, Authentication]:
+        """What the site's policy makes of the sender checks: an outcome when the reply
+        cannot go on now, else the decision (accept or hold) and what it rests on."""
+        mail = reading.mail
+        assert mail.token is not None and mail.sender is not None
         if self.slow_checks.hit(mail.token):
             return Outcome(Verdict.RATE_LIMITED, thread_id)
         started = time.monotonic()
@@ -219,22 +247,11 @@ class Pipeline:
         if not _same_sender(mail.sender, checks):
             log.warning("From read two ways: %s, %s checked", mail.sender, checks.from_domain)
             return Outcome(Verdict.FORGED_TAG, thread_id)
-        decision = checks.decide(SENDER_CHECKS.of(site))
+        decision = checks.decide(policy)
         if decision.action == "retry":
             log.warning("sender checks deferred a reply from %s: %s", mail.sender, decision.detail)
             return Outcome(Verdict.DEFERRED, thread_id)
-        author = _author(site, recipient)
-        if author is Author.VISITOR and mail.sender == recipient.lower():
-            # Only that address got the tag: answering with it confirms the address.
-            await self.store.confirm_email_by_reply(thread_id, recipient)
-        reply = Inbound(
-            Via.EMAIL, reading.message_id, thread_id, author, mail.sender, recipient, mail.body
-        )
-        if not await self.accept.may_write(reply):
-            return Outcome(Verdict.FORGED, thread_id)
-        if decision.action == "hold":
-            return await self._hold(reading, reply, site.id, decision, checks)
-        return await self.post(mail, reply)
+        return decision, checks
 
     async def _hold(
         self,
