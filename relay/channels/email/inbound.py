@@ -117,7 +117,7 @@ class Pipeline:
         self.tokens = tokens
         self.accept = accept
         self.config = config
-        self.resolver = Resolver(config.dns_servers)
+        self._resolver: Resolver | None = None  # made on first use (resolver())
         self.trusted_authserv_ids = frozenset(i.lower() for i in config.trusted_authserv_ids)
         self.starts_per_site = RateLimiter(EMAIL_STARTS_PER_SITE_PER_HOUR, HOUR)
         self.notices = RateLimiter(NOTICES_PER_HOUR, HOUR)
@@ -290,6 +290,9 @@ class Pipeline:
         time. On threads of their own: a DNS server that never answers holds those, not the
         default executor that reads mail and writes files for the whole relay."""
         if reading.checks is None:
+            resolver = self.resolver()
+            if resolver is None:
+                return None
             loop = asyncio.get_running_loop()
             checking = loop.run_in_executor(
                 pool,
@@ -297,7 +300,7 @@ class Pipeline:
                     authenticate,
                     reading.raw,
                     reading.envelope,
-                    resolver=self.resolver,
+                    resolver=resolver,
                     trusted_authserv_ids=self.trusted_authserv_ids,
                 ),
             )
@@ -306,6 +309,18 @@ class Pipeline:
             except TimeoutError:
                 return None
         return reading.checks
+
+    def resolver(self) -> Resolver | None:
+        """The DNS the checks ask; None (replies wait at their sender, and the log says
+        why) when there is none: no PORCH_DNS_SERVERS and no /etc/resolv.conf. Made on
+        first use, so a relay that never takes email needs neither."""
+        if self._resolver is None:
+            try:
+                self._resolver = Resolver(self.config.dns_servers)
+            except ValueError as error:
+                log.error("cannot check who sent a reply: %s; set PORCH_DNS_SERVERS", error)
+                return None
+        return self._resolver
 
     async def post(self, mail: Inspection, reply: Inbound) -> Outcome:
         """Post a reply whose tag and sender were proved (now, or by an owner releasing
