@@ -199,7 +199,10 @@ export class App {
   // -- routing ---------------------------------------------------------------------------
 
   open(id) {
-    this.selected = id; // now, not at hashchange: a quick second "j" moves on from here
+    // Now, not at hashchange: a quick second "j" moves on from here, and a reply typed
+    // right after the key is the new thread's draft, not the old one's.
+    this.selected = id;
+    this.#views?.thread.select(id);
     location.hash = `#t=${encodeURIComponent(id)}`;
   }
 
