@@ -136,7 +136,15 @@ def test_held_replies_show_live_and_are_released_or_discarded(
         first = card(page, "Yes, from 8 to noon.")
         expect(first.get_by_role("heading", name=TITLE)).to_be_visible()
         expect(first).to_contain_text(f"An email from {OWNER}, sent as your reply")
+        # Why, in the page's language; the checks' own words one click away, in English.
+        expect(first.locator(".held-reason")).to_have_text(
+            "alpha.example asks that mail it has not authenticated be held or refused,"
+            " and nothing authenticates this one."
+        )
+        expect(first.locator(".held-detail")).to_be_hidden()
+        first.get_by_text("Technical details").click()
         expect(first.locator(".held-detail")).to_contain_text(DETAIL)
+        expect(first.locator(".held-detail")).to_have_attribute("lang", "en")
         expect(first.locator("time")).to_contain_text("Today")
         log = page.get_by_role("log")
         expect(log).not_to_contain_text("from 8 to noon")
@@ -219,6 +227,10 @@ def test_held_reply_in_french_on_a_narrow_phone(browser: Browser, held_stage: St
         held = card(phone, "Référence")
         expect(held.get_by_role("heading", name=TITLE_FR)).to_be_visible()
         expect(held).to_contain_text(f"Un e-mail de {OWNER}, envoyé comme votre réponse")
+        expect(held.locator(".held-reason")).to_contain_text(
+            "alpha.example demande de retenir ou refuser le courrier"
+        )
+        expect(held.get_by_text("Détails techniques")).to_be_visible()
         expect(held.locator("time")).to_contain_text("Aujourd’hui")
         expect(held.get_by_role("button", name="Supprimer")).to_be_visible()
         assert_no_sideways_scroll(phone)

@@ -10,6 +10,10 @@ import { el, icon, Keyed, reconcile } from './dom.js';
 // Refusals whose words the relay chose for the owner: 409 (it cannot be posted, and
 // says why) and 404 (decided meanwhile, on another device).
 const EXPLAINED = [404, 409];
+// Why a reply is held (HeldReply.reason), each said in the page's language.
+const REASONS = ['dmarc_fail', 'unauthenticated'];
+
+const domainOf = (address) => address.slice(address.lastIndexOf('@') + 1);
 
 export class HeldReplies extends EventTarget {
   #api;
@@ -114,8 +118,12 @@ export class HeldView {
       el('p', { class: 'held-who' },
         t(reply.author === 'visitor' ? 'held.from_visitor' : 'held.from_owner', { sender: reply.sender }), ' · ',
         el('time', { datetime: reply.received_at, title: text.full(received) }, `${text.day(received)}, ${text.time(received)}`)),
-      // The relay explains in English, whatever the page's language.
-      reply.detail ? el('p', { class: 'held-detail', lang: 'en' }, reply.detail) : null,
+      REASONS.includes(reply.reason) ? el('p', { class: 'held-reason' }, t(`held.reason.${reply.reason}`, { domain: domainOf(reply.sender) })) : null,
+      // What the checks found, for whoever looks after the mail: the relay's own words,
+      // in English whatever the page's language (as in its logs and `porch mail inspect`).
+      reply.detail ? el('details', { class: 'held-technical' },
+        el('summary', {}, t('held.technical')),
+        el('p', { class: 'held-detail', lang: 'en' }, reply.detail)) : null,
       body,
       el('div', { class: 'row' }, release, discard),
       error);
