@@ -48,6 +48,19 @@ INCOGNITO_PUSH = "does not support the Push API in incognito mode"
 PNG_ICONS = {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")}
 
 
+# The worker fully activated: `ready` resolves while it may still be activating, and a
+# push handed over then can be lost.
+ACTIVATED = """async () => {
+  const worker = (await navigator.serviceWorker.ready).active;
+  if (worker.state !== 'activated') {
+    await new Promise((done) => worker.addEventListener('statechange', () => {
+      if (worker.state === 'activated') done();
+    }));
+  }
+  return true;
+}"""
+
+
 @contextmanager
 def watched(context: BrowserContext, allowed: re.Pattern[str] | None = None) -> Iterator[Page]:
     """A page of `context` that must throw nothing and log no error but those Chromium
@@ -317,7 +330,7 @@ def test_a_push_shows_one_notification_per_thread_and_nothing_else(
     try:
         with watched(context) as page:
             page.goto(relay + "/inbox/")
-            page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+            page.evaluate(ACTIVATED)
             devtools = context.new_cdp_session(page)
             registrations: list[dict[str, Any]] = []
             devtools.on(
