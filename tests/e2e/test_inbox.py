@@ -781,7 +781,8 @@ def test_phone_single_column_in_french(
 def assert_targets(page: Page) -> None:
     """Every visible button and link of the app is at least MIN_TARGET px high and wide."""
     small = page.evaluate(
-        """(min) => [...document.querySelectorAll('.app :is(button, a, select, summary, .filters label)')]
+        """(min) => [...document.querySelectorAll(
+            '.app :is(button, a, select, summary, .filters label)')]
           .filter((node) => node.checkVisibility() && !node.closest('.bubble, .visitor-card'))
           .map((node) => [node.textContent.trim() || node.ariaLabel, node.getBoundingClientRect()])
           .filter(([, box]) => box.width < min || box.height < min)
