@@ -1,16 +1,18 @@
-"""PostgreSQL's writer: NOTIFY sent in the COMMIT's round trip (relay/store/pg_connection.py),
-and a closing store runs every write already queued (relay/store/postgres.py)."""
+"""PostgreSQL's writer: NOTIFY sent in the COMMIT's round trip and a lookup read once per
+transaction (relay/store/pg_connection.py), and a closing store runs every write already
+queued (relay/store/postgres.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import asyncpg
 import pytest
 
 from relay.store import bridge
-from relay.store.pg_connection import PgConnection, literal
+from relay.store.pg_connection import PgConnection, literal, once_per_transaction
 from relay.store.postgres import PostgresStore
 from relay.store.rows import Db
 
@@ -102,3 +104,62 @@ async def test_closing_runs_every_write_already_queued(pg_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM t") == 300
     finally:
         await conn.close()
+
+
+def _lookups(db: Any, reads: list[int]) -> None:
+    """A transaction's lookups of t, with what each statement in between lets them keep."""
+
+    def numbers() -> list[int]:
+        reads.append(1)
+        return [row[0] for row in db.execute("SELECT n FROM t ORDER BY n")]
+
+    def look() -> list[int]:
+        return once_per_transaction(db, ("t",), frozenset({"t"}), numbers)
+
+    db.execute("BEGIN")
+    assert look() == [] and look() == []
+    assert len(reads) == 1  # read once
+    db.execute("INSERT INTO other (n) VALUES (1)")  # another table: kept
+    db.execute("SELECT n FROM t")
+    assert look() == [] and len(reads) == 1
+    db.execute("INSERT INTO t (n) VALUES (1)")  # its own table, whatever the case
+    assert look() == [1] and len(reads) == 2
+    db.execute("update T set n = 2")
+    assert look() == [2] and len(reads) == 3
+    db.execute("SAVEPOINT op")  # a savepoint's bounds: a rollback to it undoes writes
+    assert look() == [2] and len(reads) == 4
+    db.execute("DELETE FROM t")
+    assert look() == [] and len(reads) == 5
+    db.execute("ROLLBACK TO op")
+    assert look() == [2] and len(reads) == 6
+    db.execute("CREATE TABLE x (n INT)")  # a statement not recognised: nothing kept
+    assert look() == [2] and len(reads) == 7
+    db.execute("COMMIT")
+    db.execute("BEGIN")  # the next transaction reads afresh
+    assert look() == [2] and len(reads) == 8
+    db.execute("COMMIT")
+
+
+async def test_a_lookup_is_read_once_per_transaction_until_its_table_is_written(
+    pg_url: str,
+) -> None:
+    db = PgConnection(await asyncpg.connect(pg_url))
+    try:
+        await db.conn.execute("CREATE TABLE t (n INT); CREATE TABLE other (n INT)")
+        reads: list[int] = []
+        await bridge.run(_lookups, db, reads)
+        assert len(reads) == 8
+    finally:
+        await db.conn.close()
+
+
+def test_sqlite_reads_a_lookup_each_time(tmp_path: Any) -> None:
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.execute("CREATE TABLE t (n INT)")
+    reads: list[int] = []
+
+    def look() -> int:
+        return once_per_transaction(db, ("t",), frozenset({"t"}), lambda: reads.append(1) or 0)
+
+    assert look() == look() == 0
+    assert len(reads) == 2  # no round trip to save: nothing kept that could go stale

@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass
 
 from relay.store.outbox_rows import DeliveryQueued
+from relay.store.pg_connection import once_per_transaction
 from relay.store.rows import Db
 
 EMAIL = "email"
 PUSH = "push"  # a device taking Web Push (relay/push): its address is the subscription's id
+OWNER_DEVICE_TABLES = frozenset({"push_subscriptions", "sites"})  # what owner_devices reads
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,20 @@ def visitor_contacts(db: Db, thread: str) -> list[Contact]:
 
 
 def owner_devices(db: Db, site: str) -> list[Contact]:
-    """The push devices of whoever owns the site now (wherever they subscribed)."""
-    return [
-        Contact(PUSH, row[0], row[1], confirmed=True)
-        for row in db.execute(
-            "SELECT id, owner_email FROM push_subscriptions WHERE owner_email IN"
-            " (SELECT lower(value) FROM sites s, json_each(s.owner_emails) WHERE s.id = ?)",
-            (site,),
-        )
-    ]
+    """The push devices of whoever owns the site now (wherever they subscribed); read
+    once per write batch on PostgreSQL, where each visitor message asks."""
+
+    def read() -> list[Contact]:
+        return [
+            Contact(PUSH, row[0], row[1], confirmed=True)
+            for row in db.execute(
+                "SELECT id, owner_email FROM push_subscriptions WHERE owner_email IN"
+                " (SELECT lower(value) FROM sites s, json_each(s.owner_emails) WHERE s.id = ?)",
+                (site,),
+            )
+        ]
+
+    return list(once_per_transaction(db, ("owner_devices", site), OWNER_DEVICE_TABLES, read))
 
 
 def visitor_devices(db: Db, thread: str) -> list[Contact]:

@@ -13,9 +13,9 @@ sqlite3.Connection: execute() returns a cursor with the rows and the row count.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relay.store import bridge
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:  # annotations only: a SQLite installation never loads asyncpg
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 # Prepared statements kept per connection: the store's statements are a fixed set.
 STATEMENT_CACHE = 512
+# The table a write statement changes (None: a SELECT, or a shape not recognised).
+WRITES = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+
+T = TypeVar("T")
 
 
 class Cursor:
@@ -52,6 +56,8 @@ class PgConnection:
         self.conn = conn
         self._prepared: dict[str, asyncpg.prepared_stmt.PreparedStatement] = {}
         self._at_commit: list[str] = []  # statements sent with the next COMMIT
+        # once_per_transaction's lookups: key -> (tables read, value)
+        self._memo: dict[tuple[Any, ...], tuple[frozenset[str], Any]] = {}
 
     @property
     def closed(self) -> bool:
@@ -63,6 +69,8 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Iterable[Any] = (), /) -> Cursor:
         query = translate(sql)
+        if self._memo:
+            self._forget_read_from(query)
         if CONTROL.match(query):
             ends = query.upper()
             if ends == "COMMIT" and self._at_commit:
@@ -85,9 +93,38 @@ class PgConnection:
         bridge.wait(self.conn.executemany(translate(sql), list(parameters)))
         return Cursor([], -1)
 
+    def _forget_read_from(self, query: str) -> None:
+        """Lookups the statement may change: all at a transaction's bounds (and a
+        savepoint's), those of the table it writes, and all for a write not recognised."""
+        if query.lstrip()[:6].upper() == "SELECT":
+            return
+        written = WRITES.match(query)
+        if written is None:
+            self._memo.clear()
+            return
+        table = written.group(1).lower()
+        for key in [key for key, (tables, _) in self._memo.items() if table in tables]:
+            del self._memo[key]
+
     def notify_at_commit(self, channel: str, payload: str) -> None:
         """NOTIFY in the open transaction, sent with its COMMIT: no round trip of its own."""
         self._at_commit.append(f"SELECT pg_notify({literal(channel)}, {literal(payload)})")
+
+
+def once_per_transaction(
+    db: Any, key: tuple[Any, ...], tables: frozenset[str], read: Callable[[], T]
+) -> T:
+    """read(), on PostgreSQL kept for the rest of the transaction unless a statement
+    writes to one of `tables` (which read() reads): each message of a write batch asks
+    for the same site's devices, and each ask would be a round trip of the batch's one
+    writer. Another process's commit meanwhile is seen at the next transaction, as if
+    this one had started a moment later. SQLite asks each time: it costs no round trip."""
+    if not isinstance(db, PgConnection):
+        return read()
+    kept = db._memo.get(key)
+    if kept is None:
+        kept = db._memo[key] = (tables, read())
+    return kept[1]
 
 
 def dialect(db: Any) -> str:
