@@ -38,6 +38,7 @@ from relay.store.messages import (
     message_by_client_id,
     thread_by_id,
 )
+from relay.store.planned import NewMessage, Planned
 from relay.store.rows import Db, new_id, thread_from_row
 
 # Shortest client_id that makes starting a conversation idempotent: 16 characters of
@@ -163,6 +164,8 @@ class Conversations:
             else None
         )
 
+        now = utc_now()
+
         def op(db: Db) -> tuple[tuple[Message, bool], list[StoreEvent]]:
             if attachments and client_id:  # a retry: its uploads are already taken, by it
                 existing = message_by_client_id(db, thread_id, client_id)
@@ -170,7 +173,7 @@ class Conversations:
                     return (existing, False), []
             attached = claim_attachments(db, thread_id, actor.author, attachments)
             inserted = insert_message(
-                db, thread_id, actor.author, body, actor.via, client_id, utc_now(), attached
+                db, thread_id, actor.author, body, actor.via, client_id, now, attached
             )
             if inserted is not None:
                 return (inserted.message, True), self._after_insert(db, inserted, automatic)
@@ -179,7 +182,11 @@ class Conversations:
                 raise NotFound(f"no thread {thread_id!r}")
             return (existing, False), []
 
-        return await self.store.write(op)
+        if attachments:
+            return await self.store.write(op)
+        # Its first statement is that insert: on PostgreSQL, one with its batch's others.
+        message = NewMessage(thread_id, actor.author, body, actor.via, client_id, now)
+        return await self.store.write(Planned(op, message))
 
     async def mark_read(self, thread_id: str, reader: Author, seq: int) -> int:
         """Move a read cursor forward (never back, never past the last message)."""

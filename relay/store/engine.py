@@ -36,6 +36,9 @@ WriteOp = Callable[[Db], tuple[T, list[StoreEvent]]]
 Outcome = tuple[bool, Any]
 # Called with a batch's events just before its COMMIT (PostgreSQL's NOTIFY).
 BeforeCommit = Callable[[Db, list[StoreEvent]], None]
+# Called with a batch's ops before they run (PostgreSQL's planned inserts, planned.py):
+# what it returns is called once they have, and raises if what it did went unused.
+Ahead = Callable[[Db, list[WriteOp[Any]]], Callable[[], None]]
 
 # Enough to amortise one fsync over a burst, small enough that one batch never
 # holds the write lock for long.
@@ -186,11 +189,12 @@ def run_batch(
     before_commit: BeforeCommit | None = None,
     *,
     isolated: bool = True,
+    ahead: Ahead | None = None,
 ) -> list[Outcome]:
     """Run ops in one transaction. `isolated`: each op in a savepoint when there are
     several, so that one failing op undoes only itself. Not isolated (two statements
-    fewer per op, which count where each is a round trip): the first failure rolls
-    everything back and raises BatchFailed."""
+    fewer per op, which count where each is a round trip, and `ahead` first): the first
+    failure rolls everything back and raises BatchFailed."""
     outcomes: list[Outcome] = []
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -201,12 +205,15 @@ def run_batch(
                 db.execute("ROLLBACK")
                 return [(False, error)]
         elif not isolated:
-            for op in ops:
-                try:
+            try:
+                done = ahead(db, ops) if ahead is not None else None
+                for op in ops:
                     outcomes.append((True, op(db)))
-                except Exception as error:
-                    db.execute("ROLLBACK")
-                    raise BatchFailed() from error
+                if done is not None:
+                    done()
+            except Exception as error:
+                db.execute("ROLLBACK")
+                raise BatchFailed() from error
         else:
             for op in ops:
                 db.execute("SAVEPOINT op")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from relay.errors import Conflict, TooLarge, UnprocessableRequest
 from relay.models import Attached, Author, Message, Thread, ThreadStatus, Via
 from relay.sites.settings import MAX_MESSAGE_MB, MB
+from relay.store.planned import NewMessage, take_planned
 from relay.store.rows import Db, attached_to_json, message_from_row, thread_from_row
 
 
@@ -36,6 +37,11 @@ def insert_message(
     back with the seq, so an open thread costs no second statement). `attachments`
     come from claim_attachments, in the same transaction; `answer` names the owner's
     answer an automatic message sends."""
+    # Inserted already with its batch's (relay/store/planned.py), or now.
+    plan = NewMessage(thread_id, author, body, via, client_id, now)
+    taken, row = take_planned(db, plan) if not attachments and answer is None else (False, None)
+    if taken:
+        return _inserted(plan, row)
     # The status subquery names the thread by its parameter (?8), not by the new row's
     # thread_id: SQLite (3.40) plans a subquery correlated with a RETURNING row as a
     # SCAN of every thread, ~3 ms a message with 50,000 threads (tests/bench/store_size.py).
@@ -56,17 +62,28 @@ def insert_message(
             thread_id,
         ),
     ).fetchone()
-    if row is None:
-        return None
-    message = Message(row[0], thread_id, author, body, via, client_id, now, attachments, answer)
-    if attachments:
+    inserted = _inserted(plan, row, attachments, answer)
+    if inserted is not None and attachments:
         marked = db.execute(
             f"UPDATE attachments SET message_seq = ? WHERE message_seq IS NULL"
             f" AND id IN ({', '.join('?' * len(attachments))})",
-            (message.seq, *(a.id for a in attachments)),
+            (inserted.message.seq, *(a.id for a in attachments)),
         ).rowcount
         if marked != len(attachments):  # another relay's message took one meanwhile
             raise Conflict("an attachment was sent with another message")
+    return inserted
+
+
+def _inserted(
+    plan: NewMessage, row: Any, attachments: tuple[Attached, ...] = (), answer: str | None = None
+) -> Inserted | None:
+    """From a row (seq, site, the thread's status), or None if nothing was inserted."""
+    if row is None:
+        return None
+    p = plan
+    message = Message(
+        row[0], p.thread_id, p.author, p.body, p.via, p.client_id, p.now, attachments, answer
+    )
     return Inserted(message, row[1], row[2] == ThreadStatus.CLOSED.value)
 
 

@@ -58,6 +58,8 @@ class PgConnection:
         self._at_commit: list[str] = []  # statements sent with the next COMMIT
         # once_per_transaction's lookups: key -> (tables read, value)
         self._memo: dict[tuple[Any, ...], tuple[frozenset[str], Any]] = {}
+        # Messages inserted ahead of their ops (planned.py): thread id -> (plan, row)
+        self.ahead: dict[str, tuple[Any, Any]] = {}
 
     @property
     def closed(self) -> bool:
@@ -79,6 +81,7 @@ class PgConnection:
                 query = "; ".join((*self._at_commit, query))
             if ends in ("BEGIN", "COMMIT", "ROLLBACK"):
                 self._at_commit.clear()
+                self.ahead.clear()
             bridge.wait(self.conn.execute(query))
             return Cursor([], 0)
         statement = self._prepared.get(query)

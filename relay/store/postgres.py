@@ -55,6 +55,7 @@ from relay.store.engine import (
 from relay.store.migrate import apply_pg_migrations
 from relay.store.outbox_rows import DeliveryQueued
 from relay.store.pg_connection import PgConnection
+from relay.store.planned import insert_planned
 from relay.store.rows import Db, message_from_row
 
 log = logging.getLogger("porch.store")
@@ -240,7 +241,10 @@ class PostgresStore(Store):
         try:
             try:
                 outcomes = await bridge.run(
-                    partial(run_batch, isolated=False), self._writer, ops, self._notify
+                    partial(run_batch, isolated=False, ahead=insert_planned),
+                    self._writer,
+                    ops,
+                    self._notify,
                 )
             except BatchFailed:
                 outcomes = await bridge.run(run_batch, self._writer, ops, self._notify)
