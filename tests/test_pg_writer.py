@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from relay.store import bridge
+from relay.store.contacts import owner_devices
 from relay.store.pg_connection import PgConnection, literal, once_per_transaction
 from relay.store.postgres import PostgresStore
 from relay.store.rows import Db
@@ -19,6 +20,8 @@ from relay.store.rows import Db
 # What a payload may hold that quoting must survive: quotes, backslashes, JSON escapes.
 AWKWARD = "it's \"quoted\" \\ back\\\\slashes \\u00e9 \\n and é, $$ and E'x'"
 CHANNEL = "porch:test writer"
+OWNER = "owner@alpha.example"
+NOW = "2026-12-07T10:00:00.000Z"
 NOTIFY_LIMIT = 8000  # bytes PostgreSQL takes in one payload
 
 
@@ -163,3 +166,74 @@ def test_sqlite_reads_a_lookup_each_time(tmp_path: Any) -> None:
 
     assert look() == look() == 0
     assert len(reads) == 2  # no round trip to save: nothing kept that could go stale
+
+
+async def _devices_around(pg_url: str, change: str) -> tuple[list[str], list[str]]:
+    """owner_devices(alpha) after `change` (a statement that adds or removes an owner's
+    device) in a transaction that read them before it; and what the table then holds."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.close()
+    db = PgConnection(await asyncpg.connect(pg_url))
+    try:
+        schema = await db.conn.fetchval("SELECT current_schema()")
+        await db.conn.execute(
+            "INSERT INTO sites (id, name, owner_emails, origins, settings, created_at)"
+            " VALUES ('alpha', 'Alpha', $1, '[]', '{}', $2)",
+            f'["{OWNER}"]',
+            NOW,
+        )
+        await db.conn.execute(
+            "INSERT INTO owner_sessions (id, email, created_at, last_seen_at)"
+            " VALUES ('s_gone', $1, $2, $2)",
+            OWNER,
+            NOW,
+        )
+        await db.conn.execute(
+            "INSERT INTO push_subscriptions (id, site_id, endpoint, p256dh, auth, owner_email,"
+            " session_id, created_at) VALUES ('push_old', 'alpha', 'https://push.example/old',"
+            " 'k', 'a', $1, 's_gone', $2)",
+            OWNER,
+            NOW,
+        )
+        new_row = (
+            "push_new",
+            "alpha",
+            "https://push.example/new",
+            "k",
+            "a",
+            OWNER,
+            NOW,
+        )
+        insert = (
+            "INSERT INTO {table} (id, site_id, endpoint, p256dh, auth, owner_email, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+
+        def run(db: Db) -> tuple[list[str], list[str]]:
+            db.execute("BEGIN")
+            assert owner_devices(db, "alpha")  # read, and kept for the transaction
+            if change == "schema-qualified":
+                db.execute(insert.format(table=f"{schema}.push_subscriptions"), new_row)
+            elif change == "executemany":
+                db.executemany(insert.format(table="push_subscriptions"), [new_row])
+            elif change == "cascade":  # the session's device goes with it (ON DELETE CASCADE)
+                db.execute("DELETE FROM owner_sessions WHERE id = 's_gone'")
+            after = [device.address for device in owner_devices(db, "alpha")]
+            fresh = db.execute(
+                "SELECT id FROM push_subscriptions WHERE owner_email = ? ORDER BY id", (OWNER,)
+            ).fetchall()
+            db.execute("ROLLBACK")
+            return sorted(after), [row[0] for row in fresh]
+
+        return await bridge.run(run, db)
+    finally:
+        await db.conn.close()
+
+
+@pytest.mark.parametrize("change", ["schema-qualified", "executemany", "cascade"])
+async def test_a_kept_lookup_is_forgotten_when_its_table_changes_however_written(
+    pg_url: str, change: str
+) -> None:
+    kept, fresh = await _devices_around(pg_url, change)
+    assert kept == fresh  # what the transaction now holds, not what it held

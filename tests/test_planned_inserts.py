@@ -1,24 +1,28 @@
 """A PostgreSQL write batch inserts its planned messages in one statement
 (relay/store/planned.py): each op gets the row it would have inserted itself, a thread's
-order holds, and an op that strays from its plan makes the batch run again op by op."""
+order holds (its seqs and its times), and an op that strays from its plan makes the
+batch run again op by op."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from relay.models import Author, Via
-from relay.store import bridge
+from relay.conversations import Actor, Conversations
+from relay.models import Author, Via, utc_now
+from relay.store import Store, bridge
 from relay.store.engine import BatchFailed, run_batch
 from relay.store.messages import Inserted, insert_message
 from relay.store.pg_connection import PgConnection
 from relay.store.planned import NewMessage, Planned, insert_planned
 from relay.store.postgres import PostgresStore
 from relay.store.rows import Db
+from tests.pg import BOTH_ENGINES, connect
 
 NOW = "2026-12-07T10:00:00.000000Z"
 THREADS = ("t_a", "t_b", "t_c")
@@ -57,7 +61,7 @@ async def db(pg_url: str) -> AsyncIterator[PgConnection]:
 
 
 def plan(thread: str, body: str, client_id: str | None = None) -> NewMessage:
-    return NewMessage(thread, Author.VISITOR, body, Via.WIDGET, client_id, NOW)
+    return NewMessage(thread, Author.VISITOR, body, Via.WIDGET, client_id)
 
 
 def post(planned: NewMessage, then: str = "") -> Planned[Inserted | None]:
@@ -66,9 +70,10 @@ def post(planned: NewMessage, then: str = "") -> Planned[Inserted | None]:
 
     def op(db: Db) -> tuple[Inserted | None, list[Any]]:
         p = planned
-        inserted = insert_message(db, p.thread_id, p.author, p.body, p.via, p.client_id, p.now)
+        now = utc_now()
+        inserted = insert_message(db, p.thread_id, p.author, p.body, p.via, p.client_id, now)
         if then:
-            insert_message(db, p.thread_id, Author.SYSTEM, then, p.via, None, p.now)
+            insert_message(db, p.thread_id, Author.SYSTEM, then, p.via, None, utc_now())
         return inserted, []
 
     return Planned(op, planned)
@@ -90,6 +95,7 @@ async def stored(db: PgConnection) -> list[tuple[int, str, str, str]]:
 
 
 async def test_a_batch_inserts_its_planned_messages_as_each_op_would(db: PgConnection) -> None:
+    before = utc_now()
     results = await batch(
         db, [post(plan("t_a", "first")), post(plan("t_b", "second", "c1")), post(plan("t_c", "x"))]
     )
@@ -98,7 +104,11 @@ async def test_a_batch_inserts_its_planned_messages_as_each_op_would(db: PgConne
         (2, "t_b", "alpha", False),
         (3, "t_c", "alpha", True),  # closed when it came: the caller reopens it
     ]
-    assert results[1].message.client_id == "c1" and results[1].message.created_at == NOW
+    assert results[1].message.client_id == "c1"
+    # Stamped with the batch's time, when it inserted them (each op's own would be later).
+    times = await db.conn.fetch("SELECT created_at FROM messages ORDER BY seq")
+    assert [r.message.created_at for r in results] == [row[0] for row in times]
+    assert len({r.message.created_at for r in results}) == 1 and times[0][0] >= before
     assert await stored(db) == [
         (1, "t_a", "visitor", "first"),
         (2, "t_b", "visitor", "second"),
@@ -181,3 +191,54 @@ async def test_the_store_gives_each_concurrent_post_its_row_even_beside_a_stray(
     assert {r.message.body: r.message.seq for r in posted} == {
         body: seq for seq, _, _, body in rows if body != "stray"
     }
+
+
+@BOTH_ENGINES
+async def test_a_thread_s_messages_keep_their_times_in_seq_order(store: Store) -> None:
+    """A signed-in visitor writes from two devices at once: a start that continues their
+    thread (stamped when its op runs) and a post in the widget (stamped when asked for),
+    queued behind a busy writer in that order. The post gets the later seq and an
+    earlier time; the thread's updated_at goes back to it."""
+    talk = Conversations(store)
+    visitor = Actor(Author.VISITOR, Via.WIDGET)
+    first = await talk.start(
+        "alpha", body="hello", client_id=None, name=None, page=None, external_id="u1"
+    )
+    thread = first.thread.id
+
+    entered, release = threading.Event(), threading.Event()
+
+    def busy(db: Db) -> tuple[None, list[Any]]:  # the writer, on an earlier batch
+        entered.set()
+        assert release.wait(10)
+        return None, []
+
+    earlier = asyncio.create_task(store.write(busy))
+    assert await asyncio.to_thread(entered.wait, 10)
+
+    async def open_the_writer() -> None:
+        asked = utc_now()  # after the post took its time: both are queued by now
+        while utc_now() <= asked:  # the clock's next millisecond (utc_now's precision)
+            pass
+        release.set()
+
+    continued, (posted, _), _ = await asyncio.gather(
+        talk.start(
+            "alpha", body="other device", client_id=None, name=None, page=None, external_id="u1"
+        ),
+        talk.post(thread, visitor, "from the widget", None),
+        open_the_writer(),
+    )
+    await earlier
+    assert continued.thread.id == thread and continued.message.seq < posted.seq
+    with connect(store) as db:
+        rows = db.execute(
+            "SELECT seq, body, created_at FROM messages WHERE thread_id = ? ORDER BY seq",
+            (thread,),
+        ).fetchall()
+        updated_at = db.execute(
+            "SELECT updated_at FROM threads WHERE id = ?", (thread,)
+        ).fetchone()[0]
+    times = [row["created_at"] for row in rows]
+    assert times == sorted(times), [tuple(row) for row in rows]
+    assert updated_at == max(times)  # the thread's last activity never goes back

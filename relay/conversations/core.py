@@ -164,8 +164,6 @@ class Conversations:
             else None
         )
 
-        now = utc_now()
-
         def op(db: Db) -> tuple[tuple[Message, bool], list[StoreEvent]]:
             if attachments and client_id:  # a retry: its uploads are already taken, by it
                 existing = message_by_client_id(db, thread_id, client_id)
@@ -173,7 +171,7 @@ class Conversations:
                     return (existing, False), []
             attached = claim_attachments(db, thread_id, actor.author, attachments)
             inserted = insert_message(
-                db, thread_id, actor.author, body, actor.via, client_id, now, attached
+                db, thread_id, actor.author, body, actor.via, client_id, utc_now(), attached
             )
             if inserted is not None:
                 return (inserted.message, True), self._after_insert(db, inserted, automatic)
@@ -185,7 +183,7 @@ class Conversations:
         if attachments:
             return await self.store.write(op)
         # Its first statement is that insert: on PostgreSQL, one with its batch's others.
-        message = NewMessage(thread_id, actor.author, body, actor.via, client_id, now)
+        message = NewMessage(thread_id, actor.author, body, actor.via, client_id)
         return await self.store.write(Planned(op, message))
 
     async def mark_read(self, thread_id: str, reader: Author, seq: int) -> int:

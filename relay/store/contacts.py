@@ -18,7 +18,9 @@ from relay.store.rows import Db
 
 EMAIL = "email"
 PUSH = "push"  # a device taking Web Push (relay/push): its address is the subscription's id
-OWNER_DEVICE_TABLES = frozenset({"push_subscriptions", "sites"})  # what owner_devices reads
+# What owner_devices reads, and owner_sessions, whose rows take their devices with them
+# (ON DELETE CASCADE).
+OWNER_DEVICE_TABLES = frozenset({"push_subscriptions", "sites", "owner_sessions"})
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,12 @@ def insert_message(
     back with the seq, so an open thread costs no second statement). `attachments`
     come from claim_attachments, in the same transaction; `answer` names the owner's
     answer an automatic message sends."""
-    # Inserted already with its batch's (relay/store/planned.py), or now.
-    plan = NewMessage(thread_id, author, body, via, client_id, now)
+    # Inserted already with its batch's, at the batch's time (relay/store/planned.py),
+    # or now.
+    plan = NewMessage(thread_id, author, body, via, client_id)
     taken, row = take_planned(db, plan) if not attachments and answer is None else (False, None)
     if taken:
-        return _inserted(plan, row)
+        return _inserted(plan, row, row[3] if row else now)
     # The status subquery names the thread by its parameter (?8), not by the new row's
     # thread_id: SQLite (3.40) plans a subquery correlated with a RETURNING row as a
     # SCAN of every thread, ~3 ms a message with 50,000 threads (tests/bench/store_size.py).
@@ -62,7 +63,7 @@ def insert_message(
             thread_id,
         ),
     ).fetchone()
-    inserted = _inserted(plan, row, attachments, answer)
+    inserted = _inserted(plan, row, now, attachments, answer)
     if inserted is not None and attachments:
         marked = db.execute(
             f"UPDATE attachments SET message_seq = ? WHERE message_seq IS NULL"
@@ -75,14 +76,18 @@ def insert_message(
 
 
 def _inserted(
-    plan: NewMessage, row: Any, attachments: tuple[Attached, ...] = (), answer: str | None = None
+    plan: NewMessage,
+    row: Any,
+    now: str,
+    attachments: tuple[Attached, ...] = (),
+    answer: str | None = None,
 ) -> Inserted | None:
     """From a row (seq, site, the thread's status), or None if nothing was inserted."""
     if row is None:
         return None
     p = plan
     message = Message(
-        row[0], p.thread_id, p.author, p.body, p.via, p.client_id, p.now, attachments, answer
+        row[0], p.thread_id, p.author, p.body, p.via, p.client_id, now, attachments, answer
     )
     return Inserted(message, row[1], row[2] == ThreadStatus.CLOSED.value)
 

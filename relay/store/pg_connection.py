@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # annotations only: a SQLite installation never loads asyncpg
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 # Prepared statements kept per connection: the store's statements are a fixed set.
 STATEMENT_CACHE = 512
-# The table a write statement changes (None: a SELECT, or a shape not recognised).
-WRITES = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+# The table a write statement changes, as the store names them: a plain name (a
+# qualified or quoted one is not recognised, and every kept lookup is then forgotten).
+WRITES = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)(?=[\s(])", re.IGNORECASE)
 
 T = TypeVar("T")
 
@@ -93,6 +94,7 @@ class PgConnection:
         return Cursor(rows, _count(statement.get_statusmsg()))
 
     def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /) -> Cursor:
+        self._memo.clear()  # rare (copy-db, imports): no lookup is kept across it
         bridge.wait(self.conn.executemany(translate(sql), list(parameters)))
         return Cursor([], -1)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from relay.models import Author, Via
+from relay.models import Author, Via, utc_now
 from relay.store.engine import StoreEvent, WriteOp
 from relay.store.pg_connection import PgConnection
 from relay.store.rows import Db
@@ -35,9 +35,9 @@ T = TypeVar("T")
 INSERT_PLANNED = (
     "INSERT INTO messages (thread_id, site_id, author, body, via, client_id, created_at,"
     " attachments, answer_id)"
-    " SELECT t.id, t.site_id, p.author, p.body, p.via, p.client_id, p.created_at, '[]', NULL"
-    " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
-    " WITH ORDINALITY AS p(thread_id, author, body, via, client_id, created_at, n)"
+    " SELECT t.id, t.site_id, p.author, p.body, p.via, p.client_id, ?::text, '[]', NULL"
+    " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+    " WITH ORDINALITY AS p(thread_id, author, body, via, client_id, n)"
     " JOIN threads t ON t.id = p.thread_id ORDER BY p.n"
     " ON CONFLICT (thread_id, client_id) DO NOTHING"
     " RETURNING seq, thread_id, site_id,"
@@ -47,14 +47,15 @@ INSERT_PLANNED = (
 
 @dataclass(frozen=True)
 class NewMessage:
-    """What insert_message is called with first, files and answers aside."""
+    """What insert_message is called with first, files, answers and time aside: the
+    batch stamps the messages it inserts with its own time, as each op would with its
+    (a thread's messages keep their times in seq order)."""
 
     thread_id: str
     author: Author
     body: str
     via: Via
     client_id: str | None
-    now: str
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,19 @@ def insert_planned(db: Db, ops: list[WriteOp[Any]]) -> Callable[[], None]:
     if len(leading) < 2 or not isinstance(db, PgConnection):  # nothing saved
         return _nothing_left
     plans = list(leading.values())
+    now = utc_now()
     rows = db.execute(
         INSERT_PLANNED,
         (
+            now,
             [p.thread_id for p in plans],
             [p.author.value for p in plans],
             [p.body for p in plans],
             [p.via.value for p in plans],
             [p.client_id for p in plans],
-            [p.now for p in plans],
         ),
     ).fetchall()
-    by_thread = {row[1]: (row[0], row[2], row[3]) for row in rows}
+    by_thread = {row[1]: (row[0], row[2], row[3], now) for row in rows}
     for plan in plans:
         db.ahead[plan.thread_id] = (plan, by_thread.get(plan.thread_id))
 
@@ -106,8 +108,9 @@ def insert_planned(db: Db, ops: list[WriteOp[Any]]) -> Callable[[], None]:
 
 
 def take_planned(db: Db, message: NewMessage) -> tuple[bool, Any]:
-    """(True, the row insert_planned inserted for `message`: (seq, site, thread status),
-    or None if none) if it did; (False, None) if the op is to insert it itself."""
+    """(True, the row insert_planned inserted for `message`: (seq, site, thread status,
+    created_at), or None if none) if it did; (False, None) if the op is to insert it
+    itself."""
     if not isinstance(db, PgConnection) or message.thread_id not in db.ahead:
         return False, None
     plan, row = db.ahead.pop(message.thread_id)

@@ -142,7 +142,9 @@ def test_held_replies_show_live_and_are_released_or_discarded(
             " and nothing authenticates this one."
         )
         expect(first.locator(".held-detail")).to_be_hidden()
-        first.get_by_text("Technical details").click()
+        summary = first.locator(".held-technical summary")
+        assert summary.evaluate("(node) => getComputedStyle(node).display") == "list-item"
+        summary.click()  # a list item: its disclosure triangle shows it opens
         expect(first.locator(".held-detail")).to_contain_text(DETAIL)
         expect(first.locator(".held-detail")).to_have_attribute("lang", "en")
         expect(first.locator("time")).to_contain_text("Today")

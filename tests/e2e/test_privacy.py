@@ -20,6 +20,7 @@ from tests.e2e.test_widget import (
     only_thread,
     open_and_send,
 )
+from tests.e2e.test_widget_lifecycle import closed
 
 KEY = "porch:alpha"
 STORED = f"localStorage.getItem('{KEY}')"
@@ -202,7 +203,7 @@ def test_sign_out_everywhere_closes_the_other_device(
         # B: its socket closed (4401), it forgot the conversation, its token is dead.
         expect(b.locator("porch-chat .message.visitor")).to_have_count(0)
         b.wait_for_function(f"{STORED} === null")
-        assert sockets[0].is_closed()
+        closed(sockets[0])  # its close may reach us after the page has acted on it
         response = httpx.get(
             f"{stage.relay.url}/v1/thread",
             headers={"authorization": f"Bearer {token}", "origin": stage.pages},
