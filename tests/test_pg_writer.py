@@ -13,6 +13,7 @@ import pytest
 
 from relay.store import bridge
 from relay.store.contacts import owner_devices
+from relay.store.outbox_rows import is_suppressed, mailbox_key, notify_mode
 from relay.store.pg_connection import PgConnection, literal, once_per_transaction
 from relay.store.postgres import PostgresStore
 from relay.store.rows import Db
@@ -237,3 +238,33 @@ async def test_a_kept_lookup_is_forgotten_when_its_table_changes_however_written
 ) -> None:
     kept, fresh = await _devices_around(pg_url, change)
     assert kept == fresh  # what the transaction now holds, not what it held
+
+
+async def test_a_suppression_or_a_new_notify_mode_is_seen_by_the_next_op_of_its_batch(
+    pg_url: str,
+) -> None:
+    """is_suppressed and notify_mode are kept for a write batch: an op that suppresses
+    an address or changes an owner's mode drops them for the ops after it."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.close()
+    db = PgConnection(await asyncpg.connect(pg_url))
+
+    def batch(db: Db) -> list[Any]:
+        db.execute("BEGIN")
+        seen = [is_suppressed(db, OWNER), notify_mode(db, OWNER)]
+        db.execute(
+            "INSERT INTO suppressed (address, mailbox, reason, created_at) VALUES (?, ?, ?, ?)",
+            (OWNER, mailbox_key(OWNER), "unsubscribed", NOW),
+        )
+        db.execute(
+            "INSERT INTO owners (email, notify, created_at) VALUES (?, 'daily', ?)", (OWNER, NOW)
+        )
+        seen += [is_suppressed(db, OWNER.upper()), notify_mode(db, OWNER)]
+        db.execute("ROLLBACK")
+        return seen
+
+    try:
+        assert await bridge.run(batch, db) == [False, "message", True, "daily"]
+    finally:
+        await db.conn.close()

@@ -21,6 +21,7 @@ PUSH = "push"  # a device taking Web Push (relay/push): its address is the subsc
 # What owner_devices reads, and owner_sessions, whose rows take their devices with them
 # (ON DELETE CASCADE).
 OWNER_DEVICE_TABLES = frozenset({"push_subscriptions", "sites", "owner_sessions"})
+SITES = frozenset({"sites"})  # what owner_contacts reads
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,15 @@ def chat_recipient(channel_id: str, address: str) -> str:
 
 
 def owner_contacts(db: Db, site: str) -> list[Contact]:
-    row = db.execute("SELECT owner_emails FROM sites WHERE id = ?", (site,)).fetchone()
-    addresses = json.loads(row[0]) if row else []
-    # An owner's address is confirmed by whoever set up the site (the CLI or the inbox).
-    return [Contact(EMAIL, a.lower(), a.lower(), confirmed=True) for a in addresses]
+    """The site's owners' addresses; read once per write batch on PostgreSQL."""
+
+    def read() -> list[Contact]:
+        row = db.execute("SELECT owner_emails FROM sites WHERE id = ?", (site,)).fetchone()
+        addresses = json.loads(row[0]) if row else []
+        # An owner's address is confirmed by whoever set up the site (the CLI or the inbox).
+        return [Contact(EMAIL, a.lower(), a.lower(), confirmed=True) for a in addresses]
+
+    return list(once_per_transaction(db, ("owner_contacts", site), SITES, read))
 
 
 def visitor_contacts(db: Db, thread: str) -> list[Contact]:

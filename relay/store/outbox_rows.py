@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from relay.models import NotifyMode, utc_now
+from relay.store.pg_connection import once_per_transaction
 from relay.store.rows import Db, Row
+
+# The tables notify_mode and is_suppressed read: a write to one drops what was kept.
+OWNERS = frozenset({"owners"})
+SUPPRESSED = frozenset({"suppressed"})
 
 # An address its visitor has not confirmed (by opening one of our links) gets one email
 # a day at most, whichever visitor or site asks; one visitor gets mail sent to a few
@@ -70,18 +75,30 @@ def later(seconds: float) -> str:
 
 
 def notify_mode(db: Db, address: str) -> str:
-    row = db.execute("SELECT notify FROM owners WHERE email = ?", (address.lower(),)).fetchone()
-    return str(row[0]) if row else NotifyMode.MESSAGE.value
+    """How an owner is told; read once per write batch on PostgreSQL (each visitor
+    message of a batch asks for the same owners)."""
+
+    def read() -> str:
+        row = db.execute("SELECT notify FROM owners WHERE email = ?", (address.lower(),))
+        found = row.fetchone()
+        return str(found[0]) if found else NotifyMode.MESSAGE.value
+
+    return once_per_transaction(db, ("notify_mode", address.lower()), OWNERS, read)
 
 
 def is_suppressed(db: Db, address: str) -> bool:
     """Whether this address, or another spelling of its mailbox, asked for no mail (or
-    bounced for good). Rows from before migration 0006 hold the address only."""
-    found = db.execute(
-        "SELECT 1 FROM suppressed WHERE mailbox = ? OR address = ?",
-        (mailbox_key(address), address.lower()),
-    )
-    return found.fetchone() is not None
+    bounced for good). Rows from before migration 0006 hold the address only. Read once
+    per write batch on PostgreSQL, like notify_mode."""
+
+    def read() -> bool:
+        found = db.execute(
+            "SELECT 1 FROM suppressed WHERE mailbox = ? OR address = ?",
+            (mailbox_key(address), address.lower()),
+        )
+        return found.fetchone() is not None
+
+    return once_per_transaction(db, ("suppressed", address.lower()), SUPPRESSED, read)
 
 
 def unconfirmed_refusal(db: Db, visitor: str, address: str, outbox_id: int = 0) -> str | None:
